@@ -1,0 +1,71 @@
+"""The one exception tree of the project.
+
+Every message names the problem and the key, label or user involved; no message
+ever carries a password, a ``RotationToken`` or a whole secret.
+"""
+
+from __future__ import annotations
+
+
+class RotationError(Exception):
+    """Root of every error a rotation function raises on purpose."""
+
+
+class EventFormatError(RotationError):
+    """The invocation event is not a Secrets Manager rotation event."""
+
+
+class RotationNotEnabledError(RotationError):
+    """The secret does not have rotation enabled."""
+
+
+class StagingError(RotationError):
+    """The version or its staging labels are not in a state this step can act on."""
+
+
+class SecretFormatError(RotationError):
+    """A secret version's JSON lacks a key, has a key of the wrong type, or is not JSON."""
+
+
+class SecretMismatchError(RotationError):
+    """Two secret versions (or the master secret) disagree on host, port or user."""
+
+
+class PasswordPolicyError(RotationError):
+    """The password policy settings cannot produce a password."""
+
+
+class ConfigurationError(RotationError):
+    """An environment variable or secret key configuring the function is invalid."""
+
+
+class TlsConfigurationError(ConfigurationError):
+    """The TLS settings are invalid, for example a CA bundle that does not exist."""
+
+
+class SecretsManagerError(RotationError):
+    """A Secrets Manager call failed; ``code`` is the service's error code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DatabaseError(RotationError):
+    """A database operation failed."""
+
+
+class DatabaseConnectionError(DatabaseError):
+    """The database could not be reached or the TLS handshake failed."""
+
+
+class DatabaseLoginError(DatabaseError):
+    """The database refused the credentials."""
+
+
+class DatabaseOperationError(DatabaseError):
+    """A statement was refused or failed."""
+
+
+class VerificationError(DatabaseError):
+    """The pending credentials logged in but do not hold what they must."""

@@ -1,0 +1,44 @@
+"""The Lambda entry point shared by every engine's ``app.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic
+
+from common.engine import ConnectionT, Engine
+from common.rotation import Rotator
+from common.secretsmanager import SecretStore, build_client
+from common.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+
+class RotationFunction(Generic[ConnectionT]):
+    """A Lambda handler for one engine.
+
+    The Secrets Manager client and settings are built on the first invocation and
+    kept for the container's life; tests inject a client, settings or an engine.
+    """
+
+    def __init__(
+        self,
+        engine: Engine[ConnectionT],
+        *,
+        client: SecretsManagerClient | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._settings = settings
+        self._rotator: Rotator[ConnectionT] | None = None
+
+    @property
+    def rotator(self) -> Rotator[ConnectionT]:
+        if self._rotator is None:
+            store = SecretStore(self._client or build_client())
+            self._rotator = Rotator(self._engine, store, self._settings or Settings.from_environ())
+        return self._rotator
+
+    def __call__(self, event: dict[str, Any], context: object = None) -> None:
+        """Lambda's calling convention: the event and the context; returns nothing."""
+        self.rotator.handle(event)

@@ -1,0 +1,39 @@
+"""Structured logging and metrics (AWS Lambda Powertools), with the redaction guard.
+
+One logger and one metrics object per container. Log lines carry the secret ARN, step,
+version token, engine and user as keys; the formatter masks every registered secret in
+the finished line, so even an unforeseen path cannot print a password.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from common.redaction import redact
+
+if TYPE_CHECKING:
+    import logging
+
+SERVICE = "secrets-rotation"
+DEFAULT_NAMESPACE = "SecretsRotation"
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter with every registered secret masked in the output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+logger = Logger(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    logger_formatter=RedactingFormatter(),
+)
+metrics = Metrics(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
+)

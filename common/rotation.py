@@ -1,0 +1,355 @@
+"""The rotation state machine: Secrets Manager's four-step protocol, once, for every engine.
+
+Contract (see the README for the long form):
+
+* Every step first checks that rotation is enabled, that the token is a version of the
+  secret, and that it carries ``AWSPENDING``; a token already ``AWSCURRENT`` means there
+  is nothing to do (finishSecret then only clears a left-over ``AWSPENDING``).
+* Every step is safe to run again from any state a crash can leave, and none leaves a
+  labelled version whose credentials cannot log in.
+* A secret with ``masterarn`` rotates by alternating users (``<user>`` and
+  ``<user>_clone``); any other rotates its single user's password.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Generic, Literal
+
+from common.engine import ConnectionT, Engine, Login
+from common.errors import (
+    DatabaseLoginError,
+    EventFormatError,
+    RotationError,
+    RotationNotEnabledError,
+    SecretFormatError,
+    SecretMismatchError,
+    StagingError,
+)
+from common.observability import logger, metrics
+from common.redaction import register
+from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
+from common.tls import TlsPolicy
+
+if TYPE_CHECKING:
+    from common.passwords import PasswordPolicy
+    from common.secret import DatabaseSecret
+    from common.settings import Settings
+
+Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
+STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
+CLONE_SUFFIX = "_clone"
+
+
+class Strategy(Enum):
+    """How a secret rotates."""
+
+    SINGLE_USER = "single-user"
+    ALTERNATING_USERS = "alternating-users"
+
+    @classmethod
+    def of(cls, secret: DatabaseSecret) -> Strategy:
+        return cls.ALTERNATING_USERS if secret.masterarn else cls.SINGLE_USER
+
+
+def original_username(username: str) -> str:
+    """The user whose privileges the alternating pair shares."""
+    return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username
+
+
+def partner_username(username: str) -> str:
+    """The other user of the alternating pair."""
+    if username.endswith(CLONE_SUFFIX):
+        return username[: -len(CLONE_SUFFIX)]
+    return username + CLONE_SUFFIX
+
+
+@dataclass(frozen=True)
+class RotationEvent:
+    """A parsed invocation: ``SecretId`` may be an ARN or a name."""
+
+    step: Step
+    secret_id: str
+    token: str
+    rotation_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, event: object) -> RotationEvent:
+        """Validate the event Secrets Manager sends; raises EventFormatError."""
+        if not isinstance(event, Mapping):
+            raise EventFormatError("the event is not a JSON object")
+        values: dict[str, str] = {}
+        for key in ("Step", "SecretId", "ClientRequestToken"):
+            value = event.get(key)
+            if not isinstance(value, str) or not value:
+                raise EventFormatError(f"the event lacks '{key}' or it is not a string")
+            values[key] = value
+        step = next((known for known in STEPS if known == values["Step"]), None)
+        if step is None:
+            raise EventFormatError(f"the event's Step {values['Step']!r} is not one of {', '.join(STEPS)}")
+        rotation_token = event.get("RotationToken")
+        if rotation_token is not None and not isinstance(rotation_token, str):
+            raise EventFormatError("the event's 'RotationToken' is not a string")
+        register(rotation_token)
+        return cls(
+            step=step,
+            secret_id=values["SecretId"],
+            token=values["ClientRequestToken"],
+            rotation_token=rotation_token or None,
+        )
+
+
+class Rotator(Generic[ConnectionT]):
+    """Runs one step of a rotation for one engine. Steps are methods, one per step."""
+
+    def __init__(self, engine: Engine[ConnectionT], store: SecretStore, settings: Settings) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.password_policy: PasswordPolicy = engine.password_policy.with_environment(settings.environ or {})
+
+    # -- the protocol -------------------------------------------------------------
+
+    def handle(self, event: object) -> None:
+        """Run the step the event names, logging and measuring it once."""
+        started = time.perf_counter()
+        calls_before = sum(self.store.calls.values())
+        step = event.get("Step") if isinstance(event, Mapping) else None
+        metrics.add_dimension(name="Engine", value=self.engine.name)
+        metrics.add_dimension(name="Step", value=str(step) if step in STEPS else "invalid")
+        try:
+            request = RotationEvent.parse(event)
+            logger.append_keys(
+                step=request.step,
+                secret_id=request.secret_id,
+                version=request.token,
+                engine=self.engine.name,
+            )
+            metadata = self.store.describe(request.secret_id)
+            logger.append_keys(secret_arn=metadata.arn)
+            if self._nothing_to_do(request, metadata):
+                outcome = "nothing to do"
+            else:
+                steps: dict[Step, Callable[[RotationEvent, SecretMetadata], str]] = {
+                    "createSecret": self.create_secret,
+                    "setSecret": self.set_secret,
+                    "testSecret": self.test_secret,
+                    "finishSecret": self.finish_secret,
+                }
+                outcome = steps[request.step](request, metadata)
+        except RotationError as error:
+            metrics.add_metric(name="StepFailed", unit="Count", value=1)
+            logger.error(
+                "rotation step failed",
+                extra={"error": type(error).__name__, "reason": str(error)},
+            )
+            raise
+        except Exception as error:
+            metrics.add_metric(name="StepFailed", unit="Count", value=1)
+            logger.error("rotation step failed unexpectedly", extra={"error": type(error).__name__})
+            raise
+        else:
+            metrics.add_metric(name="StepSucceeded", unit="Count", value=1)
+            logger.info("rotation step done", extra={"outcome": outcome})
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            metrics.add_metric(name="StepDuration", unit="Milliseconds", value=elapsed_ms)
+            metrics.add_metric(
+                name="SecretsManagerCalls",
+                unit="Count",
+                value=sum(self.store.calls.values()) - calls_before,
+            )
+            metrics.flush_metrics()
+            logger.remove_keys(["step", "secret_id", "version", "engine", "secret_arn", "user"])
+
+    def _nothing_to_do(self, request: RotationEvent, metadata: SecretMetadata) -> bool:
+        """The checks every step makes first; True when the token is already current."""
+        if not metadata.rotation_enabled:
+            raise RotationNotEnabledError(f"secret {metadata.arn} does not have rotation enabled")
+        labels = metadata.versions.get(request.token)
+        if labels is None:
+            raise StagingError(f"version {request.token} is not a version of secret {metadata.arn}")
+        if AWSCURRENT in labels:
+            if request.step == "finishSecret" and AWSPENDING in labels:
+                # A finishSecret that moved AWSCURRENT and then stopped: finish the cleanup.
+                self.store.remove_label(metadata.arn, AWSPENDING, request.token)
+            return True
+        if AWSPENDING not in labels:
+            raise StagingError(
+                f"version {request.token} of secret {metadata.arn} is not labelled {AWSPENDING}"
+            )
+        return False
+
+    # -- the four steps ------------------------------------------------------------
+
+    def create_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
+        """Store the pending version: the current secret with a new password (and, for
+        alternating users, the other user's name). A retry keeps the first password."""
+        current = self._current(metadata)
+        username = current.username
+        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            username = partner_username(current.username)
+        pending = current.with_credentials(
+            username, self.password_policy.generate(), f"{AWSPENDING} ({request.token})"
+        )
+        logger.append_keys(user=username)
+        if self.store.put_pending(metadata.arn, request.token, pending, request.rotation_token):
+            return "pending version stored"
+        return "pending version already had a value"
+
+    def set_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
+        """Make the database accept the pending credentials."""
+        current = self._current(metadata)
+        pending = self._pending(request, metadata, current)
+        logger.append_keys(user=pending.username)
+        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            return self._set_alternating(current, pending)
+        return self._set_single(metadata, current, pending)
+
+    def test_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
+        """Log in with the pending credentials and prove they hold what they must."""
+        current = self._current(metadata)
+        pending = self._pending(request, metadata, current)
+        logger.append_keys(user=pending.username)
+        with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+            self.engine.verify_session(connection)
+            if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+                self.engine.verify_privileges(
+                    connection, original=original_username(current.username), user=pending.username
+                )
+        return "pending credentials work"
+
+    def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
+        """Move ``AWSCURRENT`` to the token (``AWSPREVIOUS`` follows), then clear
+        ``AWSPENDING``. In this order a crash in between leaves the new version current
+        and a retry only clears the label."""
+        current_version = metadata.version_with(AWSCURRENT)
+        self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
+        self.store.remove_label(metadata.arn, AWSPENDING, request.token)
+        return f"{AWSCURRENT} moved from version {current_version}"
+
+    # -- setSecret strategies ---------------------------------------------------------
+
+    def _set_single(self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        # Current first (the happy path: no failed login), then pending (the password
+        # was already changed by an earlier attempt), then previous (recover a password
+        # changed outside the rotation's label moves).
+        try:
+            with self.engine.connect(self._login(current, AWSCURRENT)) as connection:
+                self.engine.change_own_password(
+                    connection, self._login(current, AWSCURRENT), pending.password
+                )
+            return "password changed with the current credentials"
+        except DatabaseLoginError:
+            logger.warning("current credentials refused; trying the pending ones")
+        try:
+            with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+                self.engine.verify_session(connection)
+            return "pending credentials already in effect"
+        except DatabaseLoginError:
+            logger.warning("pending credentials refused; trying the previous ones")
+        previous_version = metadata.version_with(AWSPREVIOUS)
+        if previous_version is not None:
+            previous = self.store.version(metadata.arn, previous_version, AWSPREVIOUS)
+            self._validate_engine(previous)
+            if previous.same_server(current) and previous.username == current.username:
+                try:
+                    with self.engine.connect(self._login(previous, AWSPREVIOUS)) as connection:
+                        self.engine.change_own_password(
+                            connection, self._login(previous, AWSPREVIOUS), pending.password
+                        )
+                    return "password changed with the previous credentials"
+                except DatabaseLoginError:
+                    pass
+        labels = f"{AWSCURRENT}, {AWSPENDING}" + (f" or {AWSPREVIOUS}" if previous_version else "")
+        raise DatabaseLoginError(
+            f"user {current.username!r} could not log in to {current.host} with the {labels} credentials"
+        )
+
+    def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        # Prove the secret's own credentials work on this host before the master
+        # credentials act on it: the secret alone must not be able to point the master
+        # user at another server or user (a confused deputy).
+        with self.engine.connect(self._login(current, AWSCURRENT)) as connection:
+            self.engine.verify_session(connection)
+        master = self.store.current_of(str(current.masterarn), "master secret")
+        self._validate_engine(master)
+        if not master.same_server(current):
+            raise SecretMismatchError(
+                f"the master secret is for {master.host}:{self._port(master)}, "
+                f"not {current.host}:{self._port(current)}"
+            )
+        master_login = self._login(master, "master", dbname=master.dbname or current.dbname)
+        with self.engine.connect(master_login) as connection:
+            self.engine.set_alternate_user(
+                connection,
+                original=original_username(current.username),
+                user=pending.username,
+                password=pending.password,
+            )
+        return f"user {pending.username!r} set by the master user"
+
+    # -- reading and checking versions --------------------------------------------
+
+    def _current(self, metadata: SecretMetadata) -> DatabaseSecret:
+        version = metadata.version_with(AWSCURRENT)
+        if version is None:
+            raise StagingError(f"secret {metadata.arn} has no version labelled {AWSCURRENT}")
+        current = self.store.version(metadata.arn, version, AWSCURRENT)
+        self._validate_engine(current)
+        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            longest = max(len(current.username), len(partner_username(current.username)))
+            if longest > self.engine.max_username_length:
+                raise SecretFormatError(
+                    f"user names {current.username!r} and {partner_username(current.username)!r} "
+                    f"must fit in {self.engine.max_username_length} characters for alternating users"
+                )
+        return current
+
+    def _pending(
+        self, request: RotationEvent, metadata: SecretMetadata, current: DatabaseSecret
+    ) -> DatabaseSecret:
+        pending = self.store.version(metadata.arn, request.token, AWSPENDING)
+        self._validate_engine(pending)
+        if not pending.same_server(current):
+            raise SecretMismatchError(
+                f"the {AWSPENDING} version names {pending.host}:{self._port(pending)} but "
+                f"{AWSCURRENT} names {current.host}:{self._port(current)}"
+            )
+        expected = current.username
+        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            expected = partner_username(current.username)
+        if pending.username != expected:
+            raise SecretMismatchError(
+                f"the {AWSPENDING} version is for user {pending.username!r}; "
+                f"the {Strategy.of(current).value} strategy expects {expected!r}"
+            )
+        if pending.password == current.password:
+            raise SecretMismatchError(f"the {AWSPENDING} version has the same password as {AWSCURRENT}")
+        return pending
+
+    def _validate_engine(self, secret: DatabaseSecret) -> None:
+        if secret.engine not in self.engine.engines:
+            served = ", ".join(sorted(self.engine.engines))
+            raise SecretFormatError(
+                f"secret version {secret.where} has engine {secret.engine!r}; this function serves {served}"
+            )
+
+    def _port(self, secret: DatabaseSecret) -> int:
+        return secret.port or self.engine.default_port
+
+    def _login(self, secret: DatabaseSecret, label: str, dbname: str | None = None) -> Login:
+        return Login(
+            host=secret.host,
+            port=self._port(secret),
+            dbname=dbname or secret.dbname or self.engine.default_dbname,
+            username=secret.username,
+            password=secret.password,
+            tls=TlsPolicy.for_secret(secret, self.settings.ca_bundle),
+            connect_timeout=self.settings.connect_timeout,
+            statement_timeout=self.settings.statement_timeout,
+            label=label,
+        )

@@ -1,0 +1,130 @@
+"""The secret's JSON schema (AWS's documented format) and its validation.
+
+A secret version is a JSON object with at least ``engine``, ``host``, ``username``
+and ``password``; ``port``, ``dbname``, ``masterarn``, ``ssl`` and ``ca_bundle`` are
+optional, and every other key is carried across rotations untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import SecretFormatError
+from common.redaction import register
+
+_REQUIRED_STRINGS = ("engine", "host", "username", "password")
+
+
+@dataclass(frozen=True)
+class DatabaseSecret:
+    """One parsed secret version.
+
+    ``raw`` is the whole JSON object as stored, so that a rotation can write it back
+    with only the credentials changed. ``where`` names the version (its label or id)
+    for error messages.
+    """
+
+    engine: str
+    host: str
+    username: str
+    password: str = field(repr=False)
+    port: int | None
+    dbname: str | None
+    masterarn: str | None
+    ssl: bool | None
+    ca_bundle: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+    where: str = ""
+
+    def __post_init__(self) -> None:
+        register(self.password)
+
+    @classmethod
+    def from_json(cls, text: str | None, where: str) -> DatabaseSecret:
+        """Parse and validate a secret version; ``where`` names it in errors."""
+        if text is None:
+            raise SecretFormatError(f"secret version {where} has no SecretString")
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            # The decoder's message quotes the text around the fault: never echo it.
+            raise SecretFormatError(f"secret version {where} is not valid JSON") from None
+        if not isinstance(raw, dict):
+            raise SecretFormatError(f"secret version {where} is not a JSON object")
+        return cls.from_dict(raw, where)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> DatabaseSecret:
+        """Validate an already decoded secret version."""
+        register(raw.get("password") if isinstance(raw.get("password"), str) else None)
+        for key in _REQUIRED_STRINGS:
+            value = raw.get(key)
+            if value is None:
+                raise SecretFormatError(f"secret version {where} lacks required key '{key}'")
+            if not isinstance(value, str) or not value:
+                raise SecretFormatError(f"secret version {where}: key '{key}' must be a non-empty string")
+        return cls(
+            engine=raw["engine"].strip().lower(),
+            host=raw["host"].strip(),
+            username=raw["username"],
+            password=raw["password"],
+            port=_port(raw.get("port"), where),
+            dbname=_optional_string(raw, "dbname", where),
+            masterarn=_optional_string(raw, "masterarn", where),
+            ssl=_ssl_flag(raw.get("ssl"), where),
+            ca_bundle=_optional_string(raw, "ca_bundle", where),
+            raw=dict(raw),
+            where=where,
+        )
+
+    def with_credentials(self, username: str, password: str, where: str) -> DatabaseSecret:
+        """This version with only ``username`` and ``password`` replaced; every other key,
+        known or not, is kept as stored."""
+        updated = dict(self.raw)
+        updated["username"] = username
+        updated["password"] = password
+        return DatabaseSecret.from_dict(updated, where)
+
+    def to_json(self) -> str:
+        """The JSON to store: the raw object, so unknown keys survive."""
+        return json.dumps(self.raw)
+
+    def same_server(self, other: DatabaseSecret) -> bool:
+        """Whether both versions name the same host and port (host case-insensitive)."""
+        return self.host.lower() == other.host.lower() and self.port == other.port
+
+
+def _optional_string(raw: dict[str, Any], key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SecretFormatError(f"secret version {where}: key '{key}' must be a string")
+    return value
+
+
+def _port(value: object, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    # AWS's console stores the port as a number, many users store it as a string.
+    if isinstance(value, bool):
+        raise SecretFormatError(f"secret version {where}: key 'port' must be a number")
+    try:
+        port = int(value) if isinstance(value, (int, str)) else None
+    except ValueError:
+        port = None
+    if port is None or not 0 < port < 65536:
+        raise SecretFormatError(f"secret version {where}: key 'port' must be a TCP port number")
+    return port
+
+
+def _ssl_flag(value: object, where: str) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SecretFormatError(f"secret version {where}: key 'ssl' must be true or false")

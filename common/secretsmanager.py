@@ -1,0 +1,169 @@
+"""Every Secrets Manager call the rotation makes, in one place.
+
+Secret version values are immutable in Secrets Manager (``PutSecretValue`` with an
+existing version id and different data is refused), so a value read or written by
+version id is cached for the life of the container: the four steps of one rotation,
+invoked back to back, then read each version once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from common.errors import SecretsManagerError, StagingError
+from common.secret import DatabaseSecret
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+AWSCURRENT = "AWSCURRENT"
+AWSPENDING = "AWSPENDING"
+AWSPREVIOUS = "AWSPREVIOUS"
+
+
+@dataclass(frozen=True)
+class SecretMetadata:
+    """What ``DescribeSecret`` says: identity, rotation switch and version labels."""
+
+    arn: str
+    name: str
+    rotation_enabled: bool
+    versions: Mapping[str, tuple[str, ...]]
+
+    def version_with(self, label: str) -> str | None:
+        """The version id carrying ``label``, or None."""
+        for version_id, labels in self.versions.items():
+            if label in labels:
+                return version_id
+        return None
+
+
+def build_client() -> SecretsManagerClient:
+    """A client with bounded time-outs and standard retries.
+
+    Honours ``SECRETS_MANAGER_ENDPOINT`` (AWS's sample functions read it) and, through
+    boto3 itself, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5,
+        read_timeout=10,
+        retries={"max_attempts": 4, "mode": "standard"},
+    )
+    endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
+    return boto3.client("secretsmanager", endpoint_url=endpoint, config=config)
+
+
+class SecretStore:
+    """The rotation's view of Secrets Manager; counts calls per operation in ``calls``."""
+
+    def __init__(self, client: SecretsManagerClient, cache_size: int = 16) -> None:
+        self._client = client
+        self._cache: OrderedDict[tuple[str, str], DatabaseSecret] = OrderedDict()
+        self._cache_size = cache_size
+        self.calls: Counter[str] = Counter()
+
+    def describe(self, secret_id: str) -> SecretMetadata:
+        """``DescribeSecret``; ``RotationEnabled`` is absent on never-rotated secrets."""
+        response = self._call("DescribeSecret", SecretId=secret_id)
+        versions = {
+            version_id: tuple(labels) for version_id, labels in response.get("VersionIdsToStages", {}).items()
+        }
+        return SecretMetadata(
+            arn=response["ARN"],
+            name=response["Name"],
+            rotation_enabled=bool(response.get("RotationEnabled", False)),
+            versions=versions,
+        )
+
+    def version(self, arn: str, version_id: str, label: str) -> DatabaseSecret:
+        """The parsed value of one version; ``label`` names it in errors."""
+        key = (arn, version_id)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        try:
+            response = self._call("GetSecretValue", SecretId=arn, VersionId=version_id)
+        except SecretsManagerError as error:
+            if error.code == "ResourceNotFoundException":
+                raise StagingError(f"version {version_id} labelled {label} has no value yet") from error
+            raise
+        secret = DatabaseSecret.from_json(response.get("SecretString"), f"{label} ({version_id})")
+        self._remember(key, secret)
+        return secret
+
+    def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
+        """The ``AWSCURRENT`` value of another secret (the master secret); never cached,
+        because that secret rotates on its own schedule."""
+        response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
+        return DatabaseSecret.from_json(response.get("SecretString"), f"{what} {AWSCURRENT}")
+
+    def put_pending(self, arn: str, token: str, secret: DatabaseSecret, rotation_token: str | None) -> bool:
+        """Store ``secret`` as version ``token`` labelled ``AWSPENDING``.
+
+        Returns False when the version already holds a value: Secrets Manager refuses to
+        change a version's data, so a retried createSecret keeps the first password.
+        """
+        arguments: dict[str, Any] = {
+            "SecretId": arn,
+            "ClientRequestToken": token,
+            "SecretString": secret.to_json(),
+            "VersionStages": [AWSPENDING],
+        }
+        if rotation_token is not None:
+            arguments["RotationToken"] = rotation_token
+        try:
+            self._call("PutSecretValue", **arguments)
+        except SecretsManagerError as error:
+            if error.code == "ResourceExistsException":
+                return False
+            raise
+        self._remember((arn, token), secret)
+        return True
+
+    def move_label(self, arn: str, label: str, to_version: str, from_version: str | None) -> None:
+        """Attach ``label`` to ``to_version``, taking it from ``from_version``."""
+        arguments: dict[str, Any] = {"SecretId": arn, "VersionStage": label, "MoveToVersionId": to_version}
+        if from_version is not None:
+            arguments["RemoveFromVersionId"] = from_version
+        self._call("UpdateSecretVersionStage", **arguments)
+
+    def remove_label(self, arn: str, label: str, from_version: str) -> None:
+        """Detach ``label`` from ``from_version``."""
+        self._call(
+            "UpdateSecretVersionStage", SecretId=arn, VersionStage=label, RemoveFromVersionId=from_version
+        )
+
+    def _remember(self, key: tuple[str, str], secret: DatabaseSecret) -> None:
+        self._cache[key] = secret
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self.calls[operation] += 1
+        method = getattr(self._client, _method_name(operation))
+        try:
+            response: dict[str, Any] = method(**arguments)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "Unknown")
+            raise SecretsManagerError(f"{operation} failed with {code}", code) from error
+        except BotoCoreError as error:
+            raise SecretsManagerError(
+                f"{operation} failed: {type(error).__name__}", type(error).__name__
+            ) from error
+        return response
+
+
+def _method_name(operation: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")

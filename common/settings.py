@@ -1,0 +1,53 @@
+"""Function settings read from the environment once per container."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from common.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_CONNECT_TIMEOUT = 5
+DEFAULT_STATEMENT_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Time limits and the TLS trust anchor shared by every engine.
+
+    ``ca_bundle`` is the ``DB_CA_BUNDLE`` path (``None`` means the system trust store);
+    ``environ`` is kept for the password policy variables.
+    """
+
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
+    statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT
+    ca_bundle: str | None = None
+    environ: Mapping[str, str] | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``DB_CONNECT_TIMEOUT``, ``DB_STATEMENT_TIMEOUT`` (seconds) and ``DB_CA_BUNDLE``."""
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            connect_timeout=_seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            statement_timeout=_seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
+            ca_bundle=env.get("DB_CA_BUNDLE") or None,
+            environ=env,
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number of seconds") from None
+    if not 1 <= value <= 600:
+        raise ConfigurationError(f"{name} must be between 1 and 600 seconds")
+    return value

@@ -1,0 +1,194 @@
+"""A throwaway PostgreSQL server: temp dir, free port on 127.0.0.1, TLS with its own CA.
+
+Started with the server binaries of the machine (``/usr/lib/postgresql/<v>/bin`` or
+``PG_BIN``). PostgreSQL refuses to run as root, so as root it runs as ``postgres``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from devtools.certs import CertificateAuthority
+from devtools.ports import free_port
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+SERVICE_USER = "postgres"
+
+
+def find_bin_dir() -> Path:
+    """The directory holding ``initdb`` and ``pg_ctl``."""
+    configured = os.environ.get("PG_BIN")
+    candidates = [configured] if configured else []
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise RuntimeError(
+        "PostgreSQL server binaries not found: install postgresql (Debian: "
+        "apt-get install postgresql) or set PG_BIN"
+    )
+
+
+class PostgresServer:
+    """One server; :meth:`start` and :meth:`stop`. ``admin_password`` is the superuser's."""
+
+    def __init__(self, *, hba_method: str = "scram-sha-256", password_encryption: str | None = None) -> None:
+        self.bin_dir = find_bin_dir()
+        self.hba_method = hba_method
+        self.password_encryption = password_encryption or ("md5" if hba_method == "md5" else "scram-sha-256")
+        self.root = Path(tempfile.mkdtemp(prefix="rotation-pg-"))
+        self.data_dir = self.root / "data"
+        self.log_path = self.root / "server.log"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.admin_user = SERVICE_USER
+        self.admin_password = secrets.token_urlsafe(24)
+        self.ca: CertificateAuthority | None = None
+        self._running = False
+
+    @property
+    def ca_file(self) -> str:
+        assert self.ca is not None
+        return str(self.ca.cert_path)
+
+    def _as_service_user(self, command: list[str]) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", SERVICE_USER, "--", *command]
+        return command
+
+    def start(self) -> PostgresServer:
+        self.root.chmod(0o755)
+        tls_dir = self.root / "tls"
+        tls_dir.mkdir()
+        self.ca = CertificateAuthority.create(tls_dir, "test-ca")
+        cert, key = self.ca.issue_server(tls_dir, "server", ["localhost", "127.0.0.1"])
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.admin_password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, SERVICE_USER)
+            for path in (tls_dir, cert, key, pwfile, self.ca.cert_path):
+                shutil.chown(path, SERVICE_USER)
+        subprocess.run(
+            self._as_service_user(
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.admin_user,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    f"--auth-host={self.hba_method}",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        pwfile.unlink()
+        (self.data_dir / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"hostssl all all 127.0.0.1/32 {self.hba_method}\n"
+            # Plaintext is accepted too, so that "ssl": false can be shown to mean it.
+            f"hostnossl all all 127.0.0.1/32 {self.hba_method}\n"
+        )
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n"
+                f"password_encryption = '{self.password_encryption}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 60\nshared_buffers = 16MB\n"
+            )
+        if os.geteuid() == 0:
+            for path in (self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf"):
+                shutil.chown(path, SERVICE_USER)
+            self.log_path.touch()
+            shutil.chown(self.log_path, SERVICE_USER)
+        subprocess.run(
+            self._as_service_user(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self._running:
+            subprocess.run(
+                self._as_service_user(
+                    [
+                        str(self.bin_dir / "pg_ctl"),
+                        "-D",
+                        str(self.data_dir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ]
+                ),
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
+            self._running = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def admin_connection(self, dbname: str = "postgres") -> PgConnection:
+        """A superuser session over the server's private Unix socket (autocommit)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=str(self.root), port=self.port, user=self.admin_user, dbname=dbname
+        )
+        connection.autocommit = True
+        return connection
+
+    def execute(self, statement: str, params: Any = None, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run one statement as the superuser; returns its rows (if any)."""
+        connection = self.admin_connection(dbname)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
+    def failed_logins(self) -> int:
+        """How many password authentications the server has refused so far."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return len(re.findall(r"password authentication failed", text))
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,1 @@
+"""One package per database engine: database operations and a thin Lambda handler."""

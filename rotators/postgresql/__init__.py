@@ -1,0 +1,1 @@
+"""PostgreSQL and Aurora PostgreSQL (``engine``: ``postgres``, ``aurora-postgresql``)."""

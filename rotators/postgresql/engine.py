@@ -1,0 +1,182 @@
+"""PostgreSQL operations with psycopg2.
+
+Identifiers are quoted by the driver (``psycopg2.sql.Identifier``) and values are bound
+parameters. New passwords are hashed on the client (``encrypt_password``, with the
+server's ``password_encryption``) before they are sent, so the clear text never reaches
+the server's statement log.
+
+Alternating users: the clone is a member of the original role and its sessions start
+as the original (``ALTER ROLE clone SET role = original``). It therefore holds exactly
+the original's privileges, including grants given later, and objects either user
+creates belong to the original, usable by both.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from common.engine import Engine, Login
+from common.errors import (
+    DatabaseConnectionError,
+    DatabaseLoginError,
+    DatabaseOperationError,
+    VerificationError,
+)
+from common.passwords import PasswordPolicy
+from common.redaction import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from psycopg2.extensions import connection as PgConnection
+
+# libpq reports a refused password only in the message text (no SQLSTATE reaches the
+# client before the session exists); servers running with another lc_messages say it
+# in their language, and such a refusal is then reported as a connection error.
+_LOGIN_REFUSED = ("password authentication failed", "no password was provided")
+
+
+class PostgresEngine(Engine["PgConnection"]):
+    """PostgreSQL 10 and later, Amazon RDS and Aurora PostgreSQL."""
+
+    name = "postgresql"
+    engines = frozenset({"postgres", "aurora-postgresql"})
+    default_port = 5432
+    default_dbname = "postgres"
+    max_username_length = 63
+    password_policy = PasswordPolicy()
+
+    @contextmanager
+    def connect(self, login: Login) -> Iterator[PgConnection]:
+        import psycopg2
+
+        options: dict[str, Any] = {
+            "host": login.host,
+            "port": login.port,
+            "dbname": login.dbname,
+            "user": login.username,
+            "password": login.password,
+            "connect_timeout": login.connect_timeout,
+            "application_name": "secrets-manager-rotation",
+            "options": f"-c statement_timeout={login.statement_timeout * 1000}",
+        }
+        if login.tls.enabled:
+            options.update(sslmode="verify-full", sslrootcert=login.tls.trust_anchor())
+        else:
+            options["sslmode"] = "disable"
+        try:
+            connection = psycopg2.connect(**options)
+        except psycopg2.OperationalError as error:
+            reason = redact(str(error).strip().splitlines()[0] if str(error).strip() else "")
+            if any(marker in reason for marker in _LOGIN_REFUSED):
+                raise DatabaseLoginError(
+                    f"{login.host}:{login.port} refused the {login.label} credentials "
+                    f"for user {login.username!r}"
+                ) from error
+            raise DatabaseConnectionError(
+                f"cannot connect to {login.host}:{login.port} as {login.username!r} ({login.label}): {reason}"
+            ) from error
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def change_own_password(self, connection: PgConnection, login: Login, new_password: str) -> None:
+        self._set_password(connection, login.username, new_password, "change its own password")
+
+    def set_alternate_user(
+        self, connection: PgConnection, *, original: str, user: str, password: str
+    ) -> None:
+        from psycopg2 import sql
+
+        if user == original:
+            self._set_password(connection, user, password, "set the original user's password")
+            return
+        hashed = self._hash(connection, user, password)
+        statements: list[tuple[sql.SQL, tuple[str, ...]]] = []
+        if self._role_exists(connection, user):
+            statements.append((sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s"), (hashed,)))
+        else:
+            statements.append((sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s"), (hashed,)))
+        grant = sql.SQL("GRANT {original} TO {user}").format(
+            original=sql.Identifier(original), user=sql.Identifier(user)
+        )
+        default_role = sql.SQL("ALTER ROLE {} SET role = %s")
+        try:
+            with connection, connection.cursor() as cursor:
+                for statement, params in statements:
+                    cursor.execute(statement.format(sql.Identifier(user)), params)
+                cursor.execute(grant)
+                cursor.execute(default_role.format(sql.Identifier(user)), (original,))
+        except Exception as error:
+            raise _operation_error(f"make {user!r} act as {original!r}", error) from error
+
+    def verify_session(self, connection: PgConnection) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                row = cursor.fetchone()
+        except Exception as error:
+            raise _operation_error("run the verification query", error) from error
+        if row is None or row[0] != 1:
+            raise VerificationError("the verification query returned no row")
+
+    def verify_privileges(self, connection: PgConnection, *, original: str, user: str) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT session_user, current_user, pg_has_role(session_user, %s, 'MEMBER')",
+                    (original,),
+                )
+                row = cursor.fetchone()
+        except Exception as error:
+            raise _operation_error(f"check that {user!r} acts as {original!r}", error) from error
+        if row is None:
+            raise VerificationError("the privilege query returned no row")
+        session_user, current_user, member = row
+        if session_user != user or current_user != original or not member:
+            raise VerificationError(
+                f"user {user!r} does not act as {original!r}: its sessions run as "
+                f"{current_user!r} (member of {original!r}: {bool(member)})"
+            )
+
+    def _set_password(self, connection: PgConnection, user: str, password: str, what: str) -> None:
+        from psycopg2 import sql
+
+        hashed = self._hash(connection, user, password)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(
+                    sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(user)), (hashed,)
+                )
+        except Exception as error:
+            raise _operation_error(f"{user!r} could not {what}", error) from error
+
+    @staticmethod
+    def _hash(connection: PgConnection, user: str, password: str) -> str:
+        from psycopg2.extensions import encrypt_password
+
+        try:
+            return str(encrypt_password(password, user, connection))
+        except Exception as error:
+            raise _operation_error("hash the new password", error) from error
+
+    @staticmethod
+    def _role_exists(connection: PgConnection, user: str) -> bool:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,))
+                return cursor.fetchone() is not None
+        except Exception as error:
+            raise _operation_error(f"look up role {user!r}", error) from error
+
+
+def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
+    """A DatabaseOperationError that carries the server's SQLSTATE and primary message only:
+    psycopg2's full text quotes the statement, and with it the password hash."""
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None) or type(error).__name__
+    code = getattr(error, "pgcode", None)
+    detail = f"{code}: {primary}" if code else primary
+    return DatabaseOperationError(f"could not {what}: {redact(detail)}")

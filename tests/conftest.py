@@ -1,0 +1,99 @@
+"""Shared fixtures: one throwaway PostgreSQL per session, moto per test, the service emulation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devtools.postgres import PostgresServer
+from devtools.service import RotationService, behave_like_aws
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real AWS account, whatever the developer's shell holds."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name in ("SECRETS_MANAGER_ENDPOINT", "DB_CA_BUNDLE"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SecretsRotationTests")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sm_client() -> Iterator[SecretsManagerClient]:
+    behave_like_aws()
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name=REGION)
+
+
+@pytest.fixture
+def service(sm_client: SecretsManagerClient) -> RotationService:
+    return RotationService(region=REGION)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def new_password() -> str:
+    return "Pw-" + secrets.token_urlsafe(18)
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> Iterator[str]:
+    """A database of this test's own."""
+    name = unique("db")
+    postgres.execute(f'CREATE DATABASE "{name}"')
+    yield name
+
+
+def create_role(postgres: PostgresServer, name: str, password: str, *attributes: str) -> None:
+    from psycopg2 import sql
+
+    statement = sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s " + " ".join(attributes)).format(
+        sql.Identifier(name)
+    )
+    connection = postgres.admin_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, (password,))
+    finally:
+        connection.close()
+
+
+def pg_secret(
+    postgres: PostgresServer, username: str, password: str, dbname: str, **extra: Any
+) -> dict[str, Any]:
+    secret: dict[str, Any] = {
+        "engine": "postgres",
+        "host": postgres.host,
+        "port": postgres.port,
+        "username": username,
+        "password": password,
+        "dbname": dbname,
+    }
+    secret.update(extra)
+    return secret

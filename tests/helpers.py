@@ -1,0 +1,48 @@
+"""Test helpers shared by every engine's tests: secrets, labels, handlers."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from common.handler import RotationFunction
+from common.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from common.engine import Engine
+    from devtools.service import RotationService
+
+
+def store_secret(
+    client: SecretsManagerClient,
+    service: RotationService,
+    name: str,
+    body: dict[str, Any] | str,
+    *,
+    rotation: bool = True,
+) -> str:
+    """Create a secret (its first version is AWSCURRENT) and enable rotation; its ARN."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    arn = client.create_secret(Name=name, SecretString=text)["ARN"]
+    if rotation:
+        service.enable_rotation(arn)
+    return arn
+
+
+def labels(client: SecretsManagerClient, secret_id: str) -> dict[str, str]:
+    """Label -> version id."""
+    versions = client.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+    return {label: version for version, stages in versions.items() for label in stages}
+
+
+def value(client: SecretsManagerClient, secret_id: str, label: str) -> dict[str, Any]:
+    response = client.get_secret_value(SecretId=secret_id, VersionStage=label)
+    result: dict[str, Any] = json.loads(response["SecretString"])
+    return result
+
+
+def handler_for(engine: Engine[Any], client: SecretsManagerClient, **environ: str) -> RotationFunction[Any]:
+    """A handler as a Lambda container would build it, with this test's client."""
+    return RotationFunction(engine, client=client, settings=Settings.from_environ(environ))
