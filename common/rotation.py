@@ -210,15 +210,18 @@ class Rotator(Generic[ConnectionT]):
         return self._set_single(metadata, current, pending)
 
     def test_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
-        """Log in with the pending credentials and prove they hold what they must."""
-        current = self._current(metadata)
-        pending = self._pending(request, metadata, current)
+        """Log in with the pending credentials and prove they hold what they must.
+
+        Reads only the pending version: it carries every key of the current one, and
+        setSecret has already checked that the two agree."""
+        pending = self.store.version(metadata.arn, request.token, AWSPENDING)
+        self._validate_engine(pending)
         logger.append_keys(user=pending.username)
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
             self.engine.verify_session(connection)
-            if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
-                    connection, original=original_username(current.username), user=pending.username
+                    connection, original=original_username(pending.username), user=pending.username
                 )
         return "pending credentials work"
 

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from common.errors import EventFormatError
+from common.redaction import MASK, redact, register
+from common.rotation import RotationEvent, original_username, partner_username
+
+EVENT = {
+    "Step": "createSecret",
+    "SecretId": "arn:x",
+    "ClientRequestToken": "v1",
+    "RotationToken": "rt-opaque-123",
+}
+
+
+def test_event_parses_with_and_without_rotation_token() -> None:
+    parsed = RotationEvent.parse(EVENT)
+    assert (parsed.step, parsed.secret_id, parsed.token, parsed.rotation_token) == (
+        "createSecret",
+        "arn:x",
+        "v1",
+        "rt-opaque-123",
+    )
+    assert "rt-opaque-123" not in repr(parsed)
+    without = {k: v for k, v in EVENT.items() if k != "RotationToken"}
+    assert RotationEvent.parse(without).rotation_token is None
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([], "not a JSON object"),
+        ({**EVENT, "Step": "dropSecret"}, "Step 'dropSecret' is not one of"),
+        ({k: v for k, v in EVENT.items() if k != "SecretId"}, "lacks 'SecretId'"),
+        ({**EVENT, "ClientRequestToken": 7}, "lacks 'ClientRequestToken'"),
+        ({**EVENT, "RotationToken": 7}, "'RotationToken' is not a string"),
+    ],
+)
+def test_bad_events_are_named(event: object, message: str) -> None:
+    with pytest.raises(EventFormatError, match=message):
+        RotationEvent.parse(event)
+
+
+def test_rotation_token_is_registered_for_redaction() -> None:
+    RotationEvent.parse({**EVENT, "RotationToken": "opaque-token-xyz"})
+    assert redact("token=opaque-token-xyz") == f"token={MASK}"
+
+
+def test_redaction_covers_json_escaped_values() -> None:
+    register('pa"ss\\word-77')
+    assert redact('{"m": "pa\\"ss\\\\word-77"}') == '{"m": "***"}'
+    assert redact('raw pa"ss\\word-77') == "raw ***"
+
+
+def test_partner_names() -> None:
+    assert partner_username("app") == "app_clone"
+    assert partner_username("app_clone") == "app"
+    assert original_username("app_clone") == "app"
+    assert original_username("app") == "app"

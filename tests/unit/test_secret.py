@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.errors import SecretFormatError
+from common.secret import DatabaseSecret
+
+BASE = {"engine": "postgres", "host": "db", "username": "app", "password": "s3cret-value-1"}
+
+
+def parse(**changes: object) -> DatabaseSecret:
+    body: dict[str, object] = dict(BASE)
+    body.update(changes)
+    return DatabaseSecret.from_json(
+        json.dumps({k: v for k, v in body.items() if v is not None}), "AWSCURRENT"
+    )
+
+
+def test_aws_format_parses_and_keeps_unknown_keys() -> None:
+    secret = parse(port="5432", dbClusterIdentifier="cluster-1", custom={"a": 1})
+    assert secret.port == 5432
+    replaced = secret.with_credentials("app", "n3w-password-2", "AWSPENDING")
+    stored = json.loads(replaced.to_json())
+    assert stored["dbClusterIdentifier"] == "cluster-1"
+    assert stored["custom"] == {"a": 1}
+    assert stored["port"] == "5432"  # stored exactly as the user wrote it
+    assert stored["password"] == "n3w-password-2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"host": None}, "lacks required key 'host'"),
+        ({"password": 5}, "key 'password' must be a non-empty string"),
+        ({"port": "http"}, "key 'port' must be a TCP port number"),
+        ({"port": 70000}, "key 'port' must be a TCP port number"),
+        ({"ssl": "sometimes"}, "key 'ssl' must be true or false"),
+        ({"masterarn": 12}, "key 'masterarn' must be a string"),
+    ],
+)
+def test_bad_secret_names_the_key_not_the_value(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(SecretFormatError, match=message) as raised:
+        parse(**changes)
+    assert "s3cret-value-1" not in str(raised.value)
+    assert "AWSCURRENT" in str(raised.value)
+
+
+def test_not_json_never_echoes_the_text() -> None:
+    with pytest.raises(SecretFormatError, match="not valid JSON") as raised:
+        DatabaseSecret.from_json('{"password": "s3cret-value-1", oops}', "AWSPENDING")
+    assert "s3cret-value-1" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_repr_hides_the_password() -> None:
+    assert "s3cret-value-1" not in repr(parse())
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(True, True), ("false", False), ("TRUE", True), (None, None)])
+def test_ssl_flag(raw: object, expected: bool | None) -> None:
+    assert parse(ssl=raw).ssl is expected
