@@ -58,3 +58,25 @@ def test_partner_names() -> None:
     assert partner_username("app_clone") == "app"
     assert original_username("app_clone") == "app"
     assert original_username("app") == "app"
+
+
+def test_log_formatter_masks_registered_secrets_wherever_they_appear() -> None:
+    import io
+
+    from common.observability import logger
+
+    register("formatter-secret-42")
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    original, handler.stream = handler.stream, stream  # type: ignore[attr-defined]
+    try:
+        logger.info("msg formatter-secret-42", extra={"k": "x formatter-secret-42 y"})
+        try:
+            raise ValueError("formatter-secret-42")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        handler.stream = original  # type: ignore[attr-defined]
+    text = stream.getvalue()
+    assert "formatter-secret-42" not in text
+    assert text.count(MASK) >= 3
