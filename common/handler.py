@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic
 
 from common.engine import ConnectionT, Engine
@@ -38,6 +39,11 @@ class RotationFunction(Generic[ConnectionT]):
             store = SecretStore(self._client or build_client())
             self._rotator = Rotator(self._engine, store, self._settings or Settings.from_environ())
         return self._rotator
+
+    @property
+    def secrets_manager_calls(self) -> Counter[str]:
+        """Secrets Manager calls this container has made, by operation."""
+        return Counter(self._rotator.store.calls) if self._rotator else Counter()
 
     def __call__(self, event: dict[str, Any], context: object = None) -> None:
         """Lambda's calling convention: the event and the context; returns nothing."""

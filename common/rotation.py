@@ -163,6 +163,9 @@ class Rotator(Generic[ConnectionT]):
                 value=sum(self.store.calls.values()) - calls_before,
             )
             metrics.flush_metrics()
+            # Powertools keeps the set when POWERTOOLS_METRICS_DISABLED is on: clear it so
+            # dimensions do not pile up across invocations of a warm container.
+            metrics.clear_metrics()
             logger.remove_keys(["step", "secret_id", "version", "engine", "secret_arn", "user"])
 
     def _nothing_to_do(self, request: RotationEvent, metadata: SecretMetadata) -> bool:
