@@ -39,3 +39,23 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+# --- sam build (BuildMethod: makefile): SAM calls these with ARTIFACTS_DIR set. -----------
+# The shared code and Powertools go into one layer; each function carries only its
+# handler package and its own driver, as wheels for the Lambda runtime (not this machine's).
+LAMBDA_PYTHON ?= 3.13
+LAMBDA_PLATFORM ?= manylinux2014_x86_64
+LAMBDA_PIP := python3 -m pip install --quiet --no-compile --only-binary=:all: \
+	--implementation cp --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM)
+build-SharedLayer:
+	mkdir -p $(ARTIFACTS_DIR)/python
+	cp -r common $(ARTIFACTS_DIR)/python/
+	$(LAMBDA_PIP) -r common/requirements.txt -t $(ARTIFACTS_DIR)/python
+	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+
+build-PostgreSQLRotationFunction:
+	mkdir -p $(ARTIFACTS_DIR)/rotators
+	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
+	cp -r rotators/postgresql $(ARTIFACTS_DIR)/rotators/
+	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
+	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +

@@ -129,6 +129,7 @@ class Rotator(Generic[ConnectionT]):
                 engine=self.engine.name,
             )
             metadata = self.store.describe(request.secret_id)
+            logger.remove_keys(["secret_id"])
             logger.append_keys(secret_arn=metadata.arn)
             if self._nothing_to_do(request, metadata):
                 outcome = "nothing to do"
