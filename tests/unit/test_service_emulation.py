@@ -20,11 +20,16 @@ def test_pending_version_value_cannot_be_changed(
     """AWS refuses PutSecretValue that changes an existing version; plain moto overwrites."""
     arn = store_secret(sm_client, service, "s", '{"a": 1}')
     request = service.start(arn)
-    put = {"SecretId": arn, "ClientRequestToken": request.token, "VersionStages": ["AWSPENDING"]}
-    sm_client.put_secret_value(SecretString='{"a": 2}', **put)
-    sm_client.put_secret_value(SecretString='{"a": 2}', **put)  # same data: idempotent
+
+    def put(text: str) -> None:
+        sm_client.put_secret_value(
+            SecretId=arn, ClientRequestToken=request.token, VersionStages=["AWSPENDING"], SecretString=text
+        )
+
+    put('{"a": 2}')
+    put('{"a": 2}')  # same data: idempotent
     with pytest.raises(sm_client.exceptions.ResourceExistsException):
-        sm_client.put_secret_value(SecretString='{"a": 3}', **put)
+        put('{"a": 3}')
     stored = sm_client.get_secret_value(SecretId=arn, VersionId=request.token)["SecretString"]
     assert stored == '{"a": 2}'
 
