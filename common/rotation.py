@@ -14,7 +14,7 @@ Contract (see the README for the long form):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Generic, Literal
@@ -191,17 +191,38 @@ class Rotator(Generic[ConnectionT]):
 
     def create_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
         """Store the pending version: the current secret with a new password (and, for
-        alternating users, the other user's name). A retry keeps the first password."""
+        alternating users, the other user's name). A retry keeps the first password.
+
+        Checks come first, so that a secret that cannot be rotated is refused before
+        anything is stored: the current version's format, the master secret's server,
+        and a login (the database answers, its certificate matches, the credentials work).
+        """
         current = self._current(metadata)
-        username = current.username
         if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+            self._master(current)
+            self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
             username = partner_username(current.username)
+        else:
+            # A single user whose current password is refused may be half-way through this
+            # very rotation (setSecret applied the pending password, then the function
+            # stopped) or may have been restored to its previous password.
+            used = self._log_in_with_first(
+                self._single_user_logins(
+                    metadata, current, lambda: self._stored_pending(request, metadata, current)
+                ),
+                current,
+                self._verify,
+            )
+            if used == AWSPENDING:
+                return "pending version already stored and in effect"
+            username = current.username
         pending = current.with_credentials(
             username, self.password_policy.generate(), f"{AWSPENDING} ({request.token})"
         )
         logger.append_keys(user=username)
         if self.store.put_pending(metadata.arn, request.token, pending, request.rotation_token):
             return "pending version stored"
+        self._pending(request, metadata, current)  # what an earlier attempt stored must agree
         return "pending version already had a value"
 
     def set_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -241,54 +262,25 @@ class Rotator(Generic[ConnectionT]):
     # -- setSecret strategies ---------------------------------------------------------
 
     def _set_single(self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        # Current first (the happy path: no failed login), then pending (the password
-        # was already changed by an earlier attempt), then previous (recover a password
-        # changed outside the rotation's label moves).
-        try:
-            with self.engine.connect(self._login(current, AWSCURRENT)) as connection:
-                self.engine.change_own_password(
-                    connection, self._login(current, AWSCURRENT), pending.password
-                )
-            return "password changed with the current credentials"
-        except DatabaseLoginError:
-            logger.warning("current credentials refused; trying the pending ones")
-        try:
-            with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+        def apply(connection: ConnectionT, login: Login) -> None:
+            if login.label == AWSPENDING:
                 self.engine.verify_session(connection)
-            return "pending credentials already in effect"
-        except DatabaseLoginError:
-            logger.warning("pending credentials refused; trying the previous ones")
-        previous_version = metadata.version_with(AWSPREVIOUS)
-        if previous_version is not None:
-            previous = self.store.version(metadata.arn, previous_version, AWSPREVIOUS)
-            self._validate_engine(previous)
-            if previous.same_server(current) and previous.username == current.username:
-                try:
-                    with self.engine.connect(self._login(previous, AWSPREVIOUS)) as connection:
-                        self.engine.change_own_password(
-                            connection, self._login(previous, AWSPREVIOUS), pending.password
-                        )
-                    return "password changed with the previous credentials"
-                except DatabaseLoginError:
-                    pass
-        labels = f"{AWSCURRENT}, {AWSPENDING}" + (f" or {AWSPREVIOUS}" if previous_version else "")
-        raise DatabaseLoginError(
-            f"user {current.username!r} could not log in to {current.host} with the {labels} credentials"
+            else:
+                self.engine.change_own_password(connection, login, pending.password)
+
+        used = self._log_in_with_first(
+            self._single_user_logins(metadata, current, lambda: pending), current, apply
         )
+        if used == AWSPENDING:
+            return "pending credentials already in effect"
+        return f"password changed with the {used} credentials"
 
     def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         # Prove the secret's own credentials work on this host before the master
         # credentials act on it: the secret alone must not be able to point the master
         # user at another server or user (a confused deputy).
-        with self.engine.connect(self._login(current, AWSCURRENT)) as connection:
-            self.engine.verify_session(connection)
-        master = self.store.current_of(str(current.masterarn), "master secret")
-        self._validate_engine(master)
-        if not master.same_server(current):
-            raise SecretMismatchError(
-                f"the master secret is for {master.host}:{self._port(master)}, "
-                f"not {current.host}:{self._port(current)}"
-            )
+        self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
+        master = self._master(current)
         master_login = self._login(master, "master", dbname=master.dbname or current.dbname)
         with self.engine.connect(master_login) as connection:
             self.engine.set_alternate_user(
@@ -299,7 +291,78 @@ class Rotator(Generic[ConnectionT]):
             )
         return f"user {pending.username!r} set by the master user"
 
+    # -- logging in --------------------------------------------------------------------
+
+    def _log_in_with_first(
+        self,
+        candidates: Iterable[tuple[str, DatabaseSecret]],
+        current: DatabaseSecret,
+        act: Callable[[ConnectionT, Login], None],
+    ) -> str:
+        """Log in with each labelled version in turn and run ``act`` in the first session
+        the server accepts; returns that label. Only a refused login moves on to the next
+        candidate: an unreachable server or a TLS failure stops at once."""
+        tried: list[str] = []
+        for label, secret in candidates:
+            login = self._login(secret, label)
+            try:
+                with self.engine.connect(login) as connection:
+                    act(connection, login)
+            except DatabaseLoginError as error:
+                tried.append(label)
+                logger.warning("credentials refused", extra={"label": label, "user": secret.username})
+                last_error: DatabaseLoginError = error
+                continue
+            return label
+        raise DatabaseLoginError(
+            f"user {current.username!r} could not log in to {current.host}:{self._port(current)} "
+            f"with the {', '.join(tried)} credentials"
+        ) from last_error
+
+    def _verify(self, connection: ConnectionT, login: Login) -> None:
+        self.engine.verify_session(connection)
+
+    def _single_user_logins(
+        self,
+        metadata: SecretMetadata,
+        current: DatabaseSecret,
+        pending: Callable[[], DatabaseSecret | None],
+    ) -> Iterator[tuple[str, DatabaseSecret]]:
+        """Current first (the happy path: no refused login), then pending (an earlier
+        attempt already changed the password), then previous (a password restored behind
+        the rotation's back); each is read only when the one before was refused."""
+        yield AWSCURRENT, current
+        pending_secret = pending()
+        if pending_secret is not None:
+            yield AWSPENDING, pending_secret
+        previous_version = metadata.version_with(AWSPREVIOUS)
+        if previous_version is not None:
+            previous = self.store.version(metadata.arn, previous_version, AWSPREVIOUS)
+            self._validate_engine(previous)
+            if previous.same_server(current) and previous.username == current.username:
+                yield AWSPREVIOUS, previous
+
     # -- reading and checking versions --------------------------------------------
+
+    def _master(self, current: DatabaseSecret) -> DatabaseSecret:
+        """The master secret, refused unless it is for the same server as ``current``."""
+        master = self.store.current_of(str(current.masterarn), "master secret")
+        self._validate_engine(master)
+        if not master.same_server(current):
+            raise SecretMismatchError(
+                f"the master secret is for {master.host}:{self._port(master)}, "
+                f"not {current.host}:{self._port(current)}"
+            )
+        return master
+
+    def _stored_pending(
+        self, request: RotationEvent, metadata: SecretMetadata, current: DatabaseSecret
+    ) -> DatabaseSecret | None:
+        """The pending version if an earlier attempt stored it (validated), else None."""
+        try:
+            return self._pending(request, metadata, current)
+        except StagingError:
+            return None
 
     def _current(self, metadata: SecretMetadata) -> DatabaseSecret:
         version = metadata.version_with(AWSCURRENT)

@@ -196,9 +196,10 @@ def test_broken_current_credentials_never_unlock_the_master(
     body = pg_secret(postgres, app_user.name, "not-the-password-1", app_user.dbname, masterarn=master_arn)
     arn = store_secret(sm_client, service, "confused-deputy", body)
     request = service.start(arn)
-    handler(request.event("createSecret"), LambdaContext())
-    with pytest.raises(DatabaseLoginError, match="refused the AWSCURRENT credentials"):
-        handler(request.event("setSecret"), LambdaContext())
+    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT credentials"):
+        handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
     assert postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_user.name + "_clone",)) == []
 
 
@@ -215,9 +216,10 @@ def test_master_for_another_server_is_refused(
     body = pg_secret(postgres, app_user.name, app_user.password, app_user.dbname, masterarn=other)
     arn = store_secret(sm_client, service, "other-server", body)
     request = service.start(arn)
-    handler(request.event("createSecret"), LambdaContext())
     with pytest.raises(SecretMismatchError, match="the master secret is for"):
-        handler(request.event("setSecret"), LambdaContext())
+        handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
     assert postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_user.name + "_clone",)) == []
 
 

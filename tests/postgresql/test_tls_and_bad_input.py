@@ -140,10 +140,13 @@ def test_tls_failure_during_rotation_loses_nothing(
     other = CertificateAuthority.create(tmp_path, "other-ca")
     handler = handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=str(other.cert_path))
     request = service.start(app_user.arn)
-    handler(request.event("createSecret"), LambdaContext())
+    failed_before = postgres.failed_logins()
     with pytest.raises(DatabaseConnectionError, match="certificate verify failed"):
-        handler(request.event("setSecret"), LambdaContext())
+        handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=app_user.arn, VersionId=request.token)
     # No fallback to plaintext, and no attempt with other credentials after a TLS failure.
+    assert postgres.failed_logins() == failed_before
     assert labels(sm_client, app_user.arn)["AWSCURRENT"] != request.token
     assert can_login(postgres, app_user.name, app_user.password, app_user.dbname)
 

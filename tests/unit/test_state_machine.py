@@ -49,7 +49,8 @@ def test_single_user_happy_path_is_cheap_and_clean(
     }
     assert sum(calls.values()) <= 10
     assert database.failed_logins == 0
-    assert database.logins == ["AWSCURRENT", "AWSPENDING"]
+    # createSecret proves the secret can be rotated, setSecret acts, testSecret proves the result.
+    assert database.logins == ["AWSCURRENT", "AWSCURRENT", "AWSPENDING"]
     current = value(sm_client, arn, "AWSCURRENT")
     assert database.passwords["app"] == current["password"] != "initial-Pass-1"
     assert (current["team"], current["dbClusterIdentifier"]) == ("payments", "c1")
@@ -229,10 +230,20 @@ def test_single_user_no_credentials_work_loses_nothing(
     database.passwords["app"] = "changed-Behind-our-back"
     request = service.start(arn)
     handler = handler_for(FakeEngine(database), sm_client)
-    handler(request.event("createSecret"), None)
-    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT, AWSPENDING credentials") as raised:
-        handler(request.event("setSecret"), None)
+    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT credentials") as raised:
+        handler(request.event("createSecret"), None)
     assert "changed-Behind-our-back" not in str(raised.value)
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
+    # A pending version stored by other means still finds no credentials that log in.
+    sm_client.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=request.token,
+        VersionStages=["AWSPENDING"],
+        SecretString=json.dumps(secret(password="pending-Pass-2")),
+    )
+    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT, AWSPENDING credentials"):
+        handler(request.event("setSecret"), None)
     assert labels(sm_client, arn)["AWSCURRENT"] != request.token
 
 
@@ -253,10 +264,10 @@ def test_alternating_users_alternate(
     assert database.acts_as["app_clone"] == "app"
     assert value(sm_client, arn, "AWSCURRENT")["masterarn"] == master
     assert database.failed_logins == 0
-    # A describe per step, the current value, the put, the master value and two label
-    # moves; from the second rotation on, the current value is the version this
-    # container wrote and is not read again.
-    assert calls == [9, 8, 8]
+    # A describe per step, the current value, the put, the master value (checked in
+    # createSecret, used in setSecret) and two label moves; from the second rotation on,
+    # the current value is the version this container wrote and is not read again.
+    assert calls == [10, 9, 9]
 
 
 def test_alternating_refuses_master_when_current_fails(
@@ -266,10 +277,17 @@ def test_alternating_refuses_master_when_current_fails(
     arn = store_secret(sm_client, service, "app", secret(password="wrong-Pass-9", masterarn=master))
     request = service.start(arn)
     handler = handler_for(FakeEngine(database), sm_client)
-    handler(request.event("createSecret"), None)
-    with pytest.raises(DatabaseLoginError, match="refused"):
+    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT credentials"):
+        handler(request.event("createSecret"), None)
+    sm_client.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=request.token,
+        VersionStages=["AWSPENDING"],
+        SecretString=json.dumps(secret("app_clone", "pending-Pass-2", masterarn=master)),
+    )
+    with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT credentials"):
         handler(request.event("setSecret"), None)
-    assert "admin" not in database.logins and "master" not in database.logins
+    assert "master" not in database.logins
     assert "app_clone" not in database.passwords
 
 
@@ -281,10 +299,10 @@ def test_alternating_refuses_master_for_another_host(
     arn = store_secret(sm_client, service, "app", secret(masterarn=master))
     request = service.start(arn)
     handler = handler_for(FakeEngine(database), sm_client)
-    handler(request.event("createSecret"), None)
     with pytest.raises(SecretMismatchError, match="master secret is for elsewhere.example.internal:5432"):
-        handler(request.event("setSecret"), None)
+        handler(request.event("createSecret"), None)
     assert "app_clone" not in database.passwords
+    assert database.logins == []
 
 
 def test_alternating_user_name_must_fit(
