@@ -21,6 +21,7 @@ from devtools.ports import free_port
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
+    from psycopg2.sql import Composable
 
 SERVICE_USER = "postgres"
 
@@ -177,7 +178,9 @@ class PostgresServer:
         connection.autocommit = True
         return connection
 
-    def execute(self, statement: str, params: Any = None, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+    def execute(
+        self, statement: str | Composable, params: Any = None, dbname: str = "postgres"
+    ) -> list[tuple[Any, ...]]:
         """Run one statement as the superuser; returns its rows (if any)."""
         connection = self.admin_connection(dbname)
         try:
