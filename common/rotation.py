@@ -348,11 +348,7 @@ class Rotator(Generic[ConnectionT]):
         """The master secret, refused unless it is for the same server as ``current``."""
         master = self.store.current_of(str(current.masterarn), "master secret")
         self._validate_engine(master)
-        if not master.same_server(current):
-            raise SecretMismatchError(
-                f"the master secret is for {master.host}:{self._port(master)}, "
-                f"not {current.host}:{self._port(current)}"
-            )
+        self._require_same_server(master, current, "the master secret")
         return master
 
     def _stored_pending(
@@ -384,11 +380,7 @@ class Rotator(Generic[ConnectionT]):
     ) -> DatabaseSecret:
         pending = self.store.version(metadata.arn, request.token, AWSPENDING)
         self._validate_engine(pending)
-        if not pending.same_server(current):
-            raise SecretMismatchError(
-                f"the {AWSPENDING} version names {pending.host}:{self._port(pending)} but "
-                f"{AWSCURRENT} names {current.host}:{self._port(current)}"
-            )
+        self._require_same_server(pending, current, f"the {AWSPENDING} version")
         expected = current.username
         if Strategy.of(current) is Strategy.ALTERNATING_USERS:
             expected = partner_username(current.username)
@@ -400,6 +392,13 @@ class Rotator(Generic[ConnectionT]):
         if pending.password == current.password:
             raise SecretMismatchError(f"the {AWSPENDING} version has the same password as {AWSCURRENT}")
         return pending
+
+    def _require_same_server(self, secret: DatabaseSecret, current: DatabaseSecret, what: str) -> None:
+        if not secret.same_server(current):
+            raise SecretMismatchError(
+                f"{what} is for {secret.host}:{self._port(secret)} but {AWSCURRENT} is for "
+                f"{current.host}:{self._port(current)}"
+            )
 
     def _validate_engine(self, secret: DatabaseSecret) -> None:
         if secret.engine not in self.engine.engines:

@@ -178,6 +178,21 @@ class PostgresServer:
         connection.autocommit = True
         return connection
 
+    def connect_as(self, user: str, password: str, dbname: str = "postgres") -> PgConnection:
+        """A client session over TCP with verified TLS, as an application would open it."""
+        import psycopg2
+
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=user,
+            password=password,
+            dbname=dbname,
+            sslmode="verify-full",
+            sslrootcert=self.ca_file,
+            connect_timeout=5,
+        )
+
     def execute(
         self, statement: str | Composable, params: Any = None, dbname: str = "postgres"
     ) -> list[tuple[Any, ...]]:

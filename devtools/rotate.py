@@ -57,15 +57,7 @@ def prove(env: Embedded, old: dict[str, Any], new: dict[str, Any], strategy: str
     import psycopg2
 
     def connect(secret: dict[str, Any]) -> Any:
-        return psycopg2.connect(
-            host=secret["host"],
-            port=secret["port"],
-            dbname=secret["dbname"],
-            user=secret["username"],
-            password=secret["password"],
-            sslmode="verify-full",
-            sslrootcert=env.server.ca_file,
-        )
+        return env.server.connect_as(secret["username"], secret["password"], secret["dbname"])
 
     connection = connect(new)
     with connection.cursor() as cursor:

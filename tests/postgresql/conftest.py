@@ -24,16 +24,7 @@ def can_login(postgres: PostgresServer, user: str, password: str, dbname: str = 
     import psycopg2
 
     try:
-        psycopg2.connect(
-            host=postgres.host,
-            port=postgres.port,
-            user=user,
-            password=password,
-            dbname=dbname,
-            sslmode="verify-full",
-            sslrootcert=postgres.ca_file,
-            connect_timeout=5,
-        ).close()
+        postgres.connect_as(user, password, dbname).close()
     except psycopg2.OperationalError as error:
         if "password authentication failed" in str(error):
             return False

@@ -24,17 +24,7 @@ if TYPE_CHECKING:
 def run_sql(
     postgres: PostgresServer, user: str, password: str, dbname: str, statement: str
 ) -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    connection = psycopg2.connect(
-        host=postgres.host,
-        port=postgres.port,
-        user=user,
-        password=password,
-        dbname=dbname,
-        sslmode="verify-full",
-        sslrootcert=postgres.ca_file,
-    )
+    connection = postgres.connect_as(user, password, dbname)
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:

@@ -188,7 +188,7 @@ def test_bad_current_secret_is_named_and_nothing_is_written(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"host": "localhost"}, "AWSPENDING version names localhost"),
+        ({"host": "localhost"}, "AWSPENDING version is for localhost"),
         ({"username": "postgres"}, "AWSPENDING version is for user 'postgres'"),
     ],
 )

@@ -185,8 +185,8 @@ def test_set_before_create_names_the_missing_value(
 @pytest.mark.parametrize(
     ("pending_changes", "message"),
     [
-        ({"host": "other.example.internal"}, "names other.example.internal:5432 but AWSCURRENT names"),
-        ({"port": 5433}, "names db.example.internal:5433"),
+        ({"host": "other.example.internal"}, "is for other.example.internal:5432 but AWSCURRENT is for"),
+        ({"port": 5433}, "is for db.example.internal:5433"),
         ({"username": "admin"}, "is for user 'admin'; the single-user strategy expects 'app'"),
     ],
 )
