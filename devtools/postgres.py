@@ -12,12 +12,10 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devtools.certs import CertificateAuthority
-from devtools.ports import free_port
+from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -43,49 +41,29 @@ def find_bin_dir() -> Path:
     )
 
 
-class PostgresServer:
+class PostgresServer(ThrowawayServer):
     """One server; :meth:`start` and :meth:`stop`. ``admin_password`` is the superuser's."""
 
+    service_user = SERVICE_USER
+
     def __init__(self, *, hba_method: str = "scram-sha-256", password_encryption: str | None = None) -> None:
+        super().__init__("rotation-pg-")
         self.bin_dir = find_bin_dir()
         self.hba_method = hba_method
         self.password_encryption = password_encryption or ("md5" if hba_method == "md5" else "scram-sha-256")
-        self.root = Path(tempfile.mkdtemp(prefix="rotation-pg-"))
         self.data_dir = self.root / "data"
         self.log_path = self.root / "server.log"
-        self.host = "127.0.0.1"
-        self.port = free_port()
         self.admin_user = SERVICE_USER
         self.admin_password = secrets.token_urlsafe(24)
-        self.ca: CertificateAuthority | None = None
         self._running = False
 
-    @property
-    def ca_file(self) -> str:
-        assert self.ca is not None
-        return str(self.ca.cert_path)
-
-    def _as_service_user(self, command: list[str]) -> list[str]:
-        if os.geteuid() == 0:
-            return ["runuser", "-u", SERVICE_USER, "--", *command]
-        return command
-
     def start(self) -> PostgresServer:
-        self.root.chmod(0o755)
-        tls_dir = self.root / "tls"
-        tls_dir.mkdir()
-        self.ca = CertificateAuthority.create(tls_dir, "test-ca")
-        # Only the address: tests use "localhost" to show that a name the certificate does
-        # not carry is refused.
-        cert, key = self.ca.issue_server(tls_dir, "server", ["127.0.0.1"])
+        cert, key = self.make_certificates()
         pwfile = self.root / "pwfile"
         pwfile.write_text(self.admin_password + "\n")
-        if os.geteuid() == 0:
-            shutil.chown(self.root, SERVICE_USER)
-            for path in (tls_dir, cert, key, pwfile, self.ca.cert_path):
-                shutil.chown(path, SERVICE_USER)
+        self.give_to_service_user(self.root)
         subprocess.run(
-            self._as_service_user(
+            self.as_service_user(
                 [
                     str(self.bin_dir / "initdb"),
                     "-D",
@@ -121,13 +99,12 @@ class PostgresServer:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "max_connections = 60\nshared_buffers = 16MB\n"
             )
-        if os.geteuid() == 0:
-            for path in (self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf"):
-                shutil.chown(path, SERVICE_USER)
-            self.log_path.touch()
-            shutil.chown(self.log_path, SERVICE_USER)
+        self.log_path.touch()
+        self.give_to_service_user(
+            self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf", self.log_path
+        )
         subprocess.run(
-            self._as_service_user(
+            self.as_service_user(
                 [
                     str(self.bin_dir / "pg_ctl"),
                     "-D",
@@ -150,7 +127,7 @@ class PostgresServer:
     def stop(self) -> None:
         if self._running:
             subprocess.run(
-                self._as_service_user(
+                self.as_service_user(
                     [
                         str(self.bin_dir / "pg_ctl"),
                         "-D",
@@ -166,7 +143,7 @@ class PostgresServer:
                 timeout=60,
             )
             self._running = False
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.remove_files()
 
     def admin_connection(self, dbname: str = "postgres") -> PgConnection:
         """A superuser session over the server's private Unix socket (autocommit)."""

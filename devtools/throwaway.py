@@ -1,0 +1,63 @@
+"""What every throwaway database server of the test suite shares: a temp dir, a free
+port on 127.0.0.1, a CA of its own with a server certificate, and running as the
+server's service user when started as root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from devtools.certs import CertificateAuthority
+from devtools.ports import free_port
+
+
+class ThrowawayServer:
+    """Base of the throwaway servers; subclasses start and stop the process itself."""
+
+    service_user: str = ""
+
+    def __init__(self, prefix: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.ca: CertificateAuthority | None = None
+
+    @property
+    def ca_file(self) -> str:
+        assert self.ca is not None, "start() the server first"
+        return str(self.ca.cert_path)
+
+    def make_certificates(self) -> tuple[Path, Path]:
+        """A CA of this server's own and a certificate for 127.0.0.1 only (so that a
+        connection to ``localhost`` shows a name mismatch being refused); the server's
+        certificate and key paths."""
+        self.root.chmod(0o755)
+        tls_dir = self.root / "tls"
+        tls_dir.mkdir()
+        self.ca = CertificateAuthority.create(tls_dir, "test-ca")
+        return self.ca.issue_server(tls_dir, "server", ["127.0.0.1"])
+
+    @property
+    def as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def as_service_user(self, command: list[str]) -> list[str]:
+        """``command`` run as the service user when we are root (servers refuse root)."""
+        if self.as_root:
+            return ["runuser", "-u", self.service_user, "--", *command]
+        return command
+
+    def give_to_service_user(self, *paths: Path) -> None:
+        """Make ``paths`` (and everything below directories among them) the service user's."""
+        if not self.as_root:
+            return
+        for path in paths:
+            shutil.chown(path, self.service_user, self.service_user)
+            if path.is_dir():
+                for child in path.rglob("*"):
+                    shutil.chown(child, self.service_user, self.service_user)
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
