@@ -54,6 +54,11 @@ class Engine(ABC, Generic[ConnectionT]):
     max_username_length: ClassVar[int]
     password_policy: ClassVar[PasswordPolicy] = PasswordPolicy()
 
+    def username_limit(self, engine: str) -> int:
+        """The longest user name for a secret whose ``engine`` key is ``engine``; engines
+        serving several server families (MySQL and MariaDB) override this."""
+        return self.max_username_length
+
     @abstractmethod
     def connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
         """A session for ``login``, closed on exit.

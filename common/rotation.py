@@ -368,10 +368,11 @@ class Rotator(Generic[ConnectionT]):
         self._validate_engine(current)
         if Strategy.of(current) is Strategy.ALTERNATING_USERS:
             longest = max(len(current.username), len(partner_username(current.username)))
-            if longest > self.engine.max_username_length:
+            limit = self.engine.username_limit(current.engine)
+            if longest > limit:
                 raise SecretFormatError(
                     f"user names {current.username!r} and {partner_username(current.username)!r} "
-                    f"must fit in {self.engine.max_username_length} characters for alternating users"
+                    f"must fit in {limit} characters for alternating users on {current.engine!r}"
                 )
         return current
 

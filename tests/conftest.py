@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devtools.mariadb import MariaDBServer
 from devtools.postgres import PostgresServer
 from devtools.service import RotationService, behave_like_aws
 
@@ -36,6 +37,15 @@ def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    server = MariaDBServer().start()
     try:
         yield server
     finally:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from typing import TYPE_CHECKING, Any
 
-from devtools.service import STEPS, LambdaContext
 from tests.conftest import pg_secret
 from tests.helpers import labels, store_secret, value
 from tests.postgresql.conftest import can_login
 
 if TYPE_CHECKING:
-    import pytest
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
@@ -69,74 +66,6 @@ def test_single_user_rotation_proven_by_psql(
     assert "password authentication failed" in refused.stderr
 
 
-def test_three_rotations_in_a_row(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-) -> None:
-    passwords = [app_user.password]
-    for _ in range(3):
-        service.rotate(handler, app_user.arn)
-        passwords.append(value(sm_client, app_user.arn, "AWSCURRENT")["password"])
-    assert len(set(passwords)) == 4
-    assert can_login(postgres, app_user.name, passwords[-1], app_user.dbname)
-    assert not any(can_login(postgres, app_user.name, old, app_user.dbname) for old in passwords[:-1])
-
-
-def test_each_step_twice(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-) -> None:
-    request = service.start(app_user.arn)
-    for step in STEPS:
-        handler(request.event(step), LambdaContext())
-        handler(request.event(step), LambdaContext())
-    current = value(sm_client, app_user.arn, "AWSCURRENT")
-    assert labels(sm_client, app_user.arn) == {
-        "AWSCURRENT": request.token,
-        "AWSPREVIOUS": labels(sm_client, app_user.arn)["AWSPREVIOUS"],
-    }
-    assert can_login(postgres, app_user.name, current["password"], app_user.dbname)
-
-
-def test_crash_after_set_then_whole_rotation_retried(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-) -> None:
-    """The password changed, then the function died: AWSCURRENT no longer logs in until
-    Secrets Manager's retry completes the same rotation."""
-    request = service.start(app_user.arn)
-    handler(request.event("createSecret"), LambdaContext())
-    handler(request.event("setSecret"), LambdaContext())
-    for step in STEPS:  # Secrets Manager retries the whole rotation with the same token
-        handler(request.event(step), LambdaContext())
-    current = value(sm_client, app_user.arn, "AWSCURRENT")
-    assert labels(sm_client, app_user.arn)["AWSCURRENT"] == request.token
-    assert can_login(postgres, app_user.name, current["password"], app_user.dbname)
-
-
-def test_password_restored_behind_our_back_is_recovered_with_previous(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-) -> None:
-    service.rotate(handler, app_user.arn)
-    postgres.execute(f'ALTER ROLE "{app_user.name}" PASSWORD %s', (app_user.password,))  # a restore
-    service.rotate(handler, app_user.arn)
-    current = value(sm_client, app_user.arn, "AWSCURRENT")
-    assert can_login(postgres, app_user.name, current["password"], app_user.dbname)
-
-
 def test_new_password_never_reaches_the_server_log(
     postgres: PostgresServer,
     sm_client: SecretsManagerClient,
@@ -157,32 +86,6 @@ def test_new_password_never_reaches_the_server_log(
     assert new not in log
 
 
-def test_secret_in_awss_format_rotates_unchanged(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-) -> None:
-    """AWS's console writes the port as a number and no dbname or ssl key."""
-    body = {
-        "engine": "postgres",
-        "host": postgres.host,
-        "username": app_user.name,
-        "password": app_user.password,
-        "port": postgres.port,
-        "dbInstanceIdentifier": "database-1",
-    }
-    arn = store_secret(sm_client, service, "aws-format", json.dumps(body))
-    service.rotate(handler, arn)
-    current = value(sm_client, arn, "AWSCURRENT")
-    assert set(current) == set(body)
-    assert {k: v for k, v in current.items() if k != "password"} == {
-        k: v for k, v in body.items() if k != "password"
-    }
-    assert can_login(postgres, app_user.name, current["password"])
-
-
 def test_aurora_engine_name_is_served(
     postgres: PostgresServer,
     sm_client: SecretsManagerClient,
@@ -196,21 +99,3 @@ def test_aurora_engine_name_is_served(
     assert can_login(
         postgres, app_user.name, value(sm_client, arn, "AWSCURRENT")["password"], app_user.dbname
     )
-
-
-def test_handler_module_as_lambda_imports_it(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    app_user: AppUser,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The handler string Lambda is given, with configuration from the environment only."""
-    import importlib
-
-    monkeypatch.setenv("DB_CA_BUNDLE", postgres.ca_file)
-    module = importlib.import_module("rotators.postgresql.app")
-    monkeypatch.setattr(module.lambda_handler, "_rotator", None)  # a fresh container
-    service.rotate(module.lambda_handler, app_user.arn)
-    current = value(sm_client, app_user.arn, "AWSCURRENT")
-    assert can_login(postgres, app_user.name, current["password"], app_user.dbname)

@@ -20,7 +20,7 @@ from devtools.certs import CertificateAuthority
 from devtools.service import LambdaContext
 from rotators.postgresql.engine import PostgresEngine
 from tests.conftest import pg_secret
-from tests.helpers import labels, store_secret, value
+from tests.helpers import store_secret, value
 from tests.postgresql.conftest import can_login
 
 if TYPE_CHECKING:
@@ -126,29 +126,6 @@ def test_secret_ca_bundle_key_wins_over_environment(
     assert can_login(
         postgres, app_user.name, value(sm_client, arn, "AWSCURRENT")["password"], app_user.dbname
     )
-
-
-def test_tls_failure_during_rotation_loses_nothing(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    app_user: AppUser,
-    tmp_path: Path,
-) -> None:
-    from tests.helpers import handler_for
-
-    other = CertificateAuthority.create(tmp_path, "other-ca")
-    handler = handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=str(other.cert_path))
-    request = service.start(app_user.arn)
-    failed_before = postgres.failed_logins()
-    with pytest.raises(DatabaseConnectionError, match="certificate verify failed"):
-        handler(request.event("createSecret"), LambdaContext())
-    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
-        sm_client.get_secret_value(SecretId=app_user.arn, VersionId=request.token)
-    # No fallback to plaintext, and no attempt with other credentials after a TLS failure.
-    assert postgres.failed_logins() == failed_before
-    assert labels(sm_client, app_user.arn)["AWSCURRENT"] != request.token
-    assert can_login(postgres, app_user.name, app_user.password, app_user.dbname)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from common.errors import RotationError
 from common.observability import logger
 from devtools.service import STEPS, LambdaContext
-from tests.conftest import pg_secret
 from tests.helpers import store_secret, value
 
 if TYPE_CHECKING:
@@ -18,12 +17,12 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.postgres import PostgresServer
     from devtools.service import RotationService
-    from tests.postgresql.conftest import AppUser
+    from tests.engines import Harness
+    from tests.scenarios.conftest import Account
 
 
-def all_versions(client: SecretsManagerClient, arn: str) -> list[str]:
+def all_passwords(client: SecretsManagerClient, arn: str) -> list[str]:
     """Every password any version of the secret has held."""
     passwords = []
     for version in client.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True)["Versions"]:
@@ -36,11 +35,11 @@ def all_versions(client: SecretsManagerClient, arn: str) -> list[str]:
 
 
 def test_rotations_happy_and_failing_print_no_secret(
-    postgres: PostgresServer,
+    harness: Harness,
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
-    app_user: AppUser,
+    account: Account,
     master_arn: str,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -63,36 +62,27 @@ def test_rotations_happy_and_failing_print_no_secret(
                 errors.append(error)
                 return
 
-    # Happy: single user twice, alternating twice.
-    rotate(app_user.arn)
-    rotate(app_user.arn)
-    # A setSecret retried after the password changed (one refused login, then pending).
-    rotate(app_user.arn, ("createSecret", "setSecret", "setSecret", "testSecret", "finishSecret"))
-    body = pg_secret(
-        postgres,
-        app_user.name,
-        value(sm_client, app_user.arn, "AWSCURRENT")["password"],
-        app_user.dbname,
-        masterarn=master_arn,
-    )
-    alternating = store_secret(sm_client, service, "alternating", body)
+    # Happy: single user twice, a setSecret retried after the password changed (one
+    # refused login, then pending), alternating users twice.
+    rotate(account.arn)
+    rotate(account.arn)
+    rotate(account.arn, ("createSecret", "setSecret", "setSecret", "testSecret", "finishSecret"))
+    current = value(sm_client, account.arn, "AWSCURRENT")
+    alternating = store_secret(sm_client, service, "alternating", current | {"masterarn": master_arn})
     rotate(alternating)
     rotate(alternating)
-    # Failing: a refused password everywhere, a pending for another user.
-    broken = store_secret(
-        sm_client, service, "broken", pg_secret(postgres, app_user.name, "Wrong-pass-123", app_user.dbname)
-    )
+    # Failing: a password nobody accepts; a pending version for another user.
+    body = harness.secret(account.user, "Wrong-pass-123", account.dbname)
+    broken = store_secret(sm_client, service, "broken", body)
     rotate(broken)
-    mismatched = store_secret(sm_client, service, "mismatch", body | {"masterarn": None})
+    mismatched = store_secret(sm_client, service, "mismatch", value(sm_client, account.arn, "AWSCURRENT"))
     request = service.start(mismatched)
     sensitive.append(request.rotation_token)
     sm_client.put_secret_value(
         SecretId=mismatched,
         ClientRequestToken=request.token,
         VersionStages=["AWSPENDING"],
-        SecretString=json.dumps(
-            body | {"username": "someone", "password": "Other-pass-456", "masterarn": None}
-        ),
+        SecretString=json.dumps(body | {"username": "someone", "password": "Other-pass-456"}),
     )
     try:
         handler(request.event("setSecret"), LambdaContext())
@@ -100,8 +90,8 @@ def test_rotations_happy_and_failing_print_no_secret(
         errors.append(error)
 
     assert len(errors) == 2
-    for arn in (app_user.arn, alternating, broken, mismatched):
-        sensitive += all_versions(sm_client, arn)
+    for arn in (account.arn, alternating, broken, mismatched):
+        sensitive += all_passwords(sm_client, arn)
     sensitive = [s for s in sensitive if s]
     assert len(sensitive) >= 12
 
@@ -109,9 +99,8 @@ def test_rotations_happy_and_failing_print_no_secret(
     output = lines.getvalue() + printed.out + printed.err
     # Our logger's records, before formatting (botocore's own DEBUG wire log is off by default).
     records = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name == logger.name)
-    assert records
     failures = "\n".join("".join(traceback.format_exception(error)) for error in errors)
-    assert "rotation step done" in output and "rotation step failed" in output
+    assert "rotation step done" in output and "rotation step failed" in output and records
     for text, where in ((output, "log output"), (records, "log records"), (failures, "errors")):
         leaked = sum(1 for s in sensitive if s in text or json.dumps(s)[1:-1] in text)
         # Only the count is reported: the assertion message must not print a secret either.

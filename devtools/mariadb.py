@@ -1,0 +1,177 @@
+"""A throwaway MariaDB server: temp dir, free port on 127.0.0.1, TLS with its own CA.
+
+Uses the machine's ``mariadb-install-db`` and ``mariadbd`` (Debian: ``mariadb-server``).
+Bootstrap SQL goes through the ``mariadb`` client over the server's private socket,
+where the operating-system user is the database's ``unix_socket`` administrator; it
+creates ``admin``@``%``, a password administrator for everything else.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+from devtools.throwaway import ThrowawayServer
+
+if TYPE_CHECKING:
+    from pymysql.connections import Connection
+
+SERVICE_USER = "mysql"
+
+
+def _binary(name: str) -> str:
+    for candidate in (name, f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise RuntimeError(f"{name} not found: install mariadb-server (Debian: apt-get install mariadb-server)")
+
+
+class MariaDBServer(ThrowawayServer):
+    """One server; :meth:`start` and :meth:`stop`."""
+
+    service_user = SERVICE_USER
+
+    def __init__(self) -> None:
+        super().__init__("rotation-mariadb-")
+        self.data_dir = self.root / "data"
+        self.socket_path = self.root / "mysqld.sock"
+        self.error_log = self.root / "error.log"
+        self.admin_user = "admin"
+        self.admin_password = secrets.token_urlsafe(24)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MariaDBServer:
+        cert, key = self.make_certificates()
+        self.give_to_service_user(self.root)
+        os_user = SERVICE_USER if self.as_root else getpass.getuser()
+        subprocess.run(
+            [
+                _binary("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={self.data_dir}",
+                f"--user={os_user}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        command = [
+            _binary("mariadbd"),
+            "--no-defaults",
+            f"--datadir={self.data_dir}",
+            f"--bind-address={self.host}",
+            f"--port={self.port}",
+            f"--socket={self.socket_path}",
+            f"--pid-file={self.root / 'mysqld.pid'}",
+            f"--log-error={self.error_log}",
+            f"--ssl-ca={self.ca_file}",
+            f"--ssl-cert={cert}",
+            f"--ssl-key={key}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--max-connections=60",
+            "--log-warnings=4",
+        ]
+        if self.as_root:
+            command.append(f"--user={SERVICE_USER}")
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_until_ready(timeout=60)
+        self.bootstrap(
+            f"CREATE USER '{self.admin_user}'@'%' IDENTIFIED BY '{self.admin_password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' WITH GRANT OPTION;"
+        )
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited: {self.log_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1):
+                    if self.socket_path.exists():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("mariadbd did not start in time")
+
+    def bootstrap(self, statements: str) -> None:
+        """Run SQL as the socket administrator with the real ``mariadb`` client."""
+        user = "root" if self.as_root else getpass.getuser()
+        subprocess.run(
+            [
+                _binary("mariadb"),
+                "--no-defaults",
+                f"--socket={self.socket_path}",
+                "-u",
+                user,
+                "-e",
+                statements,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._process = None
+        self.remove_files()
+
+    def connect_as(
+        self, user: str, password: str, database: str | None = None, *, tls: bool = True
+    ) -> Connection[Any]:
+        """A client session over TCP, with verified TLS unless ``tls`` is False."""
+        import pymysql
+
+        options: dict[str, Any] = {"ssl_disabled": True}
+        if tls:
+            options = {"ssl_ca": self.ca_file, "ssl_verify_cert": True, "ssl_verify_identity": True}
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=user,
+            password=password,
+            database=database,
+            connect_timeout=5,
+            autocommit=True,
+            **options,
+        )
+
+    def execute(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run one statement as ``admin``; returns its rows (if any)."""
+        connection = self.connect_as(self.admin_user, self.admin_password)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def failed_logins(self) -> int:
+        """How many logins the server has refused so far, from its error log.
+
+        ``Access_denied_errors`` would count statements refused for lack of a privilege
+        too; the log (``--log-warnings=4``) has one line per refused login.
+        """
+        return len(re.findall(r"\[Warning\] Access denied for user ", self.log_text()))
+
+    def log_text(self) -> str:
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""

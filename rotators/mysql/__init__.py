@@ -1,0 +1,1 @@
+"""MySQL, Aurora MySQL and MariaDB (``engine``: ``mysql``, ``aurora-mysql``, ``mariadb``)."""

@@ -1,0 +1,171 @@
+"""What differs between MySQL and MariaDB versions, as pure functions of the server's
+version string: which statements to send, and how to read ``SHOW GRANTS``.
+
+Kept free of I/O so that the statements for every server family are tested exactly,
+including MySQL 8, which the test machine cannot run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Flavour = Literal["mysql", "mariadb"]
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server family and version, from the handshake's version string."""
+
+    flavour: Flavour
+    version: tuple[int, int, int]
+
+    @classmethod
+    def parse(cls, version_string: str) -> Server:
+        text = version_string
+        # MariaDB before 11 prefixes its handshake version with "5.5.5-" for old clients.
+        if text.startswith("5.5.5-") and "mariadb" in text.lower():
+            text = text[len("5.5.5-") :]
+        flavour: Flavour = "mariadb" if "mariadb" in text.lower() else "mysql"
+        numbers = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+        if numbers is None:
+            raise ValueError(f"unrecognised server version {version_string!r}")
+        major, minor, patch = (int(part) if part else 0 for part in numbers.groups())
+        return cls(flavour, (major, minor, patch))
+
+    @property
+    def has_alter_user_password(self) -> bool:
+        """``ALTER USER ... IDENTIFIED BY``: MySQL 5.7.6+, MariaDB 10.2+."""
+        if self.flavour == "mariadb":
+            return self.version >= (10, 2, 0)
+        return self.version >= (5, 7, 6)
+
+    @property
+    def username_limit(self) -> int:
+        if self.flavour == "mariadb":
+            return 80
+        return 32 if self.version >= (5, 7, 8) else 16
+
+    def change_own_password(self) -> str:
+        """The statement a user runs to change its own password (one bound parameter)."""
+        if self.flavour == "mysql" and self.has_alter_user_password:
+            return "ALTER USER CURRENT_USER() IDENTIFIED BY %s"
+        # MariaDB: ALTER USER needs the CREATE USER privilege even for oneself.
+        return "SET PASSWORD = PASSWORD(%s)"
+
+    def set_password(self) -> str:
+        """The master user's statement for another account (parameters: user, host, password)."""
+        if self.has_alter_user_password:
+            return "ALTER USER %s@%s IDENTIFIED BY %s"
+        return "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
+
+    def default_roles_query(self) -> str | None:
+        """Rows of (role, role host) that are the account's default roles (user, host)."""
+        if self.flavour == "mariadb" and self.version >= (10, 1, 1):
+            return (
+                "SELECT default_role, '' FROM mysql.user WHERE User = %s AND Host = %s AND default_role <> ''"
+            )
+        if self.flavour == "mysql" and self.version >= (8, 0, 0):
+            return (
+                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles "
+                "WHERE USER = %s AND HOST = %s"
+            )
+        return None
+
+    def set_default_roles(self, roles: list[tuple[str, str]]) -> tuple[str, list[str]]:
+        """``SET DEFAULT ROLE`` for an account: the statement (account as the last two
+        parameters) and the role parameters before them."""
+        if self.flavour == "mariadb":
+            # MariaDB has one default role, named without a host.
+            if not roles:
+                return "SET DEFAULT ROLE NONE FOR %s@%s", []
+            return "SET DEFAULT ROLE %s FOR %s@%s", [roles[0][0]]
+        if not roles:
+            return "SET DEFAULT ROLE NONE TO %s@%s", []
+        placeholders = ", ".join("%s@%s" for _ in roles)
+        return f"SET DEFAULT ROLE {placeholders} TO %s@%s", [part for role in roles for part in role]
+
+
+REQUIRE_CLAUSES = {"": "NONE", "ANY": "SSL", "X509": "X509"}
+
+
+def require_clause(ssl_type: str, cipher: str, issuer: str, subject: str) -> tuple[str, list[str]]:
+    """``REQUIRE ...`` for an account's TLS requirement (``mysql.user`` columns), with its
+    parameters; names and ciphers are bound, never spliced."""
+    if ssl_type.upper() in REQUIRE_CLAUSES:
+        return f"REQUIRE {REQUIRE_CLAUSES[ssl_type.upper()]}", []
+    parts, params = [], []
+    for keyword, value in (("CIPHER", cipher), ("ISSUER", issuer), ("SUBJECT", subject)):
+        if value:
+            parts.append(f"{keyword} %s")
+            params.append(value)
+    return "REQUIRE " + (" AND ".join(parts) if parts else "SSL"), params
+
+
+def account_forms(user: str, host: str) -> tuple[str, ...]:
+    """How ``SHOW GRANTS`` writes an account: back-quoted (MySQL 8, MariaDB) or quoted
+    (MySQL 5.7)."""
+
+    def backquoted(name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def quoted(name: str) -> str:
+        return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return (f"{backquoted(user)}@{backquoted(host)}", f"{quoted(user)}@{quoted(host)}")
+
+
+_ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One ``SHOW GRANTS`` line with the grantee taken out: ``what`` is the text between
+    ``GRANT`` and ``TO <account>``, ``option`` is what follows the account."""
+
+    what: str
+    option: str
+
+    @property
+    def is_usage_only(self) -> bool:
+        return self.what.upper().startswith("USAGE ON *.*")
+
+    def grant(self) -> str:
+        """The GRANT statement for an account given as the last two parameters."""
+        option = f" {_literal_percent(self.option)}" if self.option else ""
+        return f"GRANT {_literal_percent(self.what)} TO %s@%s{option}"
+
+    def revokes(self) -> list[str]:
+        """The REVOKE statements that undo this grant (account as the last two parameters)."""
+        what = _literal_percent(self.what)
+        statements = [f"REVOKE {what} FROM %s@%s"]
+        if "GRANT OPTION" in self.option.upper() and " ON " in what.upper():
+            target = what[what.upper().index(" ON ") + len(" ON ") :]
+            statements.append(f"REVOKE GRANT OPTION ON {target} FROM %s@%s")
+        return statements
+
+
+def _literal_percent(text: str) -> str:
+    # Grant text is sent with bound parameters, where a literal % (a host or database
+    # pattern) must be doubled.
+    return text.replace("%", "%%")
+
+
+def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
+    """The grants of ``user``@``host`` from its ``SHOW GRANTS`` lines; a line that does not
+    name the account as its grantee is refused rather than guessed at."""
+    grants = set()
+    forms = account_forms(user, host)
+    for line in lines:
+        for form in forms:
+            marker = f" TO {form}"
+            position = line.rfind(marker)
+            if line.upper().startswith("GRANT ") and position > 0:
+                what = line[len("GRANT ") : position]
+                option = _ACCOUNT_OPTIONS.sub("", line[position + len(marker) :]).strip()
+                grants.add(Grant(what, option))
+                break
+        else:
+            raise ValueError(f"unexpected SHOW GRANTS line for {user!r}@{host!r}")
+    return grants

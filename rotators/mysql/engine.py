@@ -1,0 +1,266 @@
+"""MySQL, Aurora MySQL and MariaDB operations with PyMySQL.
+
+Statements depend on the server (``dialect.Server``, from the handshake's version
+string, never by trial and error). Values, user names and host names are bound
+parameters; grant text is the server's own ``SHOW GRANTS`` output with the grantee
+replaced by a bound account.
+
+Alternating users: the clone gets an account for every host the original has (same host
+part, never an assumed ``%``), the original's TLS requirement, every grant including
+``WITH GRANT OPTION`` and roles, and the original's default roles; grants the original
+no longer has are revoked from the clone. The master user's session checks the result.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from common.engine import Engine, Login
+from common.errors import (
+    DatabaseConnectionError,
+    DatabaseLoginError,
+    DatabaseOperationError,
+    VerificationError,
+)
+from common.passwords import PasswordPolicy
+from common.redaction import redact
+from rotators.mysql.dialect import Server, parse_grants, require_clause
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from pymysql.connections import Connection
+
+    MySQLConnection = Connection[Any]
+else:
+    MySQLConnection = Any
+
+# ER_ACCESS_DENIED_ERROR and ER_ACCESS_DENIED_NO_PASSWORD_ERROR: the credentials were refused.
+_LOGIN_REFUSED = frozenset({1045, 1698})
+# ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
+_NOT_ALLOWED = frozenset({1044, 1142, 1227})
+
+
+class MySQLEngine(Engine[MySQLConnection]):
+    """MySQL 5.7 and 8, Aurora MySQL, MariaDB 10 and 11."""
+
+    name = "mysql"
+    engines = frozenset({"mysql", "aurora-mysql", "mariadb"})
+    default_port = 3306
+    default_dbname = None
+    max_username_length = 32
+    password_policy = PasswordPolicy()
+
+    def username_limit(self, engine: str) -> int:
+        return 80 if engine == "mariadb" else 32
+
+    @contextmanager
+    def connect(self, login: Login) -> Iterator[MySQLConnection]:
+        import pymysql
+
+        # PyMySQL negotiates TLS whenever the server offers it unless told otherwise, so
+        # both choices are explicit: verified TLS, or none at all.
+        tls: dict[str, Any] = {"ssl_disabled": True}
+        if login.tls.enabled:
+            tls = {"ssl_ca": login.tls.trust_anchor(), "ssl_verify_cert": True, "ssl_verify_identity": True}
+        try:
+            connection = pymysql.connect(
+                host=login.host,
+                port=login.port,
+                user=login.username,
+                password=login.password,
+                database=login.dbname,
+                connect_timeout=login.connect_timeout,
+                # PyMySQL reads the server's greeting with read_timeout: a server that accepts
+                # the connection and says nothing must fail within the connect time-out.
+                read_timeout=login.connect_timeout,
+                write_timeout=login.connect_timeout,
+                autocommit=True,
+                program_name="secrets-manager-rotation",
+                **tls,
+            )
+        except pymysql.err.OperationalError as error:
+            code = error.args[0] if error.args else None
+            if code in _LOGIN_REFUSED:
+                raise DatabaseLoginError(
+                    f"{login.host}:{login.port} refused the {login.label} credentials "
+                    f"for user {login.username!r}"
+                ) from error
+            reason = redact(str(error.args[1]) if len(error.args) > 1 else type(error).__name__)
+            raise DatabaseConnectionError(
+                f"cannot connect to {login.host}:{login.port} as {login.username!r} ({login.label}): {reason}"
+            ) from error
+        # Statements then get the statement time-out; PyMySQL applies these attributes
+        # before every read and write.
+        setattr(connection, "_read_timeout", login.statement_timeout)  # noqa: B010 - not in the stubs
+        setattr(connection, "_write_timeout", login.statement_timeout)  # noqa: B010
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
+        statement = _server(connection).change_own_password()
+        _execute(connection, statement, (new_password,), f"change the password of {login.username!r}")
+
+    def set_alternate_user(
+        self, connection: MySQLConnection, *, original: str, user: str, password: str
+    ) -> None:
+        server = _server(connection)
+        hosts = _rows(connection, "SELECT Host FROM mysql.user WHERE User = %s", (original,), "list accounts")
+        if not hosts:
+            raise DatabaseOperationError(f"user {original!r} has no account on this server")
+        if user != original and len(user) > server.username_limit:
+            raise DatabaseOperationError(
+                f"user name {user!r} is longer than the {server.username_limit} characters this server allows"
+            )
+        for (host,) in hosts:
+            if user == original:
+                _execute(
+                    connection, server.set_password(), (user, host, password), f"set the password of {user!r}"
+                )
+            else:
+                self._mirror_account(
+                    connection, server, original=original, user=user, host=host, password=password
+                )
+        if user != original:
+            clone_hosts = {
+                h
+                for (h,) in _rows(
+                    connection, "SELECT Host FROM mysql.user WHERE User = %s", (user,), "list accounts"
+                )
+            }
+            for host in sorted(clone_hosts - {h for (h,) in hosts}):
+                _execute(
+                    connection, "DROP USER %s@%s", (user, host), f"drop {user!r} at a host the original left"
+                )
+            for (host,) in hosts:
+                if _grants(connection, user, host) != _grants(connection, original, host):
+                    raise VerificationError(
+                        f"user {user!r}@{host!r} does not hold the grants of {original!r}"
+                    )
+
+    def _mirror_account(
+        self,
+        connection: MySQLConnection,
+        server: Server,
+        *,
+        original: str,
+        user: str,
+        host: str,
+        password: str,
+    ) -> None:
+        exists = _rows(
+            connection, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", (user, host), "look up"
+        )
+        if exists:
+            _execute(
+                connection, server.set_password(), (user, host, password), f"set the password of {user!r}"
+            )
+        else:
+            _execute(
+                connection, "CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password), f"create {user!r}"
+            )
+        tls_row = _rows(
+            connection,
+            "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
+            "WHERE User = %s AND Host = %s",
+            (original, host),
+            "read the TLS requirement",
+        )
+        clause, params = require_clause(*(_text(value) for value in tls_row[0]))
+        _execute(
+            connection,
+            f"ALTER USER %s@%s {clause}",
+            (user, host, *params),
+            f"set the TLS requirement of {user!r}",
+        )
+        wanted, held = _grants(connection, original, host), _grants(connection, user, host)
+        # Revoke first: a changed grant line is then replaced, not merged.
+        for grant in held - wanted:
+            if not grant.is_usage_only:
+                for statement in grant.revokes():
+                    _execute(connection, statement, (user, host), f"revoke a grant from {user!r}")
+        for grant in wanted - held:
+            if not grant.is_usage_only:
+                _execute(connection, grant.grant(), (user, host), f"grant {user!r} what {original!r} has")
+        query = server.default_roles_query()
+        if query is not None:
+            roles = [
+                (_text(role), _text(role_host))
+                for role, role_host in _rows(connection, query, (original, host), "read default roles")
+            ]
+            statement, params = server.set_default_roles(roles)
+            _execute(connection, statement, (*params, user, host), f"set the default roles of {user!r}")
+
+    def verify_session(self, connection: MySQLConnection) -> None:
+        rows = _rows(connection, "SELECT 1", (), "run the verification query")
+        if rows != [(1,)]:
+            raise VerificationError("the verification query returned no row")
+
+    def verify_privileges(self, connection: MySQLConnection, *, original: str, user: str) -> None:
+        account = _rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0]
+        host = str(account).rpartition("@")[2]
+        own = _grants(connection, user, host)
+        try:
+            theirs = _grants(connection, original, host)
+        except DatabaseOperationError as error:
+            if "not allowed" not in str(error):
+                raise
+            # Reading another account's grants needs SELECT on the mysql schema, which an
+            # application user rarely has; setSecret compared both as the master user.
+            if not own:
+                raise VerificationError(f"user {user!r}@{host!r} holds no grants") from error
+            return
+        if own != theirs:
+            raise VerificationError(f"user {user!r}@{host!r} does not hold the grants of {original!r}")
+
+
+def _server(connection: MySQLConnection) -> Server:
+    # types-PyMySQL leaves get_server_info untyped; it returns the handshake's version string.
+    return Server.parse(str(connection.get_server_info()))  # type: ignore[no-untyped-call]
+
+
+def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+    lines = [
+        str(row[0])
+        for row in _rows(connection, "SHOW GRANTS FOR %s@%s", (user, host), f"read the grants of {user!r}")
+    ]
+    try:
+        return parse_grants(lines, user, host)
+    except ValueError as error:
+        raise DatabaseOperationError(str(error)) from error
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return value.decode()
+    return "" if value is None else str(value)
+
+
+def _rows(
+    connection: MySQLConnection, statement: str, params: Sequence[object], what: str
+) -> list[tuple[Any, ...]]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            return list(cursor.fetchall())
+    except Exception as error:
+        raise _operation_error(what, error) from error
+
+
+def _execute(connection: MySQLConnection, statement: str, params: Sequence[object], what: str) -> None:
+    _rows(connection, statement, params, what)
+
+
+def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
+    """The server's error number and message; never the statement, which may hold a password."""
+    args: tuple[Any, ...] = getattr(error, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    message = redact(str(args[1])) if len(args) > 1 else type(error).__name__
+    if code in _NOT_ALLOWED:
+        message = f"not allowed: {message}"
+    return DatabaseOperationError(
+        f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
+    )
