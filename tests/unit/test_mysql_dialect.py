@@ -1,0 +1,229 @@
+"""What the MySQL engine sends to each server family and version, exactly.
+
+MySQL 8 and 5.7 cannot run on the test machine; these tests pin their statements.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from common.engine import Login
+from common.errors import DatabaseOperationError
+from common.tls import TlsPolicy
+from rotators.mysql.dialect import Grant, Server, parse_grants, require_clause
+from rotators.mysql.engine import MySQLEngine
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MYSQL_8 = "8.0.36"
+AURORA_3 = "8.0.mysql_aurora.3.05.2"
+AURORA_2 = "5.7.mysql_aurora.2.11.2"
+MYSQL_57 = "5.7.44-log"
+MYSQL_575 = "5.7.5-m15"
+MYSQL_56 = "5.6.51"
+MARIADB = "10.11.18-MariaDB-0+deb12u1"
+MARIADB_HANDSHAKE = "5.5.5-10.6.12-MariaDB-log"
+
+
+@pytest.mark.parametrize(
+    ("version", "flavour", "numbers", "limit"),
+    [
+        (MYSQL_8, "mysql", (8, 0, 36), 32),
+        (AURORA_3, "mysql", (8, 0, 0), 32),
+        (AURORA_2, "mysql", (5, 7, 0), 16),
+        (MYSQL_57, "mysql", (5, 7, 44), 32),
+        (MYSQL_56, "mysql", (5, 6, 51), 16),
+        (MARIADB, "mariadb", (10, 11, 18), 80),
+        (MARIADB_HANDSHAKE, "mariadb", (10, 6, 12), 80),
+    ],
+)
+def test_server_family_and_version(
+    version: str, flavour: str, numbers: tuple[int, int, int], limit: int
+) -> None:
+    server = Server.parse(version)
+    assert (server.flavour, server.version, server.username_limit) == (flavour, numbers, limit)
+
+
+@pytest.mark.parametrize(
+    ("version", "own", "other"),
+    [
+        (MYSQL_8, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
+        (AURORA_3, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
+        (MYSQL_57, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
+        (MYSQL_575, "SET PASSWORD = PASSWORD(%s)", "SET PASSWORD FOR %s@%s = PASSWORD(%s)"),
+        (MYSQL_56, "SET PASSWORD = PASSWORD(%s)", "SET PASSWORD FOR %s@%s = PASSWORD(%s)"),
+        (MARIADB, "SET PASSWORD = PASSWORD(%s)", "ALTER USER %s@%s IDENTIFIED BY %s"),
+    ],
+)
+def test_password_statements(version: str, own: str, other: str) -> None:
+    server = Server.parse(version)
+    assert server.change_own_password() == own
+    assert server.set_password() == other
+
+
+def test_default_role_statements() -> None:
+    mysql, mariadb = Server.parse(MYSQL_8), Server.parse(MARIADB)
+    assert mysql.set_default_roles([("reader", "%"), ("writer", "%")]) == (
+        "SET DEFAULT ROLE %s@%s, %s@%s TO %s@%s",
+        ["reader", "%", "writer", "%"],
+    )
+    assert mysql.set_default_roles([]) == ("SET DEFAULT ROLE NONE TO %s@%s", [])
+    assert mariadb.set_default_roles([("reader", "")]) == ("SET DEFAULT ROLE %s FOR %s@%s", ["reader"])
+    assert mariadb.set_default_roles([]) == ("SET DEFAULT ROLE NONE FOR %s@%s", [])
+    assert Server.parse(MYSQL_57).default_roles_query() is None
+    assert "mysql.default_roles" in str(mysql.default_roles_query())
+
+
+@pytest.mark.parametrize(
+    ("row", "clause", "params"),
+    [
+        (("", "", "", ""), "REQUIRE NONE", []),
+        (("ANY", "", "", ""), "REQUIRE SSL", []),
+        (("X509", "", "", ""), "REQUIRE X509", []),
+        (("SPECIFIED", "", "/CN=ca", "/CN=app"), "REQUIRE ISSUER %s AND SUBJECT %s", ["/CN=ca", "/CN=app"]),
+    ],
+)
+def test_tls_requirement(row: tuple[str, str, str, str], clause: str, params: list[str]) -> None:
+    assert require_clause(*row) == (clause, params)
+
+
+def test_grants_of_mysql_8_mysql_57_and_mariadb() -> None:
+    mysql_8 = [
+        "GRANT USAGE ON *.* TO `app`@`10.0.0.%`",
+        "GRANT SELECT, INSERT ON `shop`.* TO `app`@`10.0.0.%` WITH GRANT OPTION",
+        "GRANT `reader`@`%` TO `app`@`10.0.0.%`",
+    ]
+    mysql_57 = [
+        "GRANT USAGE ON *.* TO 'app'@'10.0.0.%' REQUIRE SSL",
+        "GRANT SELECT, INSERT ON `shop`.* TO 'app'@'10.0.0.%' WITH GRANT OPTION",
+    ]
+    mariadb = [
+        "GRANT USAGE ON *.* TO `app`@`10.0.0.%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF' REQUIRE SSL",
+        "GRANT SELECT, INSERT ON `shop`.* TO `app`@`10.0.0.%` WITH GRANT OPTION",
+    ]
+    for lines in (mysql_8, mysql_57, mariadb):
+        grants = parse_grants(lines, "app", "10.0.0.%")
+        assert Grant("SELECT, INSERT ON `shop`.*", "WITH GRANT OPTION") in grants
+        assert all("PASSWORD" not in g.what + g.option and "REQUIRE" not in g.option for g in grants)
+    assert Grant("`reader`@`%`", "") in parse_grants(mysql_8, "app", "10.0.0.%")
+
+
+def test_grant_and_revoke_statements_bind_the_account_and_keep_percent_literal() -> None:
+    grant = Grant("SELECT ON `shop\\_%`.*", "WITH GRANT OPTION")
+    assert grant.grant() == "GRANT SELECT ON `shop\\_%%`.* TO %s@%s WITH GRANT OPTION"
+    assert grant.revokes() == [
+        "REVOKE SELECT ON `shop\\_%%`.* FROM %s@%s",
+        "REVOKE GRANT OPTION ON `shop\\_%%`.* FROM %s@%s",
+    ]
+    assert Grant("`reader`", "").revokes() == ["REVOKE `reader` FROM %s@%s"]
+
+
+def test_a_line_for_another_account_is_refused_not_guessed() -> None:
+    with pytest.raises(ValueError, match="unexpected SHOW GRANTS line"):
+        parse_grants(["GRANT SELECT ON *.* TO `someone`@`%`"], "app", "%")
+
+
+class RecordingConnection:
+    """Stands in for a PyMySQL connection: records every statement and its parameters,
+    answers the engine's queries from ``answers`` (statement prefix -> rows)."""
+
+    def __init__(self, version: str, answers: dict[str, list[tuple[Any, ...]]]) -> None:
+        self.version = version
+        self.answers = answers
+        self.sent: list[tuple[str, tuple[Any, ...] | None]] = []
+
+    def get_server_info(self) -> str:
+        return self.version
+
+    @contextmanager
+    def cursor(self) -> Iterator[RecordingConnection]:
+        yield self
+
+    def execute(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
+        self.sent.append((statement, params))
+        self._rows = next((rows for prefix, rows in self.answers.items() if statement.startswith(prefix)), [])
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows = self._rows
+        if callable(rows):
+            return list(rows(self.sent[-1][1]))
+        return rows
+
+
+def pymysql_like(connection: RecordingConnection) -> Any:
+    """The recording connection where the engine expects PyMySQL's (duck-typed)."""
+    return connection
+
+
+LOGIN = Login("db", 3306, None, "app", "old-Pass-1", TlsPolicy(False), 5, 5, "AWSCURRENT")
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (MYSQL_8, "ALTER USER CURRENT_USER() IDENTIFIED BY %s"),
+        (MYSQL_56, "SET PASSWORD = PASSWORD(%s)"),
+        (MARIADB, "SET PASSWORD = PASSWORD(%s)"),
+    ],
+)
+def test_engine_sends_the_own_password_statement_of_the_server(version: str, expected: str) -> None:
+    connection = RecordingConnection(version, {})
+    MySQLEngine().change_own_password(pymysql_like(connection), LOGIN, "new-Pass-2")
+    assert connection.sent == [(expected, ("new-Pass-2",))]
+
+
+def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
+    """The whole conversation of setSecret's master session with a MySQL 8 server, for a
+    clone that does not exist yet."""
+    original = [
+        "GRANT USAGE ON *.* TO `{user}`@`10.0.0.%`",
+        "GRANT SELECT ON `shop`.* TO `{user}`@`10.0.0.%` WITH GRANT OPTION",
+        "GRANT `reader`@`%` TO `{user}`@`10.0.0.%`",
+    ]
+    clone_reads = []
+
+    def show_grants(params: tuple[str, str]) -> list[tuple[str]]:
+        user = params[0]
+        if user == "app_clone":
+            clone_reads.append(user)
+            if len(clone_reads) == 1:  # before the grants: a new account holds only USAGE
+                return [(original[0].format(user=user),)]
+        return [(line.format(user=user),) for line in original]
+
+    connection = RecordingConnection(
+        MYSQL_8,
+        {
+            "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
+            "SELECT 1 FROM mysql.user": [],
+            "SELECT ssl_type": [("ANY", "", "", "")],
+            "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
+            "SELECT DEFAULT_ROLE_USER": [("reader", "%")],
+        },
+    )
+    engine = MySQLEngine()
+    engine.set_alternate_user(
+        pymysql_like(connection), original="app", user="app_clone", password="new-Pass-2"
+    )
+    changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
+    account = ("app_clone", "10.0.0.%")
+    assert changes[:2] == [
+        ("CREATE USER %s@%s IDENTIFIED BY %s", (*account, "new-Pass-2")),
+        ("ALTER USER %s@%s REQUIRE SSL", account),
+    ]
+    assert sorted(changes[2:4]) == [
+        ("GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION", account),
+        ("GRANT `reader`@`%%` TO %s@%s", account),
+    ]
+    assert changes[4:] == [("SET DEFAULT ROLE %s@%s TO %s@%s", ("reader", "%", *account))]
+
+
+def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
+    connection = RecordingConnection(MYSQL_56, {"SELECT Host FROM mysql.user": [("%",)]})
+    with pytest.raises(DatabaseOperationError, match="longer than the 16 characters"):
+        MySQLEngine().set_alternate_user(
+            pymysql_like(connection), original="application", user="application_clone", password="new-Pass-2"
+        )
