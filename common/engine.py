@@ -73,10 +73,13 @@ class Engine(ABC, Generic[ConnectionT]):
         """Logged in as ``login.username``, change that user's password."""
 
     @abstractmethod
-    def set_alternate_user(self, connection: ConnectionT, *, original: str, user: str, password: str) -> None:
-        """Logged in as the master user, make ``user`` log in with ``password`` holding
-        exactly the privileges of ``original`` (``user`` may be ``original`` itself, or its
-        alternate, created here on first use). Safe to run again."""
+    def set_alternate_user(
+        self, connection: ConnectionT, *, original: str, clone: str, user: str, password: str
+    ) -> None:
+        """Logged in as the master user, make ``user`` (``original`` or ``clone``) log in
+        with ``password``, and bring ``clone`` in line with ``original``'s privileges at
+        every rotation (``clone`` is created here when it is ``user`` and missing).
+        Safe to run again."""
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:

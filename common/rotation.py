@@ -283,9 +283,11 @@ class Rotator(Generic[ConnectionT]):
         master = self._master(current)
         master_login = self._login(master, "master", dbname=master.dbname or current.dbname)
         with self.engine.connect(master_login) as connection:
+            original = original_username(current.username)
             self.engine.set_alternate_user(
                 connection,
-                original=original_username(current.username),
+                original=original,
+                clone=partner_username(original),
                 user=pending.username,
                 password=pending.password,
             )

@@ -53,9 +53,11 @@ class FakeEngine(Engine[FakeSession]):
     def change_own_password(self, connection: FakeSession, login: Login, new_password: str) -> None:
         self.database.passwords[connection.user] = new_password
 
-    def set_alternate_user(self, connection: FakeSession, *, original: str, user: str, password: str) -> None:
+    def set_alternate_user(
+        self, connection: FakeSession, *, original: str, clone: str, user: str, password: str
+    ) -> None:
         self.database.passwords[user] = password
-        self.database.acts_as[user] = original
+        self.database.acts_as[clone] = original
 
     def verify_session(self, connection: FakeSession) -> None:
         return None

@@ -105,63 +105,63 @@ class MySQLEngine(Engine[MySQLConnection]):
         _execute(connection, statement, (new_password,), f"change the password of {login.username!r}")
 
     def set_alternate_user(
-        self, connection: MySQLConnection, *, original: str, user: str, password: str
+        self, connection: MySQLConnection, *, original: str, clone: str, user: str, password: str
     ) -> None:
         server = _server(connection)
-        hosts = _rows(connection, "SELECT Host FROM mysql.user WHERE User = %s", (original,), "list accounts")
+        hosts = _hosts(connection, original)
         if not hosts:
             raise DatabaseOperationError(f"user {original!r} has no account on this server")
-        if user != original and len(user) > server.username_limit:
+        if len(clone) > server.username_limit:
             raise DatabaseOperationError(
-                f"user name {user!r} is longer than the {server.username_limit} characters this server allows"
+                f"user name {clone!r} is longer than the {server.username_limit} characters "
+                "this server allows"
             )
-        for (host,) in hosts:
-            if user == original:
+        if user == original:
+            for host in hosts:
                 _execute(
                     connection, server.set_password(), (user, host, password), f"set the password of {user!r}"
                 )
-            else:
-                self._mirror_account(
-                    connection, server, original=original, user=user, host=host, password=password
-                )
-        if user != original:
-            clone_hosts = {
-                h
-                for (h,) in _rows(
-                    connection, "SELECT Host FROM mysql.user WHERE User = %s", (user,), "list accounts"
-                )
-            }
-            for host in sorted(clone_hosts - {h for (h,) in hosts}):
-                _execute(
-                    connection, "DROP USER %s@%s", (user, host), f"drop {user!r} at a host the original left"
-                )
-            for (host,) in hosts:
-                if _grants(connection, user, host) != _grants(connection, original, host):
-                    raise VerificationError(
-                        f"user {user!r}@{host!r} does not hold the grants of {original!r}"
-                    )
+        # The clone follows the original at every rotation, also while it is the current user.
+        clone_hosts = _hosts(connection, clone)
+        for host in hosts:
+            if user == clone:
+                self._mirror_account(connection, server, original, clone, host, password)
+            elif host in clone_hosts:
+                self._mirror_account(connection, server, original, clone, host, None)
+        for host in sorted(set(clone_hosts) - set(hosts)):
+            _execute(
+                connection, "DROP USER %s@%s", (clone, host), f"drop {clone!r} at a host {original!r} left"
+            )
+        for host in _hosts(connection, clone):
+            if _grants(connection, clone, host) != _grants(connection, original, host):
+                raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
 
-    def _mirror_account(
+    def _mirror_account(  # noqa: PLR0917 - one account, spelled out
         self,
         connection: MySQLConnection,
         server: Server,
-        *,
         original: str,
-        user: str,
+        clone: str,
         host: str,
-        password: str,
+        password: str | None,
     ) -> None:
-        exists = _rows(
-            connection, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", (user, host), "look up"
-        )
-        if exists:
-            _execute(
-                connection, server.set_password(), (user, host, password), f"set the password of {user!r}"
-            )
-        else:
-            _execute(
-                connection, "CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password), f"create {user!r}"
-            )
+        """Make ``clone``@``host`` a copy of ``original``@``host``: password (when given),
+        TLS requirement, grants and default roles."""
+        account = (clone, host)
+        if password is not None:
+            if _rows(
+                connection, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", account, "look up"
+            ):
+                _execute(
+                    connection, server.set_password(), (*account, password), f"set the password of {clone!r}"
+                )
+            else:
+                _execute(
+                    connection,
+                    "CREATE USER %s@%s IDENTIFIED BY %s",
+                    (*account, password),
+                    f"create {clone!r}",
+                )
         tls_row = _rows(
             connection,
             "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
@@ -173,26 +173,23 @@ class MySQLEngine(Engine[MySQLConnection]):
         _execute(
             connection,
             f"ALTER USER %s@%s {clause}",
-            (user, host, *params),
-            f"set the TLS requirement of {user!r}",
+            (*account, *params),
+            f"set the TLS requirement of {clone!r}",
         )
-        wanted, held = _grants(connection, original, host), _grants(connection, user, host)
+        wanted, held = _grants(connection, original, host), _grants(connection, *account)
         # Revoke first: a changed grant line is then replaced, not merged.
         for grant in held - wanted:
             if not grant.is_usage_only:
                 for statement in grant.revokes():
-                    _execute(connection, statement, (user, host), f"revoke a grant from {user!r}")
+                    _execute(connection, statement, account, f"revoke a grant from {clone!r}")
         for grant in wanted - held:
             if not grant.is_usage_only:
-                _execute(connection, grant.grant(), (user, host), f"grant {user!r} what {original!r} has")
+                _execute(connection, grant.grant(), account, f"grant {clone!r} what {original!r} has")
         query = server.default_roles_query()
         if query is not None:
-            roles = [
-                (_text(role), _text(role_host))
-                for role, role_host in _rows(connection, query, (original, host), "read default roles")
-            ]
-            statement, params = server.set_default_roles(roles)
-            _execute(connection, statement, (*params, user, host), f"set the default roles of {user!r}")
+            rows = _rows(connection, query, (original, host), "read default roles")
+            statement, role_params = server.set_default_roles([(_text(r), _text(h)) for r, h in rows])
+            _execute(connection, statement, (*role_params, *account), f"set the default roles of {clone!r}")
 
     def verify_session(self, connection: MySQLConnection) -> None:
         rows = _rows(connection, "SELECT 1", (), "run the verification query")
@@ -215,6 +212,16 @@ class MySQLEngine(Engine[MySQLConnection]):
             return
         if own != theirs:
             raise VerificationError(f"user {user!r}@{host!r} does not hold the grants of {original!r}")
+
+
+def _hosts(connection: MySQLConnection, user: str) -> list[str]:
+    """The host parts of ``user``'s accounts."""
+    return [
+        str(host)
+        for (host,) in _rows(
+            connection, "SELECT Host FROM mysql.user WHERE User = %s", (user,), "list accounts"
+        )
+    ]
 
 
 def _server(connection: MySQLConnection) -> Server:

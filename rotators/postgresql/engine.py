@@ -86,31 +86,37 @@ class PostgresEngine(Engine["PgConnection"]):
         self._set_password(connection, login.username, new_password, "change its own password")
 
     def set_alternate_user(
-        self, connection: PgConnection, *, original: str, user: str, password: str
+        self, connection: PgConnection, *, original: str, clone: str, user: str, password: str
     ) -> None:
         from psycopg2 import sql
 
-        if user == original:
-            self._set_password(connection, user, password, "set the original user's password")
-            return
         hashed = self._hash(connection, user, password)
-        statements: list[tuple[sql.SQL, tuple[str, ...]]] = []
-        if self._role_exists(connection, user):
-            statements.append((sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s"), (hashed,)))
+        clone_exists = self._role_exists(connection, clone)
+        statements: list[tuple[sql.Composable, tuple[str, ...]]] = []
+        if user == original:
+            statements.append(
+                (sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(user)), (hashed,))
+            )
+        elif clone_exists:
+            statements.append(
+                (sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (hashed,))
+            )
         else:
-            statements.append((sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s"), (hashed,)))
-        grant = sql.SQL("GRANT {original} TO {user}").format(
-            original=sql.Identifier(original), user=sql.Identifier(user)
-        )
-        default_role = sql.SQL("ALTER ROLE {} SET role = %s")
+            statements.append(
+                (sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (hashed,))
+            )
+        if user == clone or clone_exists:
+            # Membership and the session's default role are re-asserted at every rotation,
+            # so a clone that drifted (membership revoked, setting reset) is repaired.
+            names = {"original": sql.Identifier(original), "clone": sql.Identifier(clone)}
+            statements.append((sql.SQL("GRANT {original} TO {clone}").format(**names), ()))
+            statements.append((sql.SQL("ALTER ROLE {clone} SET role = %s").format(**names), (original,)))
         try:
             with connection, connection.cursor() as cursor:
                 for statement, params in statements:
-                    cursor.execute(statement.format(sql.Identifier(user)), params)
-                cursor.execute(grant)
-                cursor.execute(default_role.format(sql.Identifier(user)), (original,))
+                    cursor.execute(statement, params or None)
         except Exception as error:
-            raise _operation_error(f"make {user!r} act as {original!r}", error) from error
+            raise _operation_error(f"set {user!r} and make {clone!r} act as {original!r}", error) from error
 
     def verify_session(self, connection: PgConnection) -> None:
         try:

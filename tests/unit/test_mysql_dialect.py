@@ -206,7 +206,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     engine = MySQLEngine()
     engine.set_alternate_user(
-        pymysql_like(connection), original="app", user="app_clone", password="new-Pass-2"
+        pymysql_like(connection), original="app", clone="app_clone", user="app_clone", password="new-Pass-2"
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
@@ -225,5 +225,9 @@ def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
     connection = RecordingConnection(MYSQL_56, {"SELECT Host FROM mysql.user": [("%",)]})
     with pytest.raises(DatabaseOperationError, match="longer than the 16 characters"):
         MySQLEngine().set_alternate_user(
-            pymysql_like(connection), original="application", user="application_clone", password="new-Pass-2"
+            pymysql_like(connection),
+            original="application",
+            clone="application_clone",
+            user="application_clone",
+            password="new-Pass-2",
         )
