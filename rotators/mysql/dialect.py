@@ -158,6 +158,8 @@ def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
     grants = set()
     forms = account_forms(user, host)
     for line in lines:
+        if line.upper().startswith("SET DEFAULT ROLE"):
+            continue  # MariaDB lists the default role here; it is copied on its own
         for form in forms:
             marker = f" TO {form}"
             position = line.rfind(marker)

@@ -102,14 +102,17 @@ def test_grants_of_mysql_8_mysql_57_and_mariadb() -> None:
         "GRANT SELECT, INSERT ON `shop`.* TO 'app'@'10.0.0.%' WITH GRANT OPTION",
     ]
     mariadb = [
+        "GRANT `reader` TO `app`@`10.0.0.%`",
         "GRANT USAGE ON *.* TO `app`@`10.0.0.%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF' REQUIRE SSL",
         "GRANT SELECT, INSERT ON `shop`.* TO `app`@`10.0.0.%` WITH GRANT OPTION",
+        "SET DEFAULT ROLE `reader` FOR `app`@`10.0.0.%`",
     ]
     for lines in (mysql_8, mysql_57, mariadb):
         grants = parse_grants(lines, "app", "10.0.0.%")
         assert Grant("SELECT, INSERT ON `shop`.*", "WITH GRANT OPTION") in grants
         assert all("PASSWORD" not in g.what + g.option and "REQUIRE" not in g.option for g in grants)
     assert Grant("`reader`@`%`", "") in parse_grants(mysql_8, "app", "10.0.0.%")
+    assert len(parse_grants(mariadb, "app", "10.0.0.%")) == 3
 
 
 def test_grant_and_revoke_statements_bind_the_account_and_keep_percent_literal() -> None:
