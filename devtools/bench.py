@@ -5,7 +5,7 @@
 * the handler module's import time against importing boto3 alone (fresh interpreters);
 * peak memory of a separate process that runs rotations the way Lambda does.
 
-Runs on the embedded default: a throwaway PostgreSQL and moto's server.
+Runs on the embedded default: a throwaway PostgreSQL and MariaDB, and moto's server.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from devtools.service import STEPS, LambdaContext
 if TYPE_CHECKING:
     from devtools.embedded import Embedded
 
-HANDLER = "rotators.postgresql.app"
+DRIVERS = {"postgresql": "psycopg2", "mariadb": "pymysql"}
 
 
 def import_time_ms(modules: str, runs: int) -> float:
@@ -40,12 +40,15 @@ def import_time_ms(modules: str, runs: int) -> float:
 def rotation_figures(env: Embedded, strategy: str, rotations: int) -> dict[str, Any]:
     """Calls, refused logins and wall time of ``rotations`` rotations in one warm container,
     then the calls of one rotation with a new container for every step."""
+    import importlib
+
     from common.handler import RotationFunction
     from common.settings import Settings
-    from rotators.postgresql.engine import PostgresEngine
+
+    engine = importlib.import_module(env.handler_module).lambda_handler.rotator.engine
 
     def container() -> RotationFunction[Any]:
-        return RotationFunction(PostgresEngine(), client=env.client, settings=Settings.from_environ(env.env))
+        return RotationFunction(engine, client=env.client, settings=Settings.from_environ(env.env))
 
     arn = env.user_secret(f"bench_{strategy}", strategy)
     handler = container()
@@ -76,7 +79,7 @@ def peak_memory_mib(env: Embedded, rotations: int) -> float:
     """Peak RSS of a child process that imports only the handler and runs rotations."""
     arn = env.user_secret("bench_memory")
     child = subprocess.Popen(
-        [sys.executable, "-m", "devtools.lambda_child", f"{HANDLER}:lambda_handler"],
+        [sys.executable, "-m", "devtools.lambda_child", f"{env.handler_module}:lambda_handler"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -100,37 +103,43 @@ def peak_memory_mib(env: Embedded, rotations: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rotations", type=int, default=20)
-    parser.add_argument("--import-runs", type=int, default=15)
+    parser.add_argument("--import-runs", type=int, default=21)
+    parser.add_argument("--engine", choices=sorted(DRIVERS), action="append", help="default: all")
     args = parser.parse_args(argv)
 
     from common.observability import logger
-    from devtools.embedded import embedded
+    from devtools.embedded import ENGINES, embedded
 
     logger.setLevel("WARNING")  # figures, not a line per step
-    with embedded() as env:
-        figures = {
-            strategy: rotation_figures(env, strategy, args.rotations)
-            for strategy in ("single", "alternating")
-        }
-        memory = peak_memory_mib(env, args.rotations)
     boto3_ms = import_time_ms("boto3", args.import_runs)
-    handler_ms = import_time_ms(HANDLER, args.import_runs)
-    # The handler imports boto3 and its driver lazily; a cold start pays for all three.
-    with_boto3_ms = import_time_ms(f"{HANDLER}, boto3", args.import_runs)
-    cold_ms = import_time_ms(f"{HANDLER}, boto3, psycopg2", args.import_runs)
-
-    print(f"\nBenchmark: {args.rotations} rotations per strategy against PostgreSQL, moto server")
-    print(f"{'strategy':<12} {'SM calls: 1st / later / cold':<30} {'refused logins':<16} wall median / max")
-    for strategy, f in figures.items():
-        calls = f"{f['first'].total()} / {f['later'].total()} / {f['cold']}"
-        print(f"{strategy:<12} {calls:<30} {f['refused']:<16} {f['median_ms']:.0f} ms / {f['max_ms']:.0f} ms")
-        print(f"{'':<12} first rotation by operation: {dict(sorted(f['first'].items()))}")
     print(
-        f"import (median of {args.import_runs} fresh interpreters): boto3 alone {boto3_ms:.0f} ms; "
-        f"handler module {handler_ms:.0f} ms; handler + boto3 {with_boto3_ms:.0f} ms "
-        f"(x{with_boto3_ms / boto3_ms:.2f}); + psycopg2 {cold_ms:.0f} ms (x{cold_ms / boto3_ms:.2f})"
+        f"\nBenchmark: {args.rotations} rotations per strategy and engine; moto's server as Secrets Manager"
     )
-    print(f"peak memory of a Lambda-like process over {args.rotations} rotations: {memory:.1f} MiB")
+    print(f"import boto3 alone: {boto3_ms:.0f} ms (median of {args.import_runs} fresh interpreters)")
+    for engine in args.engine or sorted(DRIVERS):
+        with embedded(engine) as env:
+            figures = {s: rotation_figures(env, s, args.rotations) for s in ("single", "alternating")}
+            memory = peak_memory_mib(env, args.rotations)
+        handler = ENGINES[engine][1]
+        handler_ms = import_time_ms(handler, args.import_runs)
+        # The handler imports boto3 and its driver lazily; a cold start pays for all three.
+        with_boto3_ms = import_time_ms(f"{handler}, boto3", args.import_runs)
+        cold_ms = import_time_ms(f"{handler}, boto3, {DRIVERS[engine]}", args.import_runs)
+        print(f"\n{engine}")
+        print(
+            f"  {'strategy':<12} {'SM calls: 1st / later / cold':<30} {'refused logins':<16} wall median/max"
+        )
+        for strategy, f in figures.items():
+            calls = f"{f['first'].total()} / {f['later'].total()} / {f['cold']}"
+            wall = f"{f['median_ms']:.0f} / {f['max_ms']:.0f} ms"
+            print(f"  {strategy:<12} {calls:<30} {f['refused']:<16} {wall}")
+            print(f"  {'':<12} first rotation by operation: {dict(sorted(f['first'].items()))}")
+        print(
+            f"  import: handler module {handler_ms:.0f} ms; + boto3 {with_boto3_ms:.0f} ms "
+            f"(x{with_boto3_ms / boto3_ms:.2f} boto3); + {DRIVERS[engine]} {cold_ms:.0f} ms "
+            f"(x{cold_ms / boto3_ms:.2f})"
+        )
+        print(f"  peak memory of a Lambda-like process over {args.rotations} rotations: {memory:.1f} MiB")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The embedded default: a throwaway PostgreSQL and a local Secrets Manager endpoint.
+"""The embedded default: a throwaway database server (PostgreSQL by default, or MariaDB)
+and a local Secrets Manager endpoint.
 
 Shared by the local runner and the benchmark, so both rotate the same kind of secret.
 """
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from devtools.mariadb import MariaDBServer
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
 from devtools.service import RotationService, behave_like_aws
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REGION = "us-east-1"
+#: engine name -> (server class, handler module).
+ENGINES: dict[str, tuple[type[PostgresServer] | type[MariaDBServer], str]] = {
+    "postgresql": (PostgresServer, "rotators.postgresql.app"),
+    "mariadb": (MariaDBServer, "rotators.mysql.app"),
+}
 
 
 @contextmanager
@@ -45,35 +52,44 @@ def local_secrets_manager() -> Iterator[str]:
 class Embedded:
     """A running embedded environment; ``env`` is what a function process needs."""
 
-    server: PostgresServer
+    server: PostgresServer | MariaDBServer
+    handler_module: str
     endpoint: str
     client: SecretsManagerClient
     service: RotationService
     env: dict[str, str]
 
-    def user_secret(self, user: str, strategy: str = "single", dbname: str = "postgres") -> str:
-        """Create a database user with a random password and its secret (rotation
-        enabled); for ``alternating`` also a master user with CREATEROLE and its secret."""
+    def user_secret(self, user: str, strategy: str = "single", dbname: str | None = None) -> str:
+        """Create a database user with a random password (owning ``dbname`` when given) and
+        its secret, rotation enabled; for ``alternating`` also a master user and its secret."""
         password = secrets.token_urlsafe(24)
-        self.server.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (password,))
-        if dbname != "postgres":
-            self.server.execute(f'CREATE DATABASE "{dbname}" OWNER "{user}"')
+        if dbname is not None:
+            self.server.create_database(dbname)
+        self.server.create_user(user, password, dbname)
         body: dict[str, Any] = {
-            "engine": "postgres",
+            "engine": self.server.engine_key,
             "host": self.server.host,
             "port": self.server.port,
             "username": user,
             "password": password,
-            "dbname": dbname,
         }
+        if dbname is not None:
+            body["dbname"] = dbname
         if strategy == "alternating":
             admin, admin_password = f"{user}_admin", secrets.token_urlsafe(24)
-            self.server.execute(f'CREATE ROLE "{admin}" LOGIN CREATEROLE PASSWORD %s', (admin_password,))
-            master = {**body, "username": admin, "password": admin_password, "dbname": "postgres"}
+            self.server.create_master(admin, admin_password)
+            master = {
+                **body,
+                "username": admin,
+                "password": admin_password,
+                "dbname": self.server.admin_database,
+            }
             body["masterarn"] = self.client.create_secret(
-                Name=f"{user}/master", SecretString=json.dumps(master)
+                Name=f"{self.server.engine_key}/{user}/master", SecretString=json.dumps(master)
             )["ARN"]
-        arn = self.client.create_secret(Name=f"{user}/credentials", SecretString=json.dumps(body))["ARN"]
+        arn = self.client.create_secret(
+            Name=f"{self.server.engine_key}/{user}/credentials", SecretString=json.dumps(body)
+        )["ARN"]
         self.service.enable_rotation(arn)
         return arn
 
@@ -84,11 +100,12 @@ class Embedded:
 
 
 @contextmanager
-def embedded() -> Iterator[Embedded]:
+def embedded(engine: str = "postgresql") -> Iterator[Embedded]:
     """Start both servers and point this process's AWS settings at the local endpoint."""
     import boto3
 
-    server = PostgresServer().start()
+    server_class, handler_module = ENGINES[engine]
+    server = server_class().start()
     try:
         with local_secrets_manager() as endpoint:
             env = {
@@ -102,6 +119,6 @@ def embedded() -> Iterator[Embedded]:
             }
             os.environ.update(env)
             client = boto3.client("secretsmanager", region_name=REGION)
-            yield Embedded(server, endpoint, client, RotationService(region=REGION), env)
+            yield Embedded(server, handler_module, endpoint, client, RotationService(region=REGION), env)
     finally:
         server.stop()

@@ -165,6 +165,50 @@ class MariaDBServer(ThrowawayServer):
         finally:
             connection.close()
 
+    # -- what the runner, the benchmark and the tests make on the server -----------------
+
+    engine_key = "mariadb"
+    admin_database = "mysql"
+
+    def can_login(self, user: str, password: str, dbname: str | None = None) -> bool:
+        """Whether a client logs in over verified TLS; False only when the login is refused."""
+        import pymysql
+
+        try:
+            self.connect_as(user, password, dbname).close()
+        except pymysql.err.OperationalError as error:
+            if error.args and error.args[0] == 1045:
+                return False
+            raise
+        return True
+
+    def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
+        """(the login account, the account whose privileges apply, the TLS protocol)."""
+        connection = self.connect_as(user, password, dbname)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT USER(), CURRENT_USER()")
+                login, account = cursor.fetchone() or ("", "")
+                cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+                protocol = (cursor.fetchone() or ("", "none"))[1] or "none"
+        finally:
+            connection.close()
+        return str(login).split("@")[0], str(account).split("@")[0], str(protocol)
+
+    def create_database(self, dbname: str) -> None:
+        self.execute(f"CREATE DATABASE `{dbname.replace('`', '``')}`")
+
+    def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
+        """An account at any host; every privilege on ``dbname`` when given."""
+        self.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        if dbname is not None:
+            self.execute(f"GRANT ALL PRIVILEGES ON `{dbname.replace('`', '``')}`.* TO %s@'%%'", (user,))
+
+    def create_master(self, user: str, password: str) -> None:
+        """A master user as on Amazon RDS: every privilege, grantable."""
+        self.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        self.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (user,))
+
     def failed_logins(self) -> int:
         """How many logins the server has refused so far, from its error log.
 

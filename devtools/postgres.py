@@ -155,7 +155,7 @@ class PostgresServer(ThrowawayServer):
         connection.autocommit = True
         return connection
 
-    def connect_as(self, user: str, password: str, dbname: str = "postgres") -> PgConnection:
+    def connect_as(self, user: str, password: str, dbname: str | None = None) -> PgConnection:
         """A client session over TCP with verified TLS, as an application would open it."""
         import psycopg2
 
@@ -164,7 +164,7 @@ class PostgresServer(ThrowawayServer):
             port=self.port,
             user=user,
             password=password,
-            dbname=dbname,
+            dbname=dbname or "postgres",
             sslmode="verify-full",
             sslrootcert=self.ca_file,
             connect_timeout=5,
@@ -181,6 +181,61 @@ class PostgresServer(ThrowawayServer):
                 return list(cursor.fetchall()) if cursor.description else []
         finally:
             connection.close()
+
+    # -- what the runner, the benchmark and the tests make on the server -----------------
+
+    engine_key = "postgres"
+    admin_database = "postgres"
+
+    def can_login(self, user: str, password: str, dbname: str | None = None) -> bool:
+        """Whether a client logs in over verified TLS; False only when the password is refused."""
+        import psycopg2
+
+        try:
+            self.connect_as(user, password, dbname).close()
+        except psycopg2.OperationalError as error:
+            if "password authentication failed" in str(error):
+                return False
+            raise
+        return True
+
+    def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
+        """(the login user, the user its session acts as, the TLS protocol) of a new session."""
+        connection = self.connect_as(user, password, dbname)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT session_user, current_user")
+                session_user, current_user = cursor.fetchone() or ("", "")
+            protocol = connection.info.ssl_attribute("protocol") if connection.info.ssl_in_use else "none"
+        finally:
+            connection.close()
+        return str(session_user), str(current_user), str(protocol)
+
+    def create_database(self, dbname: str) -> None:
+        from psycopg2 import sql
+
+        self.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+    def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
+        """A login role; owner of ``dbname`` when given."""
+        from psycopg2 import sql
+
+        self.execute(
+            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,)
+        )
+        if dbname is not None:
+            self.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(dbname), sql.Identifier(user))
+            )
+
+    def create_master(self, user: str, password: str) -> None:
+        """A master user as on Amazon RDS: not a superuser, but CREATEROLE."""
+        from psycopg2 import sql
+
+        self.execute(
+            sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE PASSWORD %s").format(sql.Identifier(user)),
+            (password,),
+        )
 
     def failed_logins(self) -> int:
         """How many password authentications the server has refused so far."""

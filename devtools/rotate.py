@@ -1,11 +1,11 @@
 """Local rotation runner: a real rotation through all four steps, step by step.
 
-Default (no arguments): starts a throwaway PostgreSQL with TLS and a local Secrets
-Manager endpoint (moto's server on 127.0.0.1), creates a database user and its secret,
-rotates it exactly as Secrets Manager would (pending version registered first, ARN as
-``SecretId``, a ``RotationToken``) through the real handler module, then proves with
-real logins that the new password works and the old one is refused. Nothing is left
-behind.
+Default (no arguments): starts a throwaway PostgreSQL (``--engine mariadb``: MariaDB)
+with TLS and a local Secrets Manager endpoint (moto's server on 127.0.0.1), creates a
+database user and its secret, rotates it exactly as Secrets Manager would (pending
+version registered first, ARN as ``SecretId``, a ``RotationToken``) through the real
+handler module, then proves with real logins that the new password works and the old
+one is refused. Nothing is left behind.
 
 With ``--secret-id``: asks a real Secrets Manager (or ``--endpoint-url``) to rotate that
 secret with the rotation function configured on it and follows its labels until the
@@ -54,47 +54,35 @@ def rotate_once(env: Embedded, arn: str, handler: Any) -> None:
 
 def prove(env: Embedded, old: dict[str, Any], new: dict[str, Any], strategy: str) -> None:
     """The new credentials log in over verified TLS; a single user's old password is refused."""
-    import psycopg2
-
-    def connect(secret: dict[str, Any]) -> Any:
-        return env.server.connect_as(secret["username"], secret["password"], secret["dbname"])
-
-    connection = connect(new)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT session_user, current_user")
-        session_user, current_user = cursor.fetchone()
-    protocol = connection.info.ssl_attribute("protocol") if connection.info.ssl_in_use else "none"
-    connection.close()
-    acting = f" acting as {current_user!r}" if current_user != session_user else ""
-    say(f"  ✔ new credentials log in as {session_user!r}{acting} (TLS {protocol}, certificate verified)")
+    login, acting, protocol = env.server.whoami(new["username"], new["password"], new.get("dbname"))
+    acting_note = f" acting as {acting!r}" if acting != login else ""
+    say(f"  ✔ new credentials log in as {login!r}{acting_note} (TLS {protocol}, certificate verified)")
+    old_works = env.server.can_login(old["username"], old["password"], old.get("dbname"))
     if strategy == "alternating":
-        connect(old).close()
+        if not old_works:
+            raise SystemExit(f"✘ the previous user {old['username']!r} no longer logs in")
         say(f"  ✔ previous user {old['username']!r} still logs in until the next rotation")
-        return
-    try:
-        connect(old).close()
-    except psycopg2.OperationalError as error:
-        if "password authentication failed" not in str(error):
-            raise
-        say("  ✔ old password refused by the server")
-    else:
+    elif old_works:
         raise SystemExit("✘ the old password still logs in")
+    else:
+        say("  ✔ old password refused by the server")
 
 
-def run_embedded(strategy: str, rotations: int) -> int:
+def run_embedded(engine: str, strategy: str, rotations: int) -> int:
     """The default job; returns the exit status."""
+    import importlib
+
     from devtools.embedded import embedded
 
     started = time.perf_counter()
-    say("▶ starting a throwaway PostgreSQL (TLS on, its own CA) and a local Secrets Manager ...")
-    with embedded() as env:
-        say(f"  PostgreSQL {env.server.host}:{env.server.port} (data in {env.server.root})")
+    say(f"▶ starting a throwaway {engine} (TLS on, its own CA) and a local Secrets Manager ...")
+    with embedded(engine) as env:
+        say(f"  {engine} {env.server.host}:{env.server.port} (data in {env.server.root})")
         say(f"  Secrets Manager (moto) {env.endpoint}")
         arn = env.user_secret("app_user", strategy, dbname="appdb")
         say(f"▶ database user 'app_user' and its secret {arn}")
         # The handler exactly as Lambda imports it, configured by the environment alone.
-        from rotators.postgresql.app import lambda_handler
-
+        lambda_handler = importlib.import_module(env.handler_module).lambda_handler
         for number in range(1, rotations + 1):
             say(f"▶ rotation {number}/{rotations}, {strategy} strategy")
             old = env.current(arn)
@@ -136,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--engine", choices=("postgresql", "mariadb"), default="postgresql")
     parser.add_argument("--strategy", choices=("single", "alternating"), default="single")
     parser.add_argument("--rotations", type=int, default=1, help="rotations in a row (default 1)")
     parser.add_argument("--secret-id", help="rotate this secret with a real Secrets Manager instead")
@@ -145,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.secret_id:
         return run_against_service(args.secret_id, args.endpoint_url, args.region, args.timeout)
-    return run_embedded(args.strategy, max(1, args.rotations))
+    return run_embedded(args.engine, args.strategy, max(1, args.rotations))
 
 
 if __name__ == "__main__":

@@ -80,20 +80,6 @@ def database(postgres: PostgresServer) -> Iterator[str]:
     yield name
 
 
-def create_role(postgres: PostgresServer, name: str, password: str, *attributes: str) -> None:
-    from psycopg2 import sql
-
-    statement = sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s " + " ".join(attributes)).format(
-        sql.Identifier(name)
-    )
-    connection = postgres.admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, (password,))
-    finally:
-        connection.close()
-
-
 def pg_secret(
     postgres: PostgresServer, username: str, password: str, dbname: str, **extra: Any
 ) -> dict[str, Any]:

@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
             ["--strategy", "alternating", "--rotations", "2"],
             ["rotation 2/2", "acting as 'app_user'", "previous user 'app_user_clone' still logs in"],
         ),
+        (
+            ["--engine", "mariadb", "--strategy", "alternating"],
+            ["throwaway mariadb", "[4/4] finishSecret done", "previous user 'app_user' still logs in"],
+        ),
+        (["--engine", "mariadb"], ["[4/4] finishSecret done", "old password refused by the server"]),
     ],
 )
 def test_local_runner_rotates_for_real(arguments: list[str], expected: list[str]) -> None:

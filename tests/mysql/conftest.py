@@ -38,6 +38,5 @@ def handler(sm_client: SecretsManagerClient, mariadb: MariaDBServer) -> Rotation
 def master_arn(mariadb: MariaDBServer, sm_client: SecretsManagerClient, service: RotationService) -> str:
     """Like an RDS master user: every privilege, grantable."""
     user, password = unique("admin"), new_password()
-    mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-    mariadb.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (user,))
+    mariadb.create_master(user, password)
     return store_secret(sm_client, service, user, maria_secret(mariadb, user, password), rotation=False)

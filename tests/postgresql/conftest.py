@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from rotators.postgresql.engine import PostgresEngine
-from tests.conftest import create_role, new_password, pg_secret, unique
+from tests.conftest import new_password, pg_secret, unique
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
@@ -21,15 +21,7 @@ if TYPE_CHECKING:
 
 def can_login(postgres: PostgresServer, user: str, password: str, dbname: str = "postgres") -> bool:
     """Whether the server accepts these credentials over verified TLS."""
-    import psycopg2
-
-    try:
-        postgres.connect_as(user, password, dbname).close()
-    except psycopg2.OperationalError as error:
-        if "password authentication failed" in str(error):
-            return False
-        raise
-    return True
+    return postgres.can_login(user, password, dbname)
 
 
 @dataclass
@@ -54,7 +46,7 @@ def app_user(
 ) -> AppUser:
     """A user with a single-user secret (rotation enabled) in a database of its own."""
     user = AppUser(unique("app"), new_password(), database)
-    create_role(postgres, user.name, user.password)
+    postgres.create_user(user.name, user.password)
     postgres.execute(f'ALTER DATABASE "{database}" OWNER TO "{user.name}"')
     body = pg_secret(postgres, user.name, user.password, database, dbClusterIdentifier="cluster-1", team="x")
     user.arn = store_secret(sm_client, service, user.name, body)
@@ -65,7 +57,7 @@ def app_user(
 def master_arn(postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService) -> str:
     """A master secret for a non-superuser with CREATEROLE, as on Amazon RDS."""
     name, password = unique("admin"), new_password()
-    create_role(postgres, name, password, "CREATEROLE")
+    postgres.create_master(name, password)
     return store_secret(
         sm_client, service, name, pg_secret(postgres, name, password, "postgres"), rotation=False
     )

@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import DatabaseLoginError, DatabaseOperationError, SecretMismatchError
 from devtools.service import LambdaContext
-from tests.conftest import create_role, new_password, pg_secret, unique
+from tests.conftest import new_password, pg_secret, unique
 from tests.helpers import labels, store_secret, value
 from tests.postgresql.conftest import can_login
 
@@ -160,7 +160,7 @@ def test_master_without_privilege_fails_cleanly(
     app_user: AppUser,
 ) -> None:
     weak, weak_password = unique("weak"), new_password()
-    create_role(postgres, weak, weak_password)  # no CREATEROLE
+    postgres.create_user(weak, weak_password)  # no CREATEROLE
     master = store_secret(
         sm_client, service, weak, pg_secret(postgres, weak, weak_password, "postgres"), rotation=False
     )

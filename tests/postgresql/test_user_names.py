@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from psycopg2 import sql
 
-from tests.conftest import create_role, new_password, pg_secret
+from tests.conftest import new_password, pg_secret
 from tests.helpers import store_secret, value
 from tests.postgresql.conftest import can_login
 
@@ -31,7 +31,7 @@ def test_user_name_with_quotes_semicolons_and_spaces(
 ) -> None:
     name = f"o'brien\"; DROP TABLE canary; -- {strategy}"
     password = new_password()
-    create_role(postgres, name, password)
+    postgres.create_user(name, password)
     postgres.execute("CREATE TABLE canary (v int)", dbname=database)
     postgres.execute(
         sql.SQL("GRANT SELECT ON canary TO {}")

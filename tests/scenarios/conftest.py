@@ -52,7 +52,7 @@ def master_arn(harness: Harness, sm_client: SecretsManagerClient, service: Rotat
 
     user, password = unique("admin"), new_password()
     harness.create_master(user, password)
-    body = harness.secret(user, password, "postgres" if harness.name == "postgresql" else "mysql")
+    body = harness.secret(user, password, harness.server.admin_database)
     return store_secret(sm_client, service, user, body, rotation=False)
 
 
