@@ -53,9 +53,17 @@ build-SharedLayer:
 	$(LAMBDA_PIP) -r common/requirements.txt -t $(ARTIFACTS_DIR)/python
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
 
-build-PostgreSQLRotationFunction:
+# $(call build-function,<package under rotators/>)
+define build-function
 	mkdir -p $(ARTIFACTS_DIR)/rotators
 	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
-	cp -r rotators/postgresql $(ARTIFACTS_DIR)/rotators/
-	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
+	cp -r rotators/$(1) $(ARTIFACTS_DIR)/rotators/
+	$(LAMBDA_PIP) -r rotators/$(1)/requirements.txt -t $(ARTIFACTS_DIR)
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+endef
+
+build-PostgreSQLRotationFunction:
+	$(call build-function,postgresql)
+
+build-MySQLRotationFunction:
+	$(call build-function,mysql)
