@@ -47,18 +47,38 @@ class Server:
             return 80
         return 32 if self.version >= (5, 7, 8) else 16
 
-    def change_own_password(self) -> str:
-        """The statement a user runs to change its own password (one bound parameter)."""
+    def sends_hash(self, plugin: str) -> bool:
+        """Whether a password for an account of ``plugin`` goes over hashed.
+
+        MariaDB writes ``SET PASSWORD = PASSWORD('...')`` to its general log as sent;
+        for ``mysql_native_password`` accounts it accepts the hash instead. MySQL 5.7+
+        rewrites passwords out of its logs, and its default plugin has no such hash.
+        """
+        return self.flavour == "mariadb" and plugin == "mysql_native_password"
+
+    def change_own_password(self, hashed: bool = False) -> str:
+        """The statement a user runs to change its own password (one bound parameter: the
+        password, or with ``hashed`` its :func:`native_password_hash`)."""
+        if hashed:
+            return "SET PASSWORD = %s"
         if self.flavour == "mysql" and self.has_alter_user_password:
             return "ALTER USER CURRENT_USER() IDENTIFIED BY %s"
         # MariaDB: ALTER USER needs the CREATE USER privilege even for oneself.
         return "SET PASSWORD = PASSWORD(%s)"
 
-    def set_password(self) -> str:
+    def set_password(self, hashed: bool = False) -> str:
         """The master user's statement for another account (parameters: user, host, password)."""
+        if hashed:
+            return "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"
         if self.has_alter_user_password:
             return "ALTER USER %s@%s IDENTIFIED BY %s"
         return "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
+
+    def create_user(self, hashed: bool = False) -> str:
+        """CREATE USER for an account (parameters: user, host, password)."""
+        if hashed:
+            return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
+        return "CREATE USER %s@%s IDENTIFIED BY %s"
 
     def default_roles_query(self) -> str | None:
         """Rows of (role, role host) that are the account's default roles (user, host)."""
@@ -85,6 +105,14 @@ class Server:
             return "SET DEFAULT ROLE NONE TO %s@%s", []
         placeholders = ", ".join("%s@%s" for _ in roles)
         return f"SET DEFAULT ROLE {placeholders} TO %s@%s", [part for role in roles for part in role]
+
+
+def native_password_hash(password: str) -> str:
+    """``mysql_native_password``'s stored form: ``*`` and SHA1(SHA1(password)) in hex."""
+    import hashlib
+
+    inner = hashlib.sha1(password.encode()).digest()  # noqa: S324 - the plugin's own scheme
+    return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
 
 
 REQUIRE_CLAUSES = {"": "NONE", "ANY": "SSL", "X509": "X509"}

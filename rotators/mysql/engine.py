@@ -25,7 +25,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
-from rotators.mysql.dialect import Server, parse_grants, require_clause
+from rotators.mysql.dialect import Server, native_password_hash, parse_grants, require_clause
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -101,8 +101,20 @@ class MySQLEngine(Engine[MySQLConnection]):
             connection.close()
 
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
-        statement = _server(connection).change_own_password()
-        _execute(connection, statement, (new_password,), f"change the password of {login.username!r}")
+        server = _server(connection)
+        # An account may read its own grants: MariaDB shows a native-password account as
+        # "IDENTIFIED BY PASSWORD '*...'" there.
+        hashed = server.flavour == "mariadb" and any(
+            " IDENTIFIED BY PASSWORD '*" in str(row[0])
+            for row in _rows(connection, "SHOW GRANTS FOR CURRENT_USER()", (), "read its own account")
+        )
+        secret = native_password_hash(new_password) if hashed else new_password
+        _execute(
+            connection,
+            server.change_own_password(hashed),
+            (secret,),
+            f"change the password of {login.username!r}",
+        )
 
     def set_alternate_user(
         self, connection: MySQLConnection, *, original: str, clone: str, user: str, password: str
@@ -118,9 +130,7 @@ class MySQLEngine(Engine[MySQLConnection]):
             )
         if user == original:
             for host in hosts:
-                _execute(
-                    connection, server.set_password(), (user, host, password), f"set the password of {user!r}"
-                )
+                _set_account_password(connection, server, user, host, password)
         # The clone follows the original at every rotation, also while it is the current user.
         clone_hosts = _hosts(connection, clone)
         for host in hosts:
@@ -152,16 +162,11 @@ class MySQLEngine(Engine[MySQLConnection]):
             if _rows(
                 connection, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", account, "look up"
             ):
-                _execute(
-                    connection, server.set_password(), (*account, password), f"set the password of {clone!r}"
-                )
+                _set_account_password(connection, server, clone, host, password)
             else:
-                _execute(
-                    connection,
-                    "CREATE USER %s@%s IDENTIFIED BY %s",
-                    (*account, password),
-                    f"create {clone!r}",
-                )
+                hashed = server.sends_hash("mysql_native_password") and server.version >= (10, 4, 0)
+                secret = native_password_hash(password) if hashed else password
+                _execute(connection, server.create_user(hashed), (*account, secret), f"create {clone!r}")
         tls_row = _rows(
             connection,
             "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
@@ -212,6 +217,18 @@ class MySQLEngine(Engine[MySQLConnection]):
             return
         if own != theirs:
             raise VerificationError(f"user {user!r}@{host!r} does not hold the grants of {original!r}")
+
+
+def _set_account_password(
+    connection: MySQLConnection, server: Server, user: str, host: str, password: str
+) -> None:
+    """As the master user: set an account's password, hashed where the server takes it so."""
+    rows = _rows(
+        connection, "SELECT plugin FROM mysql.user WHERE User = %s AND Host = %s", (user, host), "look up"
+    )
+    hashed = bool(rows) and server.sends_hash(_text(rows[0][0]))
+    secret = native_password_hash(password) if hashed else password
+    _execute(connection, server.set_password(hashed), (user, host, secret), f"set the password of {user!r}")
 
 
 def _hosts(connection: MySQLConnection, user: str) -> list[str]:

@@ -191,3 +191,35 @@ def test_ssl_false_means_plaintext_and_tls_means_verified(mariadb: MariaDBServer
 
     assert cipher(TlsPolicy(enabled=False)) == ""
     assert cipher(TlsPolicy(enabled=True, ca_file=mariadb.ca_file)) != ""
+
+
+def test_new_passwords_never_reach_the_general_log(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    master_arn: str,
+) -> None:
+    log = mariadb.root / "general.log"
+    mariadb.execute("SET GLOBAL general_log_file = %s", (str(log),))
+    mariadb.execute("SET GLOBAL general_log = 1")
+    try:
+        user, password = unique("logged"), new_password()
+        mariadb.create_user(user, password)
+        single = store_secret(sm_client, service, user, maria_secret(mariadb, user, password))
+        service.rotate(handler, single)
+        current = value(sm_client, single, "AWSCURRENT")
+        alternating = store_secret(sm_client, service, f"{user}-alt", current | {"masterarn": master_arn})
+        service.rotate(handler, alternating)  # creates the clone
+        service.rotate(handler, alternating)  # sets the original's password as the master
+    finally:
+        mariadb.execute("SET GLOBAL general_log = 0")
+    text = log.read_text(errors="replace")
+    assert "SET PASSWORD = '*" in text and "IDENTIFIED BY PASSWORD '*" in text
+    # Every password a rotation generated (the first one was set by this test, in clear).
+    rotated = {
+        "single": value(sm_client, single, "AWSCURRENT")["password"],
+        "clone": value(sm_client, alternating, "AWSPREVIOUS")["password"],
+        "original by the master": value(sm_client, alternating, "AWSCURRENT")["password"],
+    }
+    assert [name for name, secret in rotated.items() if secret in text] == []

@@ -13,7 +13,7 @@ import pytest
 from common.engine import Login
 from common.errors import DatabaseOperationError
 from common.tls import TlsPolicy
-from rotators.mysql.dialect import Grant, Server, parse_grants, require_clause
+from rotators.mysql.dialect import Grant, Server, native_password_hash, parse_grants, require_clause
 from rotators.mysql.engine import MySQLEngine
 
 if TYPE_CHECKING:
@@ -165,18 +165,34 @@ def pymysql_like(connection: RecordingConnection) -> Any:
 LOGIN = Login("db", 3306, None, "app", "old-Pass-1", TlsPolicy(False), 5, 5, "AWSCURRENT")
 
 
+NATIVE_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF'",)]
+ED25519_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'abc'",)]
+
+
 @pytest.mark.parametrize(
-    ("version", "expected"),
+    ("version", "own_grants", "expected"),
     [
-        (MYSQL_8, "ALTER USER CURRENT_USER() IDENTIFIED BY %s"),
-        (MYSQL_56, "SET PASSWORD = PASSWORD(%s)"),
-        (MARIADB, "SET PASSWORD = PASSWORD(%s)"),
+        (MYSQL_8, [], ("ALTER USER CURRENT_USER() IDENTIFIED BY %s", "new-Pass-2")),
+        (MYSQL_56, [], ("SET PASSWORD = PASSWORD(%s)", "new-Pass-2")),
+        # MariaDB logs SET PASSWORD as sent: a native-password account gets the hash.
+        (MARIADB, NATIVE_GRANT, ("SET PASSWORD = %s", native_password_hash("new-Pass-2"))),
+        (MARIADB, ED25519_GRANT, ("SET PASSWORD = PASSWORD(%s)", "new-Pass-2")),
     ],
 )
-def test_engine_sends_the_own_password_statement_of_the_server(version: str, expected: str) -> None:
-    connection = RecordingConnection(version, {})
+def test_engine_sends_the_own_password_statement_of_the_server(
+    version: str, own_grants: list[tuple[str]], expected: tuple[str, str]
+) -> None:
+    connection = RecordingConnection(version, {"SHOW GRANTS FOR CURRENT_USER()": own_grants})
     MySQLEngine().change_own_password(pymysql_like(connection), LOGIN, "new-Pass-2")
-    assert connection.sent == [(expected, ("new-Pass-2",))]
+    changes = [
+        (statement, params) for statement, params in connection.sent if not statement.startswith("SHOW")
+    ]
+    assert changes == [(expected[0], (expected[1],))]
+
+
+def test_native_password_hash_is_mysqls() -> None:
+    # The documented example: PASSWORD('mypass') in MySQL 5.x and MariaDB.
+    assert native_password_hash("mypass") == "*6C8989366EAF75BB670AD8EA7A7FC1176A95CEF4"
 
 
 def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
