@@ -4,7 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps test lint typecheck check rotate bench clean
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+# sam build needs no runtime Python (the build is a Makefile); the tests import each
+# built handler under the runtime's Python, which pyenv provides here.
+export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
+
+.PHONY: setup system-deps test lint typecheck check rotate bench clean sam-cli
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +22,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 system-deps:
 	scripts/install-system-deps
 
-setup: system-deps $(STAMP)
+# SAM CLI pins its own boto3: it gets a virtualenv of its own.
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+
+sam-cli: $(SAM)
+
+setup: system-deps $(STAMP) $(SAM)
 
 ## The tests: unit tests and real-database tests (servers started by the suite).
 test: setup
@@ -38,7 +53,7 @@ bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
 
 # --- sam build (BuildMethod: makefile): SAM calls these with ARTIFACTS_DIR set. -----------
 # The shared code and Powertools go into one layer; each function carries only its
@@ -48,8 +63,9 @@ LAMBDA_PLATFORM ?= manylinux2014_x86_64
 LAMBDA_PIP := python3 -m pip install --quiet --no-compile --only-binary=:all: \
 	--implementation cp --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM)
 build-SharedLayer:
-	mkdir -p $(ARTIFACTS_DIR)/python
+	mkdir -p $(ARTIFACTS_DIR)/python $(ARTIFACTS_DIR)/certs
 	cp -r common $(ARTIFACTS_DIR)/python/
+	find certs -maxdepth 1 -name '*.pem' -exec cp {} $(ARTIFACTS_DIR)/certs/ \;
 	$(LAMBDA_PIP) -r common/requirements.txt -t $(ARTIFACTS_DIR)/python
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
 

@@ -1,0 +1,116 @@
+"""Session fixtures for the deployment checks: SAM CLI, one ``sam build``, the runtime's Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.deploy.template import ROOT, functions, load
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="session")
+def sam_cli() -> str:
+    """SAM CLI from its own virtualenv (``make sam-cli``), or ``SAM_CLI``."""
+    path = os.environ.get("SAM_CLI") or str(ROOT / ".venv-sam" / "bin" / "sam")
+    if not Path(path).exists():
+        pytest.fail(f"SAM CLI not found at {path}: run `make sam-cli` (the test target does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``sam build`` of the whole template, once per session."""
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    result = subprocess.run(
+        # In source: the Makefile targets copy only what each artifact needs, where a
+        # scratch copy of the repository would also copy the virtualenvs.
+        [
+            sam_cli,
+            "build",
+            "--build-in-source",
+            "--build-dir",
+            str(build_dir),
+            "--template-file",
+            str(ROOT / "template.yaml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    yield build_dir
+    shutil.rmtree(build_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def runtime_python() -> str:
+    """The interpreter of the template's Lambda runtime (python3.13 from pyenv here)."""
+    runtimes = {function.runtime for function in functions(load())}
+    assert len(runtimes) == 1, runtimes
+    name = runtimes.pop()
+    environment = dict(os.environ)
+    if shutil.which("pyenv") and "PYENV_VERSION" not in environment:
+        # pyenv's shims find a version only when PYENV_VERSION names it.
+        versions = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
+        )
+        environment["PYENV_VERSION"] = ":".join(versions.stdout.split())
+    found = shutil.which(name)
+    probe = (
+        subprocess.run(
+            [found or name, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
+        if found
+        else None
+    )
+    if probe is None or probe.returncode != 0:
+        pytest.fail(f"{name} (the template's runtime) is not installed; with pyenv, install it")
+    return probe.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def runtime_boto3(runtime_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 as the Lambda runtime provides it (the functions do not package it)."""
+    target = tmp_path_factory.mktemp("runtime-boto3")
+    version = subprocess.run(
+        [runtime_python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--python-version",
+            version,
+            "--target",
+            str(target),
+            "boto3",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return target

@@ -1,0 +1,330 @@
+"""The SAM template: lint-clean, buildable, least privilege, and every rotation function
+rotating for real when invoked the way ``sam local invoke`` invokes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from devtools.embedded import local_secrets_manager
+from devtools.service import STEPS, RotationService
+from tests.deploy.template import ROOT, Function, Resolver, functions, load
+from tests.engines import Harness, MariaDBHarness, PostgresHarness
+from tests.helpers import labels, store_secret
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# Top-level modules of every engine's driver, by rotators package.
+DRIVERS = {"postgresql": {"psycopg2"}, "mysql": {"pymysql", "cryptography"}}
+ROTATION_ACTIONS = {
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+}
+TEMPLATE_FUNCTIONS = functions(load())
+
+
+def package_of(function: Function) -> str:
+    return function.module.split(".")[1]
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_is_clean(sam_cli: str) -> None:
+    result = subprocess.run(
+        [
+            sam_cli,
+            "validate",
+            "--lint",
+            "--region",
+            "us-east-1",
+            "--template-file",
+            str(ROOT / "template.yaml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_engine_has_a_function() -> None:
+    packages = {p.name for p in (ROOT / "rotators").iterdir() if (p / "app.py").exists()}
+    assert {package_of(f) for f in TEMPLATE_FUNCTIONS} == packages
+
+
+@pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
+def test_each_function_carries_its_own_driver_only(built: Path, function: Function) -> None:
+    code = built / function.logical_id
+    top_level = {p.name for p in code.iterdir()}
+    assert DRIVERS[package_of(function)] <= top_level
+    others = set().union(*(d for pkg, d in DRIVERS.items() if pkg != package_of(function)))
+    assert not others & top_level
+    assert not {"boto3", "botocore", "common", "devtools", "tests"} & top_level  # runtime / layer / dev only
+    assert {p.name for p in (code / "rotators").iterdir()} == {"__init__.py", package_of(function)}
+    layer = built / function.layers[0] / "python"
+    assert {"common", "aws_lambda_powertools"} <= {p.name for p in layer.iterdir()}
+    assert not set().union(*DRIVERS.values()) & {p.name for p in layer.iterdir()}
+    zipped = built / f"{function.logical_id}.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in code.rglob("*"):
+            archive.write(path, path.relative_to(code))
+    print(f"{function.logical_id}: {zipped.stat().st_size / 1e6:.1f} MB zipped")
+
+
+@pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
+def test_each_handler_imports_under_the_runtime_python(
+    built: Path, runtime_python: str, function: Function
+) -> None:
+    """Only the function, its layer and the standard library on the path (-S: no site)."""
+    path = os.pathsep.join([str(built / function.logical_id), str(built / function.layers[0] / "python")])
+    code = (
+        "import time, importlib; t = time.perf_counter(); "
+        f"module = importlib.import_module({function.module!r}); "
+        f"assert callable(getattr(module, {function.attribute!r})); "
+        "print(round((time.perf_counter() - t) * 1000))"
+    )
+    result = subprocess.run(
+        [runtime_python, "-S", "-c", code],
+        env={"PYTHONPATH": path, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    print(f"{function.logical_id}: handler import {result.stdout.strip()} ms under {function.runtime}")
+
+
+def iam_statements(resolved: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for resource in resolved["Resources"].values():
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            properties = resource["Properties"]
+            documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+            documents += [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
+            for document in documents:
+                statements += document["Statement"]
+    return statements
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    value = statement["Action"]
+    return {value} if isinstance(value, str) else set(value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "MasterSecretArnPattern": "arn:aws:secretsmanager:us-east-1:123456789012:secret:master/*",
+            "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abcd",
+            "SubnetIds": "subnet-1,subnet-2",
+            "SecurityGroupIds": "sg-1",
+            "VpcId": "vpc-1",
+            "CreateSecretsManagerEndpoint": "true",
+        },
+    ],
+    ids=["defaults", "master-kms-vpc"],
+)
+def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = load()
+    for resource in template["Resources"].values():  # what `sam package` does to local code
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://artifacts/code.zip"
+    expanded = transform(template, {}, NoManagedPolicies())
+    resolver = Resolver(expanded, overrides)
+    resolved = resolver.value(expanded)
+    statements = iam_statements(resolved)
+    granted = set().union(*(actions(s) for s in statements if s.get("Effect") == "Allow"))
+    allowed = set(ROTATION_ACTIONS)
+    if overrides.get("KmsKeyArn"):
+        allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert granted == allowed  # no GetRandomPassword: passwords are generated in the function
+    for statement in statements:
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        assert "*" not in resources, statement.get("Sid")
+        if statement.get("Sid") == "RotateTheSecret":
+            assert statement["Condition"]["StringEquals"] == {
+                "secretsmanager:ResourceTag/RotatedBy": "secrets-rotation"
+            }
+        if statement.get("Sid") == "ReadMasterSecrets":
+            assert actions(statement) == {"secretsmanager:GetSecretValue"}
+            assert resources == [overrides["MasterSecretArnPattern"]]
+        if statement.get("Sid") == "UseTheSecretsKey":
+            assert resources == [overrides["KmsKeyArn"]]
+            assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+    roles = [r for r in resolved["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    managed = {arn for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])}
+    expected_managed = (
+        "AWSLambdaVPCAccessExecutionRole" if overrides.get("SubnetIds") else "AWSLambdaBasicExecutionRole"
+    )
+    assert len(managed) == 1 and managed.pop().endswith(expected_managed)  # network interfaces only in a VPC
+    permissions = [
+        r["Properties"] for r in resolved["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert len(permissions) == len(TEMPLATE_FUNCTIONS)
+    for permission in permissions:
+        assert permission["Principal"] == "secretsmanager.amazonaws.com"
+        assert permission["Action"] == "lambda:InvokeFunction"
+        assert permission["SourceAccount"] == "<AWS::AccountId>"
+    endpoints = [r for r in resolved["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    created = [
+        r
+        for name, r in expanded["Resources"].items()
+        if r["Type"] == "AWS::EC2::VPCEndpoint" and resolver.condition(r["Condition"])
+    ]
+    assert (
+        len(created)
+        == (1 if overrides.get("CreateSecretsManagerEndpoint") == "true" else 0)
+        <= len(endpoints)
+    )
+
+
+def test_failures_reach_people() -> None:
+    template = load()
+    resources = template["Resources"]
+    rule = next(r for r in resources.values() if r["Type"] == "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"]["detail"]["eventName"] == [
+        "RotationFailed",
+        "RotationAbandoned",
+    ]
+    alarmed = {
+        r["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert alarmed == {f.logical_id for f in TEMPLATE_FUNCTIONS}
+    logged = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    assert logged == {f"/aws/lambda/${{{f.logical_id}}}" for f in TEMPLATE_FUNCTIONS}
+
+
+def harness_for(function: Function, request: pytest.FixtureRequest) -> Harness:
+    """The real server that the function's own engine serves."""
+    import importlib
+
+    served = importlib.import_module(function.module).lambda_handler.rotator.engine.engines
+    for fixture, harness_class in (("postgres", PostgresHarness), ("mariadb", MariaDBHarness)):
+        harness = harness_class(request.getfixturevalue(fixture))
+        if harness.engine_key in served:
+            return harness
+    raise AssertionError(f"no test server for {function.logical_id}")
+
+
+@pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
+def test_built_function_rotates_as_sam_local_invoke_would(
+    built: Path,
+    runtime_python: str,
+    runtime_boto3: Path,
+    function: Function,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The built function and layer under the runtime's Python, its template environment
+    plus sam/env.json (as --env-vars), the sam/ event files, moto's server, a real database."""
+    import boto3
+
+    harness = harness_for(function, request)
+    env_file = json.loads((ROOT / "sam" / "env.json").read_text())
+    with local_secrets_manager() as endpoint:
+        client: SecretsManagerClient = boto3.client(
+            "secretsmanager",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        service = RotationService()
+        user, password, dbname = harness.new_user()
+        arn = store_secret(client, service, f"sam-{user}", harness.secret(user, password, dbname))
+        request_ = service.start(arn)
+        environment = {
+            **function.environment,
+            **env_file.get("Parameters", {}),
+            **env_file.get(function.logical_id, {}),
+            "DB_CA_BUNDLE": harness.server.ca_file,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "LAMBDA_TASK_ROOT": str(built / function.logical_id),
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": os.pathsep.join(
+                [
+                    str(built / function.logical_id),
+                    str(built / function.layers[0] / "python"),
+                    str(runtime_boto3),
+                ]
+            ),
+        }
+        child = subprocess.Popen(
+            [
+                runtime_python,
+                "-S",
+                str(ROOT / "devtools" / "lambda_child.py"),
+                f"{function.module}:{function.attribute}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        started = time.perf_counter()
+        for step in STEPS:
+            event = json.loads((ROOT / "sam" / "events" / f"{step}.json").read_text())
+            assert event["Step"] == step
+            event.update(
+                SecretId=arn, ClientRequestToken=request_.token, RotationToken=request_.rotation_token
+            )
+            child.stdin.write(json.dumps(event) + "\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "ok", f"{step} failed"
+        child.stdin.close()
+        summary = child.stdout.readline().split()
+        child.wait(timeout=30)
+        logs = child.stderr.read() if child.stderr else ""
+        elapsed = time.perf_counter() - started
+        assert labels(client, arn)["AWSCURRENT"] == request_.token
+        new = json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+    assert harness.can_login(user, new["password"], dbname)
+    assert not harness.can_login(user, password, dbname)
+    assert logs.count("rotation step done") == 4
+    assert new["password"] not in logs and password not in logs and request_.rotation_token not in logs
+    print(
+        f"{function.logical_id}: rotation in {elapsed * 1000:.0f} ms, handler import {summary[3]} ms, "
+        f"peak {int(summary[1]) / 1024:.0f} MiB under {function.runtime}"
+    )
