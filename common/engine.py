@@ -8,15 +8,20 @@ session works. Engines import their driver lazily and never import boto3.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from common.errors import DatabaseConnectionError, DatabaseLoginError
 from common.passwords import PasswordPolicy
+from common.redaction import redact
+from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    from collections.abc import Iterator
 
-    from common.tls import TlsPolicy
+    from common.secret import DatabaseSecret
+    from common.settings import Settings
 
 ConnectionT = TypeVar("ConnectionT")
 
@@ -35,6 +40,41 @@ class Login:
     connect_timeout: int
     statement_timeout: int
     label: str
+
+    @classmethod
+    def for_secret(
+        cls,
+        engine: Engine[ConnectionT],
+        secret: DatabaseSecret,
+        label: str,
+        settings: Settings,
+        dbname: str | None = None,
+    ) -> Login:
+        """How to log in with ``secret``: the engine's defaults for port and database, the
+        TLS policy of the secret and settings, the configured time-outs."""
+        return cls(
+            host=secret.host,
+            port=secret.port or engine.default_port,
+            dbname=dbname or secret.dbname or engine.default_dbname,
+            username=secret.username,
+            password=secret.password,
+            tls=TlsPolicy.for_secret(secret, settings.ca_bundle),
+            connect_timeout=settings.connect_timeout,
+            statement_timeout=settings.statement_timeout,
+            label=label,
+        )
+
+    def refused(self) -> DatabaseLoginError:
+        """The error for a server that refused these credentials."""
+        return DatabaseLoginError(
+            f"{self.host}:{self.port} refused the {self.label} credentials for user {self.username!r}"
+        )
+
+    def unreachable(self, reason: str) -> DatabaseConnectionError:
+        """The error for any other failure to open a session (``reason`` is the driver's)."""
+        return DatabaseConnectionError(
+            f"cannot connect to {self.host}:{self.port} as {self.username!r} ({self.label}): {redact(reason)}"
+        )
 
 
 class Engine(ABC, Generic[ConnectionT]):
@@ -60,13 +100,31 @@ class Engine(ABC, Generic[ConnectionT]):
         return self.max_username_length
 
     @abstractmethod
-    def connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
-        """A session for ``login``, closed on exit.
+    def open(self, login: Login) -> ConnectionT:
+        """A new session for ``login``; the caller closes it with :meth:`close`.
 
-        Raises DatabaseLoginError when the server refuses the credentials, and
-        DatabaseConnectionError for anything else (unreachable, TLS failure, time-out):
-        the core tries other credentials only after a refused login.
+        Raises ``login.refused()`` when the server refuses the credentials, and
+        ``login.unreachable(...)`` for anything else (unreachable, TLS failure, time-out):
+        callers try other credentials only after a refused login.
         """
+
+    @abstractmethod
+    def close(self, connection: ConnectionT) -> None:
+        """Close a session; never raises."""
+
+    @abstractmethod
+    def is_broken(self, connection: ConnectionT) -> bool:
+        """Whether the session is gone (server restart, killed session): a reused
+        connection is then replaced rather than used again."""
+
+    @contextmanager
+    def connect(self, login: Login) -> Iterator[ConnectionT]:
+        """A session for ``login``, closed on exit (errors as for :meth:`open`)."""
+        connection = self.open(login)
+        try:
+            yield connection
+        finally:
+            self.close(connection)
 
     @abstractmethod
     def change_own_password(self, connection: ConnectionT, login: Login, new_password: str) -> None:

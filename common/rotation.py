@@ -32,7 +32,6 @@ from common.errors import (
 from common.observability import logger, metrics
 from common.redaction import register
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
-from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
     from common.passwords import PasswordPolicy
@@ -414,14 +413,4 @@ class Rotator(Generic[ConnectionT]):
         return secret.port or self.engine.default_port
 
     def _login(self, secret: DatabaseSecret, label: str, dbname: str | None = None) -> Login:
-        return Login(
-            host=secret.host,
-            port=self._port(secret),
-            dbname=dbname or secret.dbname or self.engine.default_dbname,
-            username=secret.username,
-            password=secret.password,
-            tls=TlsPolicy.for_secret(secret, self.settings.ca_bundle),
-            connect_timeout=self.settings.connect_timeout,
-            statement_timeout=self.settings.statement_timeout,
-            label=label,
-        )
+        return Login.for_secret(self.engine, secret, label, self.settings, dbname)

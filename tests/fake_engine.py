@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from common.engine import Engine, Login
-from common.errors import DatabaseConnectionError, DatabaseLoginError, VerificationError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from common.errors import VerificationError
 
 
 @dataclass
@@ -40,15 +35,20 @@ class FakeEngine(Engine[FakeSession]):
     def __init__(self, database: FakeDatabase) -> None:
         self.database = database
 
-    @contextmanager
-    def connect(self, login: Login) -> Iterator[FakeSession]:
+    def open(self, login: Login) -> FakeSession:
         if not self.database.reachable or login.host != self.database.host:
-            raise DatabaseConnectionError(f"cannot connect to {login.host}:{login.port}")
+            raise login.unreachable("no route")
         if self.database.passwords.get(login.username) != login.password:
             self.database.failed_logins += 1
-            raise DatabaseLoginError(f"{login.label} credentials for {login.username!r} refused")
+            raise login.refused()
         self.database.logins.append(login.label)
-        yield FakeSession(login.username)
+        return FakeSession(login.username)
+
+    def close(self, connection: FakeSession) -> None:
+        return None
+
+    def is_broken(self, connection: FakeSession) -> bool:
+        return False
 
     def change_own_password(self, connection: FakeSession, login: Login, new_password: str) -> None:
         self.database.passwords[connection.user] = new_password

@@ -13,13 +13,11 @@ no longer has are revoked from the clone. The master user's session checks the r
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from common.engine import Engine, Login
 from common.errors import (
-    DatabaseConnectionError,
-    DatabaseLoginError,
     DatabaseOperationError,
     VerificationError,
 )
@@ -28,7 +26,7 @@ from common.redaction import redact
 from rotators.mysql.dialect import Server, native_password_hash, parse_grants, require_clause
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from pymysql.connections import Connection
 
@@ -55,8 +53,7 @@ class MySQLEngine(Engine[MySQLConnection]):
     def username_limit(self, engine: str) -> int:
         return 80 if engine == "mariadb" else 32
 
-    @contextmanager
-    def connect(self, login: Login) -> Iterator[MySQLConnection]:
+    def open(self, login: Login) -> MySQLConnection:
         import pymysql
 
         # PyMySQL negotiates TLS whenever the server offers it unless told otherwise, so
@@ -81,24 +78,26 @@ class MySQLEngine(Engine[MySQLConnection]):
                 **tls,
             )
         except pymysql.err.OperationalError as error:
-            code = error.args[0] if error.args else None
-            if code in _LOGIN_REFUSED:
-                raise DatabaseLoginError(
-                    f"{login.host}:{login.port} refused the {login.label} credentials "
-                    f"for user {login.username!r}"
-                ) from error
-            reason = redact(str(error.args[1]) if len(error.args) > 1 else type(error).__name__)
-            raise DatabaseConnectionError(
-                f"cannot connect to {login.host}:{login.port} as {login.username!r} ({login.label}): {reason}"
+            if error.args and error.args[0] in _LOGIN_REFUSED:
+                raise login.refused() from error
+            raise login.unreachable(
+                str(error.args[1]) if len(error.args) > 1 else type(error).__name__
             ) from error
         # Statements then get the statement time-out; PyMySQL applies these attributes
         # before every read and write.
         setattr(connection, "_read_timeout", login.statement_timeout)  # noqa: B010 - not in the stubs
         setattr(connection, "_write_timeout", login.statement_timeout)  # noqa: B010
-        try:
-            yield connection
-        finally:
+        return connection
+
+    def close(self, connection: MySQLConnection) -> None:
+        import pymysql
+
+        # Already closed by the server: nothing left to release.
+        with contextlib.suppress(pymysql.err.Error):
             connection.close()
+
+    def is_broken(self, connection: MySQLConnection) -> bool:
+        return not connection.open
 
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
         server = _server(connection)

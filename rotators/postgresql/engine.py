@@ -13,13 +13,10 @@ creates belong to the original, usable by both.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from common.engine import Engine, Login
 from common.errors import (
-    DatabaseConnectionError,
-    DatabaseLoginError,
     DatabaseOperationError,
     VerificationError,
 )
@@ -27,8 +24,6 @@ from common.passwords import PasswordPolicy
 from common.redaction import redact
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from psycopg2.extensions import connection as PgConnection
 
 # libpq reports a refused password only in the message text (no SQLSTATE reaches the
@@ -47,8 +42,7 @@ class PostgresEngine(Engine["PgConnection"]):
     max_username_length = 63
     password_policy = PasswordPolicy()
 
-    @contextmanager
-    def connect(self, login: Login) -> Iterator[PgConnection]:
+    def open(self, login: Login) -> PgConnection:
         import psycopg2
 
         options: dict[str, Any] = {
@@ -66,21 +60,19 @@ class PostgresEngine(Engine["PgConnection"]):
         else:
             options["sslmode"] = "disable"
         try:
-            connection = psycopg2.connect(**options)
+            connection: PgConnection = psycopg2.connect(**options)
         except psycopg2.OperationalError as error:
-            reason = redact(str(error).strip().splitlines()[0] if str(error).strip() else "")
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if any(marker in reason for marker in _LOGIN_REFUSED):
-                raise DatabaseLoginError(
-                    f"{login.host}:{login.port} refused the {login.label} credentials "
-                    f"for user {login.username!r}"
-                ) from error
-            raise DatabaseConnectionError(
-                f"cannot connect to {login.host}:{login.port} as {login.username!r} ({login.label}): {reason}"
-            ) from error
-        try:
-            yield connection
-        finally:
-            connection.close()
+                raise login.refused() from error
+            raise login.unreachable(reason) from error
+        return connection
+
+    def close(self, connection: PgConnection) -> None:
+        connection.close()
+
+    def is_broken(self, connection: PgConnection) -> bool:
+        return bool(connection.closed)
 
     def change_own_password(self, connection: PgConnection, login: Login, new_password: str) -> None:
         self._set_password(connection, login.username, new_password, "change its own password")
