@@ -83,3 +83,13 @@ build-PostgreSQLRotationFunction:
 
 build-MySQLRotationFunction:
 	$(call build-function,mysql)
+
+# The example application: its handler package, the PostgreSQL engine and driver.
+build-ExampleReaderFunction:
+	mkdir -p $(ARTIFACTS_DIR)/apps $(ARTIFACTS_DIR)/rotators/postgresql
+	cp apps/__init__.py $(ARTIFACTS_DIR)/apps/
+	cp -r apps/reader $(ARTIFACTS_DIR)/apps/
+	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
+	cp rotators/postgresql/__init__.py rotators/postgresql/engine.py $(ARTIFACTS_DIR)/rotators/postgresql/
+	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
+	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +

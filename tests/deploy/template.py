@@ -92,12 +92,14 @@ class Function:
 
 
 def functions(template: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[Function]:
-    """Every AWS::Serverless::Function, with Globals applied."""
+    """Every AWS::Serverless::Function the parameters create, with Globals applied."""
     resolver = Resolver(template, overrides)
     globals_ = resolver.value(template.get("Globals", {}).get("Function", {}))
     found = []
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
             continue
         properties = resolver.value(resource["Properties"])
         environment = dict(globals_.get("Environment", {}).get("Variables", {}))

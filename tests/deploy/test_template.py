@@ -31,7 +31,10 @@ ROTATION_ACTIONS = {
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 }
-TEMPLATE_FUNCTIONS = functions(load())
+EXAMPLE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:example-AbCdEf"
+ALL_FUNCTIONS = functions(load(), {"ExampleSecretArn": EXAMPLE_SECRET})
+TEMPLATE_FUNCTIONS = [f for f in ALL_FUNCTIONS if f.module.startswith("rotators.")]
+EXAMPLE = next(f for f in ALL_FUNCTIONS if f.module.startswith("apps."))
 
 
 def package_of(function: Function) -> str:
@@ -115,9 +118,14 @@ def test_each_handler_imports_under_the_runtime_python(
     print(f"{function.logical_id}: handler import {result.stdout.strip()} ms under {function.runtime}")
 
 
-def iam_statements(resolved: dict[str, Any]) -> list[dict[str, Any]]:
+def iam_statements(
+    resolved: dict[str, Any], resolver: Resolver, sid_prefix: str = ""
+) -> list[dict[str, Any]]:
+    """The statements of every IAM role or policy the parameters create."""
     statements = []
     for resource in resolved["Resources"].values():
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            continue
         if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             properties = resource["Properties"]
             documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
@@ -162,7 +170,7 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     expanded = transform(template, {}, NoManagedPolicies())
     resolver = Resolver(expanded, overrides)
     resolved = resolver.value(expanded)
-    statements = iam_statements(resolved)
+    statements = [s for s in iam_statements(resolved, resolver) if not s.get("Sid", "").endswith("ItsSecret")]
     granted = set().union(*(actions(s) for s in statements if s.get("Effect") == "Allow"))
     allowed = set(ROTATION_ACTIONS)
     if overrides.get("KmsKeyArn"):
@@ -183,7 +191,9 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
         if statement.get("Sid") == "UseTheSecretsKey":
             assert resources == [overrides["KmsKeyArn"]]
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
-    roles = [r for r in resolved["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    roles = [
+        r for r in resolved["Resources"].values() if r["Type"] == "AWS::IAM::Role" and "Condition" not in r
+    ]
     managed = {arn for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])}
     expected_managed = (
         "AWSLambdaVPCAccessExecutionRole" if overrides.get("SubnetIds") else "AWSLambdaBasicExecutionRole"
@@ -210,6 +220,33 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     )
 
 
+def test_example_application_may_read_its_one_secret_only() -> None:
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = load()
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://artifacts/code.zip"
+    expanded = transform(template, {}, NoManagedPolicies())
+    resolver = Resolver(expanded, {"ExampleSecretArn": EXAMPLE_SECRET})
+    role = resolver.value(expanded["Resources"]["ExampleReaderRole"])
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statements == [
+        {
+            "Sid": "ReadItsSecret",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": EXAMPLE_SECRET,
+        }
+    ]
+    assert not Resolver(expanded).condition("HasExample")  # no example unless asked for
+
+
 def test_failures_reach_people() -> None:
     template = load()
     resources = template["Resources"]
@@ -230,6 +267,47 @@ def test_failures_reach_people() -> None:
         if r["Type"] == "AWS::Logs::LogGroup"
     }
     assert logged == {f"/aws/lambda/${{{f.logical_id}}}" for f in TEMPLATE_FUNCTIONS}
+
+
+def start_function(
+    built: Path,
+    runtime_python: str,
+    runtime_boto3: Path,
+    function: Function,
+    environment: dict[str, str],
+    endpoint: str,
+) -> subprocess.Popen[str]:
+    """The built function under the runtime's Python with only its build output, its layer
+    and the runtime's boto3 on the path (-S: no site-packages), fed one event per line."""
+    environment = {
+        **environment,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": str(built / function.logical_id),
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": os.pathsep.join(
+            [
+                str(built / function.logical_id),
+                str(built / function.layers[0] / "python"),
+                str(runtime_boto3),
+            ]
+        ),
+    }
+    return subprocess.Popen(
+        [
+            runtime_python,
+            "-S",
+            str(ROOT / "devtools" / "lambda_child.py"),
+            f"{function.module}:{function.attribute}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
 
 
 def harness_for(function: Function, request: pytest.FixtureRequest) -> Harness:
@@ -275,33 +353,8 @@ def test_built_function_rotates_as_sam_local_invoke_would(
             **env_file.get("Parameters", {}),
             **env_file.get(function.logical_id, {}),
             "DB_CA_BUNDLE": harness.server.ca_file,
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "LAMBDA_TASK_ROOT": str(built / function.logical_id),
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": os.pathsep.join(
-                [
-                    str(built / function.logical_id),
-                    str(built / function.layers[0] / "python"),
-                    str(runtime_boto3),
-                ]
-            ),
         }
-        child = subprocess.Popen(
-            [
-                runtime_python,
-                "-S",
-                str(ROOT / "devtools" / "lambda_child.py"),
-                f"{function.module}:{function.attribute}",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
+        child = start_function(built, runtime_python, runtime_boto3, function, environment, endpoint)
         assert child.stdin is not None and child.stdout is not None
         started = time.perf_counter()
         for step in STEPS:
@@ -328,3 +381,46 @@ def test_built_function_rotates_as_sam_local_invoke_would(
         f"{function.logical_id}: rotation in {elapsed * 1000:.0f} ms, handler import {summary[3]} ms, "
         f"peak {int(summary[1]) / 1024:.0f} MiB under {function.runtime}"
     )
+
+
+def test_example_application_serves_across_a_rotation_from_its_build(
+    built: Path,
+    runtime_python: str,
+    runtime_boto3: Path,
+    postgres: Any,
+) -> None:
+    """The example reads its secret at initialisation, serves, and keeps serving after a
+    rotation changed the password (new sessions meet the refused password and refresh)."""
+    import boto3
+
+    from rotators.postgresql.engine import PostgresEngine
+    from tests.helpers import handler_for
+
+    harness = PostgresHarness(postgres)
+    with local_secrets_manager() as endpoint:
+        client: SecretsManagerClient = boto3.client(
+            "secretsmanager",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        service = RotationService()
+        user, password, dbname = harness.new_user()
+        arn = store_secret(client, service, f"example-{user}", harness.secret(user, password, dbname))
+        environment = {**EXAMPLE.environment, "DB_SECRET_ID": arn, "DB_CA_BUNDLE": postgres.ca_file}
+        child = start_function(built, runtime_python, runtime_boto3, EXAMPLE, environment, endpoint)
+        assert child.stdin is not None and child.stdout is not None
+
+        def invoke() -> str:
+            child.stdin.write("{}\n")  # type: ignore[union-attr]
+            child.stdin.flush()  # type: ignore[union-attr]
+            return child.stdout.readline().strip()  # type: ignore[union-attr]
+
+        assert invoke() == "ok"
+        service.rotate(handler_for(PostgresEngine(), client, DB_CA_BUNDLE=postgres.ca_file), arn)
+        postgres.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (user,))
+        assert invoke() == "ok"  # its session was killed and its cached password is refused
+        child.stdin.close()
+        child.wait(timeout=30)
+    assert not harness.can_login(user, password, dbname)

@@ -1,0 +1,1 @@
+"""Example application functions that use a rotated secret (not rotators)."""
