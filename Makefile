@@ -51,6 +51,7 @@ rotate: setup
 
 bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
+	$(BIN)/python -m devtools.bench_retrieval
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
