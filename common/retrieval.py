@@ -23,8 +23,8 @@ import urllib.request
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from common.errors import ConfigurationError, SecretFormatError, SecretsManagerError
-from common.redaction import register
+from common.errors import ConfigurationError, SecretsManagerError
+from common.secret import parse_object
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -175,14 +175,7 @@ class SecretCache:
             with self._lock:
                 self._entries.pop(key, None)
             return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise SecretFormatError(f"the {stage} version of {secret_id} is not valid JSON") from None
-        if not isinstance(value, dict):
-            raise SecretFormatError(f"the {stage} version of {secret_id} is not a JSON object")
-        if isinstance(value.get("password"), str):
-            register(value["password"])
+        value = parse_object(text, f"{stage} of {secret_id}")
         with self._lock:
             self._entries[key] = (now, value)
         return value

@@ -46,14 +46,7 @@ class DatabaseSecret:
         """Parse and validate a secret version; ``where`` names it in errors."""
         if text is None:
             raise SecretFormatError(f"secret version {where} has no SecretString")
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            # The decoder's message quotes the text around the fault: never echo it.
-            raise SecretFormatError(f"secret version {where} is not valid JSON") from None
-        if not isinstance(raw, dict):
-            raise SecretFormatError(f"secret version {where} is not a JSON object")
-        return cls.from_dict(raw, where)
+        return cls.from_dict(parse_object(text, where), where)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> DatabaseSecret:
@@ -94,6 +87,21 @@ class DatabaseSecret:
     def same_server(self, other: DatabaseSecret) -> bool:
         """Whether both versions name the same host and port (host case-insensitive)."""
         return self.host.lower() == other.host.lower() and self.port == other.port
+
+
+def parse_object(text: str, where: str) -> dict[str, Any]:
+    """A secret's SecretString as a JSON object; errors name ``where``, never the text.
+    A ``password`` key, if any, is registered for redaction before anything else."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        # The decoder's message quotes the text around the fault: never echo it.
+        raise SecretFormatError(f"secret version {where} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise SecretFormatError(f"secret version {where} is not a JSON object")
+    if isinstance(value.get("password"), str):
+        register(value["password"])
+    return value
 
 
 def _optional_string(raw: dict[str, Any], key: str, where: str) -> str | None:

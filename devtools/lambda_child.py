@@ -22,7 +22,7 @@ import uuid
 class Context:
     """The attributes of Lambda's context object that handlers read."""
 
-    def __init__(self, function_name: str, timeout_s: int = 60) -> None:
+    def __init__(self, function_name: str = "rotation-function", timeout_s: int = 60) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"

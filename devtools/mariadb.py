@@ -170,17 +170,10 @@ class MariaDBServer(ThrowawayServer):
     engine_key = "mariadb"
     admin_database = "mysql"
 
-    def can_login(self, user: str, password: str, dbname: str | None = None) -> bool:
-        """Whether a client logs in over verified TLS; False only when the login is refused."""
+    def is_refusal(self, error: Exception) -> bool:
         import pymysql
 
-        try:
-            self.connect_as(user, password, dbname).close()
-        except pymysql.err.OperationalError as error:
-            if error.args and error.args[0] == 1045:
-                return False
-            raise
-        return True
+        return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] == 1045
 
     def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
         """(the login account, the account whose privileges apply, the TLS protocol)."""

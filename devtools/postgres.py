@@ -187,17 +187,10 @@ class PostgresServer(ThrowawayServer):
     engine_key = "postgres"
     admin_database = "postgres"
 
-    def can_login(self, user: str, password: str, dbname: str | None = None) -> bool:
-        """Whether a client logs in over verified TLS; False only when the password is refused."""
+    def is_refusal(self, error: Exception) -> bool:
         import psycopg2
 
-        try:
-            self.connect_as(user, password, dbname).close()
-        except psycopg2.OperationalError as error:
-            if "password authentication failed" in str(error):
-                return False
-            raise
-        return True
+        return isinstance(error, psycopg2.OperationalError) and "password authentication failed" in str(error)
 
     def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
         """(the login user, the user its session acts as, the TLS protocol) of a new session."""

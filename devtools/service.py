@@ -19,6 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devtools.lambda_child import Context as LambdaContext
+
+__all__ = ["STEPS", "LambdaContext", "RotationRequest", "RotationService", "behave_like_aws"]
+
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 DEFAULT_ACCOUNT = "123456789012"
 
@@ -38,23 +42,6 @@ class RotationRequest:
             "ClientRequestToken": self.token,
             "RotationToken": self.rotation_token,
         }
-
-
-class LambdaContext:
-    """The attributes of Lambda's context object that handlers read."""
-
-    def __init__(self, function_name: str = "rotation-function", timeout_s: int = 60) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = 128
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -114,7 +101,7 @@ class RotationService:
         for step in STEPS:
             if on_step is not None:
                 on_step(step)
-            handler(request.event(step), LambdaContext())
+            handler(request.event(step), LambdaContext("rotation-function"))
         return request
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 from devtools.certs import CertificateAuthority
 from devtools.ports import free_port
 
 
-class ThrowawayServer:
+class ThrowawayServer(ABC):
     """Base of the throwaway servers; subclasses start and stop the process itself."""
 
     service_user: str = ""
@@ -58,6 +60,24 @@ class ThrowawayServer:
             if path.is_dir():
                 for child in path.rglob("*"):
                     shutil.chown(child, self.service_user, self.service_user)
+
+    @abstractmethod
+    def connect_as(self, user: str, password: str, dbname: str | None = None) -> Any:
+        """A client session over TCP with verified TLS."""
+
+    @abstractmethod
+    def is_refusal(self, error: Exception) -> bool:
+        """Whether a driver error means the server refused the credentials."""
+
+    def can_login(self, user: str, password: str, dbname: str | None = None) -> bool:
+        """Whether a client logs in over verified TLS; False only when the login is refused."""
+        try:
+            self.connect_as(user, password, dbname).close()
+        except Exception as error:
+            if self.is_refusal(error):
+                return False
+            raise
+        return True
 
     def remove_files(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
