@@ -85,6 +85,9 @@ build-PostgreSQLRotationFunction:
 build-MySQLRotationFunction:
 	$(call build-function,mysql)
 
+build-MongoDBRotationFunction:
+	$(call build-function,mongodb)
+
 # The example application: its handler package, the PostgreSQL engine and driver.
 build-ExampleReaderFunction:
 	mkdir -p $(ARTIFACTS_DIR)/apps $(ARTIFACTS_DIR)/rotators/postgresql

@@ -132,18 +132,27 @@ class Engine(ABC, Generic[ConnectionT]):
 
     @abstractmethod
     def set_alternate_user(
-        self, connection: ConnectionT, *, original: str, clone: str, user: str, password: str
+        self,
+        connection: ConnectionT,
+        *,
+        original: str,
+        clone: str,
+        user: str,
+        password: str,
+        database: str | None,
     ) -> None:
         """Logged in as the master user, make ``user`` (``original`` or ``clone``) log in
         with ``password``, and bring ``clone`` in line with ``original``'s privileges at
         every rotation (``clone`` is created here when it is ``user`` and missing).
-        Safe to run again."""
+        ``database`` is the secret's (where MongoDB keeps its users). Safe to run again."""
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:
         """Run a query that proves the session is usable."""
 
     @abstractmethod
-    def verify_privileges(self, connection: ConnectionT, *, original: str, user: str) -> None:
+    def verify_privileges(
+        self, connection: ConnectionT, *, original: str, user: str, database: str | None
+    ) -> None:
         """Logged in as ``user``, prove it holds the privileges of ``original``;
         raise VerificationError when it does not."""

@@ -245,7 +245,10 @@ class Rotator(Generic[ConnectionT]):
             self.engine.verify_session(connection)
             if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
-                    connection, original=original_username(pending.username), user=pending.username
+                    connection,
+                    original=original_username(pending.username),
+                    user=pending.username,
+                    database=pending.dbname or self.engine.default_dbname,
                 )
         return "pending credentials work"
 
@@ -289,6 +292,7 @@ class Rotator(Generic[ConnectionT]):
                 clone=partner_username(original),
                 user=pending.username,
                 password=pending.password,
+                database=current.dbname or self.engine.default_dbname,
             )
         return f"user {pending.username!r} set by the master user"
 

@@ -24,7 +24,7 @@ from devtools.service import STEPS, LambdaContext
 if TYPE_CHECKING:
     from devtools.embedded import Embedded
 
-DRIVERS = {"postgresql": "psycopg2", "mariadb": "pymysql"}
+DRIVERS = {"postgresql": "psycopg2", "mariadb": "pymysql", "mongodb": "pymongo"}
 
 
 def import_time_ms(modules: str, runs: int) -> float:

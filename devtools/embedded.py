@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devtools.mariadb import MariaDBServer
+from devtools.mongo_peer import MongoPeer
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
 from devtools.service import RotationService, behave_like_aws
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 #: engine name -> (server class, handler module).
-ENGINES: dict[str, tuple[type[PostgresServer] | type[MariaDBServer], str]] = {
+ENGINES: dict[str, tuple[type[PostgresServer] | type[MariaDBServer] | type[MongoPeer], str]] = {
     "postgresql": (PostgresServer, "rotators.postgresql.app"),
     "mariadb": (MariaDBServer, "rotators.mysql.app"),
+    "mongodb": (MongoPeer, "rotators.mongodb.app"),
 }
 
 
@@ -52,7 +54,7 @@ def local_secrets_manager() -> Iterator[str]:
 class Embedded:
     """A running embedded environment; ``env`` is what a function process needs."""
 
-    server: PostgresServer | MariaDBServer
+    server: PostgresServer | MariaDBServer | MongoPeer
     handler_module: str
     endpoint: str
     client: SecretsManagerClient

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.mariadb import MariaDBServer
+from devtools.mongo_peer import MongoPeer
 from devtools.postgres import PostgresServer
 from devtools.service import RotationService, behave_like_aws
 
@@ -46,6 +47,15 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
     server = MariaDBServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo() -> Iterator[MongoPeer]:
+    server = MongoPeer().start()
     try:
         yield server
     finally:

@@ -14,6 +14,7 @@ from tests.conftest import new_password, unique
 if TYPE_CHECKING:
     from common.engine import Engine
     from devtools.mariadb import MariaDBServer
+    from devtools.mongo_peer import MongoPeer
     from devtools.postgres import PostgresServer
 
 
@@ -22,7 +23,7 @@ class Harness(ABC):
 
     name: str
     app_module: str
-    server: PostgresServer | MariaDBServer
+    server: PostgresServer | MariaDBServer | MongoPeer
     engine: Engine[Any]
 
     @property
@@ -30,8 +31,14 @@ class Harness(ABC):
         return self.server.engine_key
 
     @abstractmethod
-    def set_password(self, user: str, password: str) -> None:
+    def set_password(self, user: str, password: str, dbname: str) -> None:
         """Change a password behind the rotation's back, as an administrator."""
+
+    def probe(self, connection: Any) -> int:
+        """One request of an application on ``connection``: 1 when it worked."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return int(cursor.fetchone()[0])
 
     def can_login(self, user: str, password: str, dbname: str) -> bool:
         """Whether a real client logs in over verified TLS; False only for refused credentials."""
@@ -68,7 +75,7 @@ class PostgresHarness(Harness):
         self.server = self.pg = server
         self.engine = PostgresEngine()
 
-    def set_password(self, user: str, password: str) -> None:
+    def set_password(self, user: str, password: str, dbname: str) -> None:
         self.pg.execute(f'ALTER ROLE "{user}" PASSWORD %s', (password,))
 
 
@@ -81,5 +88,21 @@ class MariaDBHarness(Harness):
         self.server = self.maria = server
         self.engine = MySQLEngine()
 
-    def set_password(self, user: str, password: str) -> None:
+    def set_password(self, user: str, password: str, dbname: str) -> None:
         self.maria.execute("SET PASSWORD FOR %s@'%%' = PASSWORD(%s)", (user, password))
+
+
+class MongoHarness(Harness):
+    name, app_module = "mongodb", "rotators.mongodb.app"
+
+    def __init__(self, server: MongoPeer) -> None:
+        from rotators.mongodb.engine import MongoEngine
+
+        self.server = self.mongo = server
+        self.engine = MongoEngine()
+
+    def set_password(self, user: str, password: str, dbname: str) -> None:
+        self.mongo.set_password(user, password, dbname)
+
+    def probe(self, connection: Any) -> int:
+        return int(connection.admin.command("ping")["ok"])

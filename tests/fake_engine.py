@@ -54,7 +54,14 @@ class FakeEngine(Engine[FakeSession]):
         self.database.passwords[connection.user] = new_password
 
     def set_alternate_user(
-        self, connection: FakeSession, *, original: str, clone: str, user: str, password: str
+        self,
+        connection: FakeSession,
+        *,
+        original: str,
+        clone: str,
+        user: str,
+        password: str,
+        database: str | None,
     ) -> None:
         self.database.passwords[user] = password
         self.database.acts_as[clone] = original
@@ -62,6 +69,8 @@ class FakeEngine(Engine[FakeSession]):
     def verify_session(self, connection: FakeSession) -> None:
         return None
 
-    def verify_privileges(self, connection: FakeSession, *, original: str, user: str) -> None:
+    def verify_privileges(
+        self, connection: FakeSession, *, original: str, user: str, database: str | None
+    ) -> None:
         if self.database.acts_as.get(user, user) != original:
             raise VerificationError(f"user {user!r} does not act as {original!r}")

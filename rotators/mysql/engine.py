@@ -116,7 +116,14 @@ class MySQLEngine(Engine[MySQLConnection]):
         )
 
     def set_alternate_user(
-        self, connection: MySQLConnection, *, original: str, clone: str, user: str, password: str
+        self,
+        connection: MySQLConnection,
+        *,
+        original: str,
+        clone: str,
+        user: str,
+        password: str,
+        database: str | None,
     ) -> None:
         server = _server(connection)
         hosts = _hosts(connection, original)
@@ -200,7 +207,9 @@ class MySQLEngine(Engine[MySQLConnection]):
         if rows != [(1,)]:
             raise VerificationError("the verification query returned no row")
 
-    def verify_privileges(self, connection: MySQLConnection, *, original: str, user: str) -> None:
+    def verify_privileges(
+        self, connection: MySQLConnection, *, original: str, user: str, database: str | None
+    ) -> None:
         account = _rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0]
         host = str(account).rpartition("@")[2]
         own = _grants(connection, user, host)

@@ -78,7 +78,14 @@ class PostgresEngine(Engine["PgConnection"]):
         self._set_password(connection, login.username, new_password, "change its own password")
 
     def set_alternate_user(
-        self, connection: PgConnection, *, original: str, clone: str, user: str, password: str
+        self,
+        connection: PgConnection,
+        *,
+        original: str,
+        clone: str,
+        user: str,
+        password: str,
+        database: str | None,
     ) -> None:
         from psycopg2 import sql
 
@@ -120,7 +127,9 @@ class PostgresEngine(Engine["PgConnection"]):
         if row is None or row[0] != 1:
             raise VerificationError("the verification query returned no row")
 
-    def verify_privileges(self, connection: PgConnection, *, original: str, user: str) -> None:
+    def verify_privileges(
+        self, connection: PgConnection, *, original: str, user: str, database: str | None
+    ) -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(

@@ -17,14 +17,16 @@ import pytest
 from devtools.embedded import local_secrets_manager
 from devtools.service import STEPS, RotationService
 from tests.deploy.template import ROOT, Function, Resolver, functions, load
-from tests.engines import Harness, MariaDBHarness, PostgresHarness
+from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness
 from tests.helpers import labels, store_secret
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Top-level modules of every engine's driver, by rotators package.
-DRIVERS = {"postgresql": {"psycopg2"}, "mysql": {"pymysql", "cryptography"}}
+DRIVERS = {"postgresql": {"psycopg2"}, "mysql": {"pymysql", "cryptography"}, "mongodb": {"pymongo", "bson"}}
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -315,7 +317,12 @@ def harness_for(function: Function, request: pytest.FixtureRequest) -> Harness:
     import importlib
 
     served = importlib.import_module(function.module).lambda_handler.rotator.engine.engines
-    for fixture, harness_class in (("postgres", PostgresHarness), ("mariadb", MariaDBHarness)):
+    candidates: tuple[tuple[str, Callable[[Any], Harness]], ...] = (
+        ("postgres", PostgresHarness),
+        ("mariadb", MariaDBHarness),
+        ("mongo", MongoHarness),
+    )
+    for fixture, harness_class in candidates:
         harness = harness_class(request.getfixturevalue(fixture))
         if harness.engine_key in served:
             return harness

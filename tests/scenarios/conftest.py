@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.engines import Harness, MariaDBHarness, PostgresHarness
+from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.fixture(params=["postgresql", "mariadb"])
+@pytest.fixture(params=["postgresql", "mariadb", "mongodb"])
 def harness(request: pytest.FixtureRequest) -> Harness:
     if request.param == "postgresql":
         return PostgresHarness(request.getfixturevalue("postgres"))
-    return MariaDBHarness(request.getfixturevalue("mariadb"))
+    if request.param == "mariadb":
+        return MariaDBHarness(request.getfixturevalue("mariadb"))
+    return MongoHarness(request.getfixturevalue("mongo"))
 
 
 @pytest.fixture

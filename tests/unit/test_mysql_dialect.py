@@ -225,7 +225,12 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     engine = MySQLEngine()
     engine.set_alternate_user(
-        pymysql_like(connection), original="app", clone="app_clone", user="app_clone", password="new-Pass-2"
+        pymysql_like(connection),
+        original="app",
+        clone="app_clone",
+        user="app_clone",
+        password="new-Pass-2",
+        database=None,
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
@@ -249,4 +254,5 @@ def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
             clone="application_clone",
             user="application_clone",
             password="new-Pass-2",
+            database=None,
         )

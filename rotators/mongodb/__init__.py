@@ -1,0 +1,1 @@
+"""MongoDB and Amazon DocumentDB (``engine``: ``mongo``)."""

@@ -1,0 +1,187 @@
+"""MongoDB and Amazon DocumentDB operations with PyMongo 4.
+
+Users live in the secret's authentication database (``dbname``, default ``admin``).
+Single user: ``updateUser`` of its own password, which needs the ``changeOwnPassword``
+action (a custom role granting it). Alternating users: the master user creates
+``<user>_clone`` with the original's roles and brings the roles in line at every
+rotation (``usersInfo``, then ``createUser`` or ``updateUser``).
+
+DocumentDB (a host under ``docdb.amazonaws.com``) needs TLS and ``retryWrites=false``;
+rotation sends only commands, so retryable writes are off for every server, and the
+client connects directly to the named host (``directConnection``), never discovering
+a replica set behind the rotation's back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from common.engine import Engine, Login
+from common.errors import DatabaseOperationError, VerificationError
+from common.passwords import PasswordPolicy
+from common.redaction import redact
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+
+    MongoConnection = MongoClient[dict[str, Any]]
+else:
+    MongoConnection = Any
+
+AUTHENTICATION_FAILED = 18
+UNAUTHORIZED = 13
+DOCUMENTDB_SUFFIX = ".docdb.amazonaws.com"
+
+
+def client_options(login: Login) -> dict[str, Any]:
+    """The MongoClient options for ``login`` (pure: tested without a server)."""
+    options: dict[str, Any] = {
+        "host": login.host,
+        "port": login.port,
+        "username": login.username,
+        "password": login.password,
+        "authSource": login.dbname or "admin",
+        "directConnection": True,
+        "retryWrites": False,
+        "appname": "secrets-manager-rotation",
+        "serverSelectionTimeoutMS": login.connect_timeout * 1000,
+        "connectTimeoutMS": login.connect_timeout * 1000,
+        "socketTimeoutMS": login.statement_timeout * 1000,
+        "tls": login.tls.enabled,
+    }
+    if login.tls.enabled:
+        options["tlsCAFile"] = login.tls.trust_anchor()
+    return options
+
+
+def is_documentdb(host: str) -> bool:
+    return host.lower().endswith(DOCUMENTDB_SUFFIX)
+
+
+class MongoEngine(Engine[MongoConnection]):
+    """MongoDB 4.0 and later, Amazon DocumentDB 4 and 5."""
+
+    name = "mongodb"
+    engines = frozenset({"mongo"})
+    default_port = 27017
+    default_dbname = "admin"
+    max_username_length = 1024
+    password_policy = PasswordPolicy()
+
+    def open(self, login: Login) -> MongoConnection:
+        import pymongo
+        from pymongo.errors import OperationFailure, PyMongoError
+
+        client: MongoConnection = pymongo.MongoClient(**client_options(login))
+        try:
+            # The client connects lazily: one command proves reachability, TLS and login.
+            client.admin.command("ping")
+        except OperationFailure as error:
+            client.close()
+            if error.code == AUTHENTICATION_FAILED:
+                raise login.refused() from error
+            raise login.unreachable(str(error.details.get("errmsg", "")) if error.details else "") from error
+        except PyMongoError as error:
+            client.close()
+            # Server selection errors end with a long topology description: keep the cause.
+            raise login.unreachable(str(error).split(", Timeout:")[0]) from error
+        return client
+
+    def close(self, connection: MongoConnection) -> None:
+        connection.close()
+
+    def is_broken(self, connection: MongoConnection) -> bool:
+        # PyMongo replaces dropped sockets itself; only a closed client is beyond repair.
+        return bool(getattr(connection, "_closed", False))
+
+    def change_own_password(self, connection: MongoConnection, login: Login, new_password: str) -> None:
+        database = connection[login.dbname or "admin"]
+        _command(
+            database,
+            "updateUser",
+            login.username,
+            pwd=new_password,
+            what=f"change the password of {login.username!r}",
+            unauthorized="the user needs the changeOwnPassword action (a custom role granting it)",
+        )
+
+    def set_alternate_user(
+        self,
+        connection: MongoConnection,
+        *,
+        original: str,
+        clone: str,
+        user: str,
+        password: str,
+        database: str | None,
+    ) -> None:
+        db = connection[database or "admin"]
+        roles = _roles(db, original)
+        if roles is None:
+            raise DatabaseOperationError(f"user {original!r} does not exist in database {db.name!r}")
+        if user == original:
+            _command(db, "updateUser", original, pwd=password, what=f"set the password of {original!r}")
+        clone_roles = _roles(db, clone)
+        if user == clone and clone_roles is None:
+            _command(db, "createUser", clone, pwd=password, roles=roles, what=f"create {clone!r}")
+        elif user == clone:
+            _command(db, "updateUser", clone, pwd=password, roles=roles, what=f"set {clone!r}")
+        elif clone_roles is not None and clone_roles != roles:
+            _command(db, "updateUser", clone, roles=roles, what=f"bring the roles of {clone!r} in line")
+        if _roles(db, clone) not in (None, roles):
+            raise VerificationError(f"user {clone!r} does not hold the roles of {original!r}")
+
+    def verify_session(self, connection: MongoConnection) -> None:
+        reply = _command(connection.admin, "ping", 1, what="run the verification command")
+        if reply.get("ok") != 1:
+            raise VerificationError("the verification command did not answer ok")
+
+    def verify_privileges(
+        self, connection: MongoConnection, *, original: str, user: str, database: str | None
+    ) -> None:
+        db = connection[database or "admin"]
+        status = _command(connection.admin, "connectionStatus", 1, what="read the session's roles")
+        own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
+        try:
+            theirs = _roles(db, original)
+        except DatabaseOperationError as error:
+            if "not allowed" not in str(error):
+                raise
+            # Reading another user's roles needs viewUser; setSecret compared them as the master user.
+            if not own:
+                raise VerificationError(f"user {user!r} holds no roles") from error
+            return
+        if theirs is not None and own != theirs:
+            raise VerificationError(f"user {user!r} does not hold the roles of {original!r}")
+
+
+def _roles(db: Any, user: str) -> list[dict[str, str]] | None:
+    """The user's roles in ``db``, sorted; None when there is no such user."""
+    reply = _command(db, "usersInfo", {"user": user, "db": db.name}, what=f"look up {user!r}")
+    users = reply.get("users", [])
+    return _normalised(users[0].get("roles", [])) if users else None
+
+
+def _normalised(roles: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return sorted(
+        ({"role": str(r["role"]), "db": str(r["db"])} for r in roles), key=lambda r: (r["db"], r["role"])
+    )
+
+
+def _command(
+    db: Any, name: str, value: Any, *, what: str, unauthorized: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    try:
+        reply: dict[str, Any] = db.command(name, value, **fields)
+    except OperationFailure as error:
+        if error.code == UNAUTHORIZED:
+            raise DatabaseOperationError(
+                f"could not {what}: not allowed: {unauthorized or 'Unauthorized'}"
+            ) from error
+        message = redact(str((error.details or {}).get("errmsg", type(error).__name__)))
+        raise DatabaseOperationError(f"could not {what}: {error.code}: {message}") from error
+    except PyMongoError as error:
+        raise DatabaseOperationError(f"could not {what}: {type(error).__name__}") from error
+    return reply
