@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import threading
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +50,80 @@ class User:
         return any(role["role"] in USER_ADMIN_ROLES for role in self.roles)
 
 
-class MongoPeer(ThrowawayServer):
-    """The peer; :meth:`start` and :meth:`stop` like the other throwaway servers."""
+class MongoServer(ThrowawayServer):
+    """What the tests need of any MongoDB server: clients, and the role each user holds."""
 
     engine_key = "mongo"
     admin_database = "admin"
+
+    def connect_as(self, user: str, password: str, dbname: str | None = None) -> Any:
+        import pymongo
+
+        client: Any = pymongo.MongoClient(
+            host=self.host,
+            port=self.port,
+            username=user,
+            password=password,
+            authSource=dbname or "admin",
+            tls=True,
+            tlsCAFile=self.ca_file,
+            directConnection=True,
+            serverSelectionTimeoutMS=5000,
+        )
+        try:
+            client.admin.command("ping")
+        except Exception:
+            client.close()
+            raise
+        return client
+
+    def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
+        """(the authenticated user, the same, the transport) of a new session."""
+        client = self.connect_as(user, password, dbname)
+        try:
+            users = client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"]
+        finally:
+            client.close()
+        name = str(users[0]["user"]) if users else ""
+        return name, name, "negotiated"  # PyMongo does not report the protocol version
+
+    def is_refusal(self, error: Exception) -> bool:
+        import pymongo.errors
+
+        return isinstance(error, pymongo.errors.OperationFailure) and error.code == 18
+
+    @abstractmethod
+    def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
+        """A user that may read and write ``dbname`` and change its own password."""
+
+    @abstractmethod
+    def create_user_with_roles(
+        self, user: str, password: str, dbname: str, roles: list[dict[str, str]]
+    ) -> None: ...
+
+    @abstractmethod
+    def roles_of(self, user: str, dbname: str) -> set[tuple[str, str]] | None:
+        """The user's (role, database) pairs, or None when there is no such user."""
+
+    @abstractmethod
+    def grant_role(self, user: str, dbname: str, role: str, role_db: str) -> None: ...
+
+    @abstractmethod
+    def create_master(self, user: str, password: str) -> None:
+        """A user administrator in ``admin``, as a managed service's master user."""
+
+    @abstractmethod
+    def set_password(self, user: str, password: str, dbname: str | None = None) -> None: ...
+
+    @abstractmethod
+    def failed_logins(self) -> int: ...
+
+    def create_database(self, dbname: str) -> None:
+        return None  # databases exist as soon as users do
+
+
+class MongoPeer(MongoServer):
+    """The peer; :meth:`start` and :meth:`stop` like the other throwaway servers."""
 
     def __init__(self) -> None:
         super().__init__("rotation-mongo-")
@@ -279,15 +349,26 @@ class MongoPeer(ThrowawayServer):
 
     # -- what the runner, the benchmark and the tests make on the server ---------------
 
-    def create_database(self, dbname: str) -> None:
-        return None  # databases exist as soon as users do
-
     def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
-        """A user that may read and write ``dbname`` and change its own password."""
         database = dbname or self.admin_database
         roles = [{"role": "readWrite", "db": database}, {"role": CHANGE_OWN_PASSWORD_ROLE, "db": "admin"}]
         with self._lock:
             self.users[(database, user)] = User(user, database, password, roles)
+
+    def create_user_with_roles(
+        self, user: str, password: str, dbname: str, roles: list[dict[str, str]]
+    ) -> None:
+        with self._lock:
+            self.users[(dbname, user)] = User(user, dbname, password, list(roles))
+
+    def roles_of(self, user: str, dbname: str) -> set[tuple[str, str]] | None:
+        with self._lock:
+            found = self.users.get((dbname, user))
+            return {(r["role"], r["db"]) for r in found.roles} if found else None
+
+    def grant_role(self, user: str, dbname: str, role: str, role_db: str) -> None:
+        with self._lock:
+            self.users[(dbname, user)].roles.append({"role": role, "db": role_db})
 
     def create_master(self, user: str, password: str) -> None:
         with self._lock:
@@ -298,42 +379,6 @@ class MongoPeer(ThrowawayServer):
     def set_password(self, user: str, password: str, dbname: str | None = None) -> None:
         with self._lock:
             self.users[(dbname or self.admin_database, user)].set_password(password)
-
-    def connect_as(self, user: str, password: str, dbname: str | None = None) -> Any:
-        import pymongo
-
-        client: Any = pymongo.MongoClient(
-            host=self.host,
-            port=self.port,
-            username=user,
-            password=password,
-            authSource=dbname or "admin",
-            tls=True,
-            tlsCAFile=self.ca_file,
-            directConnection=True,
-            serverSelectionTimeoutMS=5000,
-        )
-        try:
-            client.admin.command("ping")
-        except Exception:
-            client.close()
-            raise
-        return client
-
-    def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
-        """(the authenticated user, the same, the transport) of a new session."""
-        client = self.connect_as(user, password, dbname)
-        try:
-            users = client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"]
-        finally:
-            client.close()
-        name = str(users[0]["user"]) if users else ""
-        return name, name, "negotiated"  # PyMongo does not report the protocol version
-
-    def is_refusal(self, error: Exception) -> bool:
-        import pymongo.errors
-
-        return isinstance(error, pymongo.errors.OperationFailure) and error.code == 18
 
     def failed_logins(self) -> int:
         return self.refused_logins

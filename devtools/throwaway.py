@@ -62,6 +62,10 @@ class ThrowawayServer(ABC):
                     shutil.chown(child, self.service_user, self.service_user)
 
     @abstractmethod
+    def stop(self) -> None:
+        """Stop the server this object started and remove its files."""
+
+    @abstractmethod
     def connect_as(self, user: str, password: str, dbname: str | None = None) -> Any:
         """A client session over TCP with verified TLS."""
 

@@ -11,7 +11,8 @@ import pytest
 from moto import mock_aws
 
 from devtools.mariadb import MariaDBServer
-from devtools.mongo_peer import MongoPeer
+from devtools.mongo_peer import MongoPeer, MongoServer
+from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
 from devtools.service import RotationService, behave_like_aws
 
@@ -54,8 +55,9 @@ def mariadb() -> Iterator[MariaDBServer]:
 
 
 @pytest.fixture(scope="session")
-def mongo() -> Iterator[MongoPeer]:
-    server = MongoPeer().start()
+def mongo() -> Iterator[MongoServer]:
+    """A real mongod when one is on PATH (or named by MONGOD), else the wire-protocol peer."""
+    server: MongoServer = MongodServer().start() if find_mongod() else MongoPeer().start()
     try:
         yield server
     finally:

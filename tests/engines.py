@@ -14,7 +14,7 @@ from tests.conftest import new_password, unique
 if TYPE_CHECKING:
     from common.engine import Engine
     from devtools.mariadb import MariaDBServer
-    from devtools.mongo_peer import MongoPeer
+    from devtools.mongo_peer import MongoServer
     from devtools.postgres import PostgresServer
 
 
@@ -23,7 +23,7 @@ class Harness(ABC):
 
     name: str
     app_module: str
-    server: PostgresServer | MariaDBServer | MongoPeer
+    server: PostgresServer | MariaDBServer | MongoServer
     engine: Engine[Any]
 
     @property
@@ -95,7 +95,7 @@ class MariaDBHarness(Harness):
 class MongoHarness(Harness):
     name, app_module = "mongodb", "rotators.mongodb.app"
 
-    def __init__(self, server: MongoPeer) -> None:
+    def __init__(self, server: MongoServer) -> None:
         from rotators.mongodb.engine import MongoEngine
 
         self.server = self.mongo = server

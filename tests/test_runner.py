@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
             ["throwaway mariadb", "[4/4] finishSecret done", "previous user 'app_user' still logs in"],
         ),
         (["--engine", "mariadb"], ["[4/4] finishSecret done", "old password refused by the server"]),
+        (["--engine", "mongodb"], ["[4/4] finishSecret done", "old password refused by the server"]),
     ],
 )
 def test_local_runner_rotates_for_real(arguments: list[str], expected: list[str]) -> None:

@@ -10,7 +10,6 @@ import pytest
 from common.engine import Login
 from common.errors import DatabaseOperationError
 from common.tls import TlsPolicy
-from devtools.mongo_peer import User
 from devtools.service import LambdaContext
 from rotators.mongodb.engine import MongoEngine, client_options, is_documentdb
 from tests.conftest import new_password, unique
@@ -20,11 +19,11 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.mongo_peer import MongoPeer
+    from devtools.mongo_peer import MongoServer
     from devtools.service import RotationService
 
 
-def mongo_secret(server: MongoPeer, user: str, password: str, dbname: str, **extra: Any) -> dict[str, Any]:
+def mongo_secret(server: MongoServer, user: str, password: str, dbname: str, **extra: Any) -> dict[str, Any]:
     return {
         "engine": "mongo",
         "host": server.host,
@@ -36,23 +35,23 @@ def mongo_secret(server: MongoPeer, user: str, password: str, dbname: str, **ext
     }
 
 
-def roles(server: MongoPeer, db: str, user: str) -> set[tuple[str, str]]:
-    return {(r["role"], r["db"]) for r in server.users[(db, user)].roles}
+def roles(server: MongoServer, db: str, user: str) -> set[tuple[str, str]] | None:
+    return server.roles_of(user, db)
 
 
 @pytest.fixture
-def handler(sm_client: SecretsManagerClient, mongo: MongoPeer) -> RotationFunction[Any]:
+def handler(sm_client: SecretsManagerClient, mongo: MongoServer) -> RotationFunction[Any]:
     return handler_for(MongoEngine(), sm_client, DB_CA_BUNDLE=mongo.ca_file)
 
 
 def test_single_user_without_change_own_password_is_told_so(
-    mongo: MongoPeer,
+    mongo: MongoServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
 ) -> None:
     user, password, db = unique("plain"), new_password(), unique("db")
-    mongo.users[(db, user)] = User(user, db, password, [{"role": "readWrite", "db": db}])
+    mongo.create_user_with_roles(user, password, db, [{"role": "readWrite", "db": db}])
     arn = store_secret(sm_client, service, user, mongo_secret(mongo, user, password, db))
     request = service.start(arn)
     handler(request.event("createSecret"), LambdaContext())
@@ -63,7 +62,7 @@ def test_single_user_without_change_own_password_is_told_so(
 
 
 def test_alternating_users_keep_roles_in_line_in_their_authentication_database(
-    mongo: MongoPeer,
+    mongo: MongoServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
@@ -82,16 +81,16 @@ def test_alternating_users_keep_roles_in_line_in_their_authentication_database(
 
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == clone
-    assert (db, clone) in mongo.users and ("admin", clone) not in mongo.users
+    assert roles(mongo, db, clone) is not None and roles(mongo, "admin", clone) is None
     assert roles(mongo, db, clone) == roles(mongo, db, user)
 
     # A role given to the original after the first rotation reaches the clone at the
     # next rotation, although the clone is then the current user and not rotated.
-    mongo.users[(db, user)].roles.append({"role": "dbAdmin", "db": db})
+    mongo.grant_role(user, db, "dbAdmin", db)
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == user
     assert roles(mongo, db, clone) == roles(mongo, db, user)
-    assert ("dbAdmin", db) in roles(mongo, db, clone)
+    assert ("dbAdmin", db) in (roles(mongo, db, clone) or set())
     assert mongo.can_login(user, value(sm_client, arn, "AWSCURRENT")["password"], db)
     assert mongo.can_login(clone, value(sm_client, arn, "AWSPREVIOUS")["password"], db)
 
