@@ -12,13 +12,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from common.errors import DatabaseConnectionError, DatabaseLoginError
+from common.errors import (
+    DatabaseConnectionError,
+    DatabaseLoginError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from common.secret import DatabaseSecret
     from common.settings import Settings
@@ -156,3 +161,22 @@ class Engine(ABC, Generic[ConnectionT]):
     ) -> None:
         """Logged in as ``user``, prove it holds the privileges of ``original``;
         raise VerificationError when it does not."""
+
+
+PrivilegesT = TypeVar("PrivilegesT")
+
+
+def compare_with_original(
+    own: PrivilegesT, read_original: Callable[[], PrivilegesT | None], *, user: str, original: str
+) -> None:
+    """testSecret's privilege check for engines whose pending user may not be allowed to
+    read the original's privileges: compare when it may; otherwise accept a user that
+    holds some privileges, since setSecret compared both as the master user."""
+    try:
+        theirs = read_original()
+    except PermissionDeniedError as error:
+        if not own:
+            raise VerificationError(f"user {user} holds no privileges") from error
+        return
+    if theirs is not None and own != theirs:
+        raise VerificationError(f"user {user} does not hold the privileges of {original!r}")

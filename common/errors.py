@@ -67,5 +67,9 @@ class DatabaseOperationError(DatabaseError):
     """A statement was refused or failed."""
 
 
+class PermissionDeniedError(DatabaseOperationError):
+    """The server refused a statement for lack of a privilege."""
+
+
 class VerificationError(DatabaseError):
     """The pending credentials logged in but do not hold what they must."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login
-from common.errors import DatabaseOperationError, VerificationError
+from common.engine import Engine, Login, compare_with_original
+from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 
@@ -142,17 +142,7 @@ class MongoEngine(Engine[MongoConnection]):
         db = connection[database or "admin"]
         status = _command(connection.admin, "connectionStatus", 1, what="read the session's roles")
         own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
-        try:
-            theirs = _roles(db, original)
-        except DatabaseOperationError as error:
-            if "not allowed" not in str(error):
-                raise
-            # Reading another user's roles needs viewUser; setSecret compared them as the master user.
-            if not own:
-                raise VerificationError(f"user {user!r} holds no roles") from error
-            return
-        if theirs is not None and own != theirs:
-            raise VerificationError(f"user {user!r} does not hold the roles of {original!r}")
+        compare_with_original(own, lambda: _roles(db, original), user=repr(user), original=original)
 
 
 def _roles(db: Any, user: str) -> list[dict[str, str]] | None:
@@ -177,9 +167,7 @@ def _command(
         reply: dict[str, Any] = db.command(name, value, **fields)
     except OperationFailure as error:
         if error.code == UNAUTHORIZED:
-            raise DatabaseOperationError(
-                f"could not {what}: not allowed: {unauthorized or 'Unauthorized'}"
-            ) from error
+            raise PermissionDeniedError(f"could not {what}: {unauthorized or 'Unauthorized'}") from error
         message = redact(str((error.details or {}).get("errmsg", type(error).__name__)))
         raise DatabaseOperationError(f"could not {what}: {error.code}: {message}") from error
     except PyMongoError as error:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login
+from common.engine import Engine, Login, compare_with_original
 from common.errors import (
     DatabaseOperationError,
+    PermissionDeniedError,
     VerificationError,
 )
 from common.passwords import PasswordPolicy
@@ -212,19 +213,12 @@ class MySQLEngine(Engine[MySQLConnection]):
     ) -> None:
         account = _rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0]
         host = str(account).rpartition("@")[2]
-        own = _grants(connection, user, host)
-        try:
-            theirs = _grants(connection, original, host)
-        except DatabaseOperationError as error:
-            if "not allowed" not in str(error):
-                raise
-            # Reading another account's grants needs SELECT on the mysql schema, which an
-            # application user rarely has; setSecret compared both as the master user.
-            if not own:
-                raise VerificationError(f"user {user!r}@{host!r} holds no grants") from error
-            return
-        if own != theirs:
-            raise VerificationError(f"user {user!r}@{host!r} does not hold the grants of {original!r}")
+        compare_with_original(
+            _grants(connection, user, host),
+            lambda: _grants(connection, original, host),
+            user=f"{user!r}@{host!r}",
+            original=original,
+        )
 
 
 def _set_account_password(
@@ -291,8 +285,5 @@ def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
     args: tuple[Any, ...] = getattr(error, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     message = redact(str(args[1])) if len(args) > 1 else type(error).__name__
-    if code in _NOT_ALLOWED:
-        message = f"not allowed: {message}"
-    return DatabaseOperationError(
-        f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
-    )
+    text = f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
+    return PermissionDeniedError(text) if code in _NOT_ALLOWED else DatabaseOperationError(text)
