@@ -19,4 +19,5 @@ def test_privileges_are_compared_when_the_original_is_readable() -> None:
 def test_an_unreadable_original_accepts_a_user_with_privileges_only() -> None:
     compare_with_original({"a"}, denied, user="'clone'", original="app")
     with pytest.raises(VerificationError, match="holds no privileges"):
-        compare_with_original(set(), denied, user="'clone'", original="app")
+        nothing: set[str] = set()
+        compare_with_original(nothing, denied, user="'clone'", original="app")
