@@ -46,3 +46,16 @@ def value(client: SecretsManagerClient, secret_id: str, label: str) -> dict[str,
 def handler_for(engine: Engine[Any], client: SecretsManagerClient, **environ: str) -> RotationFunction[Any]:
     """A handler as a Lambda container would build it, with this test's client."""
     return RotationFunction(engine, client=client, settings=Settings.from_environ(environ))
+
+
+def local_client(endpoint: str) -> SecretsManagerClient:
+    """A client of the local Secrets Manager endpoint (moto's server)."""
+    import boto3
+
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )

@@ -18,12 +18,11 @@ from devtools.embedded import local_secrets_manager
 from devtools.service import STEPS, RotationService
 from tests.deploy.template import ROOT, Function, Resolver, functions, load
 from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness
-from tests.helpers import labels, store_secret
+from tests.helpers import labels, local_client, store_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Top-level modules of every engine's driver, by rotators package.
 DRIVERS = {"postgresql": {"psycopg2"}, "mysql": {"pymysql", "cryptography"}, "mongodb": {"pymongo", "bson"}}
@@ -339,19 +338,10 @@ def test_built_function_rotates_as_sam_local_invoke_would(
 ) -> None:
     """The built function and layer under the runtime's Python, its template environment
     plus sam/env.json (as --env-vars), the sam/ event files, moto's server, a real database."""
-    import boto3
-
     harness = harness_for(function, request)
     env_file = json.loads((ROOT / "sam" / "env.json").read_text())
     with local_secrets_manager() as endpoint:
-        client: SecretsManagerClient = boto3.client(
-            "secretsmanager",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        service = RotationService()
+        client, service = local_client(endpoint), RotationService()
         user, password, dbname = harness.new_user()
         arn = store_secret(client, service, f"sam-{user}", harness.secret(user, password, dbname))
         request_ = service.start(arn)
@@ -398,21 +388,12 @@ def test_example_application_serves_across_a_rotation_from_its_build(
 ) -> None:
     """The example reads its secret at initialisation, serves, and keeps serving after a
     rotation changed the password (new sessions meet the refused password and refresh)."""
-    import boto3
-
     from rotators.postgresql.engine import PostgresEngine
     from tests.helpers import handler_for
 
     harness = PostgresHarness(postgres)
     with local_secrets_manager() as endpoint:
-        client: SecretsManagerClient = boto3.client(
-            "secretsmanager",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        service = RotationService()
+        client, service = local_client(endpoint), RotationService()
         user, password, dbname = harness.new_user()
         arn = store_secret(client, service, f"example-{user}", harness.secret(user, password, dbname))
         environment = {**EXAMPLE.environment, "DB_SECRET_ID": arn, "DB_CA_BUNDLE": postgres.ca_file}

@@ -34,6 +34,25 @@ def run_sql(
         connection.close()
 
 
+def create_and_expect_nothing_stored(
+    postgres: PostgresServer,
+    client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    arn: str,
+    clone: str,
+) -> None:
+    """Run createSecret, which must fail (the caller states how) leaving no pending value
+    and no clone; re-raises its error."""
+    request = service.start(arn)
+    try:
+        handler(request.event("createSecret"), LambdaContext())
+    finally:
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.get_secret_value(SecretId=arn, VersionId=request.token)
+        assert postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (clone,)) == []
+
+
 @pytest.fixture
 def alternating_arn(
     postgres: PostgresServer,
@@ -185,12 +204,8 @@ def test_broken_current_credentials_never_unlock_the_master(
 ) -> None:
     body = pg_secret(postgres, app_user.name, "not-the-password-1", app_user.dbname, masterarn=master_arn)
     arn = store_secret(sm_client, service, "confused-deputy", body)
-    request = service.start(arn)
     with pytest.raises(DatabaseLoginError, match="with the AWSCURRENT credentials"):
-        handler(request.event("createSecret"), LambdaContext())
-    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
-        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
-    assert postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_user.name + "_clone",)) == []
+        create_and_expect_nothing_stored(postgres, sm_client, service, handler, arn, app_user.name + "_clone")
 
 
 def test_master_for_another_server_is_refused(
@@ -205,12 +220,8 @@ def test_master_for_another_server_is_refused(
     other = store_secret(sm_client, service, "other-master", master, rotation=False)
     body = pg_secret(postgres, app_user.name, app_user.password, app_user.dbname, masterarn=other)
     arn = store_secret(sm_client, service, "other-server", body)
-    request = service.start(arn)
     with pytest.raises(SecretMismatchError, match="the master secret is for"):
-        handler(request.event("createSecret"), LambdaContext())
-    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
-        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
-    assert postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_user.name + "_clone",)) == []
+        create_and_expect_nothing_stored(postgres, sm_client, service, handler, arn, app_user.name + "_clone")
 
 
 def test_clone_that_lost_its_membership_is_repaired(

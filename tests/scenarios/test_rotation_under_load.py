@@ -8,18 +8,15 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import boto3
-
 from common.connections import RotationAwareConnection
 from common.retrieval import PowertoolsFetcher, SecretCache
 from common.settings import Settings
 from devtools.embedded import local_secrets_manager
 from devtools.service import RotationService
 from tests.conftest import new_password, unique
-from tests.helpers import handler_for, store_secret
+from tests.helpers import handler_for, local_client, store_secret
 
 if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from tests.engines import Harness
 
@@ -27,14 +24,10 @@ ROTATIONS_PER_STRATEGY = 3
 WORKERS_PER_SECRET = 4  # half reuse one session, half open one per request
 
 
-def client_for(endpoint: str) -> SecretsManagerClient:
-    return boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
-
-
 def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
     settings = Settings.from_environ({"DB_CA_BUNDLE": harness.server.ca_file})
     with local_secrets_manager() as endpoint:
-        client, service = client_for(endpoint), RotationService()
+        client, service = local_client(endpoint), RotationService()
         user, password, dbname = harness.new_user()
         single = store_secret(client, service, unique("load-single"), harness.secret(user, password, dbname))
         master, master_password = unique("admin"), new_password()
@@ -61,7 +54,7 @@ def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
 
         def worker(secret_id: str, reuse: bool) -> None:
             # Each worker is one warm container: its own client, cache and session.
-            fetcher = PowertoolsFetcher(client_for(endpoint))
+            fetcher = PowertoolsFetcher(local_client(endpoint))
             cache = SecretCache(fetcher, max_age=1.0)
             database = RotationAwareConnection(
                 harness.engine, secret_id, cache, settings=settings, reuse=reuse
