@@ -17,7 +17,6 @@ from tests.conftest import new_password, unique
 from tests.helpers import handler_for, local_client, store_secret
 
 if TYPE_CHECKING:
-
     from tests.engines import Harness
 
 ROTATIONS_PER_STRATEGY = 3
