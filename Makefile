@@ -75,9 +75,12 @@ define build-function
 	mkdir -p $(ARTIFACTS_DIR)/rotators
 	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
 	cp -r rotators/$(1) $(ARTIFACTS_DIR)/rotators/
-	$(LAMBDA_PIP) -r rotators/$(1)/requirements.txt -t $(ARTIFACTS_DIR)
+	$(LAMBDA_PIP) $(PIP_FLAGS_$(1)) -r rotators/$(1)/requirements.txt -t $(ARTIFACTS_DIR)
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
 endef
+
+# redshift_connector depends on boto3 (the runtime's) and on IdP plugins' packages.
+PIP_FLAGS_redshift := --no-deps
 
 build-PostgreSQLRotationFunction:
 	$(call build-function,postgresql)
@@ -87,6 +90,9 @@ build-MySQLRotationFunction:
 
 build-MongoDBRotationFunction:
 	$(call build-function,mongodb)
+
+build-RedshiftRotationFunction:
+	$(call build-function,redshift)
 
 # The example application: its handler package, the PostgreSQL engine and driver.
 build-ExampleReaderFunction:

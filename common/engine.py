@@ -98,6 +98,9 @@ class Engine(ABC, Generic[ConnectionT]):
     #: Longest user name the server accepts (the alternate user's name must fit).
     max_username_length: ClassVar[int]
     password_policy: ClassVar[PasswordPolicy] = PasswordPolicy()
+    #: Whether the master user's session opens on the rotated secret's database instead of
+    #: the master secret's own (Redshift keeps schema and table privileges per database).
+    master_session_on_secret_database: ClassVar[bool] = False
 
     def username_limit(self, engine: str) -> int:
         """The longest user name for a secret whose ``engine`` key is ``engine``; engines

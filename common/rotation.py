@@ -283,7 +283,8 @@ class Rotator(Generic[ConnectionT]):
         # user at another server or user (a confused deputy).
         self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
         master = self._master(current)
-        master_login = self._login(master, "master", dbname=master.dbname or current.dbname)
+        dbname = current.dbname if self.engine.master_session_on_secret_database else master.dbname
+        master_login = self._login(master, "master", dbname=dbname or current.dbname)
         with self.engine.connect(master_login) as connection:
             original = original_username(current.username)
             self.engine.set_alternate_user(

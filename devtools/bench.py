@@ -24,7 +24,12 @@ from devtools.service import STEPS, LambdaContext
 if TYPE_CHECKING:
     from devtools.embedded import Embedded
 
-DRIVERS = {"postgresql": "psycopg2", "mariadb": "pymysql", "mongodb": "pymongo"}
+DRIVERS = {
+    "postgresql": "psycopg2",
+    "mariadb": "pymysql",
+    "mongodb": "pymongo",
+    "redshift": "redshift_connector",
+}
 
 
 def import_time_ms(modules: str, runs: int) -> float:

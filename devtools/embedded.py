@@ -18,6 +18,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
+from devtools.redshift import RedshiftStandIn
 from devtools.service import RotationService, behave_like_aws
 
 if TYPE_CHECKING:
@@ -27,10 +28,13 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 #: engine name -> (server class, handler module).
-ENGINES: dict[str, tuple[type[PostgresServer] | type[MariaDBServer] | type[MongoPeer], str]] = {
+ENGINES: dict[
+    str, tuple[type[PostgresServer] | type[MariaDBServer] | type[MongoPeer] | type[RedshiftStandIn], str]
+] = {
     "postgresql": (PostgresServer, "rotators.postgresql.app"),
     "mariadb": (MariaDBServer, "rotators.mysql.app"),
     "mongodb": (MongoPeer, "rotators.mongodb.app"),
+    "redshift": (RedshiftStandIn, "rotators.redshift.app"),
 }
 
 
@@ -54,7 +58,7 @@ def local_secrets_manager() -> Iterator[str]:
 class Embedded:
     """A running embedded environment; ``env`` is what a function process needs."""
 
-    server: PostgresServer | MariaDBServer | MongoPeer
+    server: PostgresServer | MariaDBServer | MongoPeer | RedshiftStandIn
     handler_module: str
     endpoint: str
     client: SecretsManagerClient

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--engine", choices=("postgresql", "mariadb", "mongodb"), default="postgresql")
+    parser.add_argument(
+        "--engine", choices=("postgresql", "mariadb", "mongodb", "redshift"), default="postgresql"
+    )
     parser.add_argument("--strategy", choices=("single", "alternating"), default="single")
     parser.add_argument("--rotations", type=int, default=1, help="rotations in a row (default 1)")
     parser.add_argument("--secret-id", help="rotate this secret with a real Secrets Manager instead")

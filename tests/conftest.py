@@ -14,6 +14,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer, MongoServer
 from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
+from devtools.redshift import RedshiftStandIn
 from devtools.service import RotationService, behave_like_aws
 
 if TYPE_CHECKING:
@@ -58,6 +59,15 @@ def mariadb() -> Iterator[MariaDBServer]:
 def mongo() -> Iterator[MongoServer]:
     """A real mongod when one is on PATH (or named by MONGOD), else the wire-protocol peer."""
     server: MongoServer = MongodServer().start() if find_mongod() else MongoPeer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redshift() -> Iterator[RedshiftStandIn]:
+    server = RedshiftStandIn().start()
     try:
         yield server
     finally:

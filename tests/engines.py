@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from devtools.mariadb import MariaDBServer
     from devtools.mongo_peer import MongoServer
     from devtools.postgres import PostgresServer
+    from devtools.redshift import RedshiftStandIn
 
 
 class Harness(ABC):
@@ -23,7 +24,7 @@ class Harness(ABC):
 
     name: str
     app_module: str
-    server: PostgresServer | MariaDBServer | MongoServer
+    server: PostgresServer | MariaDBServer | MongoServer | RedshiftStandIn
     engine: Engine[Any]
 
     @property
@@ -106,3 +107,24 @@ class MongoHarness(Harness):
 
     def probe(self, connection: Any) -> int:
         return int(connection.admin.command("ping")["ok"])
+
+
+class RedshiftHarness(Harness):
+    name, app_module = "redshift", "rotators.redshift.app"
+
+    def __init__(self, server: RedshiftStandIn) -> None:
+        from rotators.redshift.engine import RedshiftEngine
+
+        self.server = self.redshift = server
+        self.engine = RedshiftEngine()
+
+    def set_password(self, user: str, password: str, dbname: str) -> None:
+        self.redshift.execute(f'ALTER USER "{user}" PASSWORD %s', (password,))
+
+    def probe(self, connection: Any) -> int:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+            return int(cursor.fetchone()[0])
+        finally:
+            cursor.close()

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ),
         (["--engine", "mariadb"], ["[4/4] finishSecret done", "old password refused by the server"]),
         (["--engine", "mongodb"], ["[4/4] finishSecret done", "old password refused by the server"]),
+        (["--engine", "redshift", "--strategy", "alternating"], ["[4/4] finishSecret done", "still logs in"]),
     ],
 )
 def test_local_runner_rotates_for_real(arguments: list[str], expected: list[str]) -> None:

@@ -17,7 +17,7 @@ import pytest
 from devtools.embedded import local_secrets_manager
 from devtools.service import STEPS, RotationService
 from tests.deploy.template import ROOT, Function, Resolver, functions, load
-from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness
+from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness, RedshiftHarness
 from tests.helpers import labels, local_client, store_secret
 
 if TYPE_CHECKING:
@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 
 # Top-level modules of every engine's driver, by rotators package.
-DRIVERS = {"postgresql": {"psycopg2"}, "mysql": {"pymysql", "cryptography"}, "mongodb": {"pymongo", "bson"}}
+DRIVERS = {
+    "postgresql": {"psycopg2"},
+    "mysql": {"pymysql", "cryptography"},
+    "mongodb": {"pymongo", "bson"},
+    "redshift": {"redshift_connector"},
+}
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -320,6 +325,7 @@ def harness_for(function: Function, request: pytest.FixtureRequest) -> Harness:
         ("postgres", PostgresHarness),
         ("mariadb", MariaDBHarness),
         ("mongo", MongoHarness),
+        ("redshift", RedshiftHarness),
     )
     for fixture, harness_class in candidates:
         harness = harness_class(request.getfixturevalue(fixture))

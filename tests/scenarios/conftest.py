@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness
+from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness, RedshiftHarness
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.fixture(params=["postgresql", "mariadb", "mongodb"])
+@pytest.fixture(params=["postgresql", "mariadb", "mongodb", "redshift"])
 def harness(request: pytest.FixtureRequest) -> Harness:
     if request.param == "postgresql":
         return PostgresHarness(request.getfixturevalue("postgres"))
     if request.param == "mariadb":
         return MariaDBHarness(request.getfixturevalue("mariadb"))
-    return MongoHarness(request.getfixturevalue("mongo"))
+    if request.param == "mongodb":
+        return MongoHarness(request.getfixturevalue("mongo"))
+    return RedshiftHarness(request.getfixturevalue("redshift"))
 
 
 @pytest.fixture

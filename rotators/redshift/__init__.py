@@ -1,0 +1,1 @@
+"""Amazon Redshift (``engine``: ``redshift``)."""
