@@ -148,7 +148,7 @@ def test_plaintext_only_when_asked(redshift: RedshiftStandIn) -> None:
     for tls in (TlsPolicy(enabled=False), TlsPolicy(enabled=True, ca_file=redshift.ca_file)):
         login = Login(redshift.host, redshift.port, "dev", user, password, tls, 5, 5, "AWSCURRENT")
         with RedshiftEngine().connect(login) as connection:
-            assert isinstance(connection.cursor(), object)
+            RedshiftEngine().verify_session(connection)  # the session works in both modes
             socket_is_tls = type(connection._usock).__name__ == "SSLSocket"
             assert socket_is_tls is tls.enabled
 
