@@ -45,6 +45,8 @@ class Login:
     connect_timeout: int
     statement_timeout: int
     label: str
+    #: A user managed through a cloud service's API (AWS's ElastiCache secret format).
+    user_arn: str | None = None
 
     @classmethod
     def for_secret(
@@ -67,6 +69,7 @@ class Login:
             connect_timeout=settings.connect_timeout,
             statement_timeout=settings.statement_timeout,
             label=label,
+            user_arn=secret.user_arn,
         )
 
     def refused(self) -> DatabaseLoginError:
@@ -101,6 +104,9 @@ class Engine(ABC, Generic[ConnectionT]):
     #: Whether the master user's session opens on the rotated secret's database instead of
     #: the master secret's own (Redshift keeps schema and table privileges per database).
     master_session_on_secret_database: ClassVar[bool] = False
+    #: Whether, with a master secret, the master user gives the secret's own user a second
+    #: password instead of alternating two users (servers whose users hold two passwords).
+    master_adds_password: ClassVar[bool] = False
 
     def username_limit(self, engine: str) -> int:
         """The longest user name for a secret whose ``engine`` key is ``engine``; engines
@@ -153,6 +159,24 @@ class Engine(ABC, Generic[ConnectionT]):
         with ``password``, and bring ``clone`` in line with ``original``'s privileges at
         every rotation (``clone`` is created here when it is ``user`` and missing).
         ``database`` is the secret's (where MongoDB keeps its users). Safe to run again."""
+
+    def add_password(self, connection: ConnectionT, *, user: str, keep: str, new: str) -> bool:
+        """Make ``user`` accept ``new`` as well as ``keep``, and no other password: the one
+        before ``keep`` goes now, a whole rotation after it stopped being current.
+
+        The session is ``user``'s own, logged in with ``keep`` (single user), or the master
+        user's (engines with :attr:`master_adds_password`). Safe to run again, and never
+        refuses ``keep`` on the way. Returns False, having changed nothing, when the server
+        or the account cannot hold two passwords; single-user rotation then changes the
+        password instead. The default: no engine holds two passwords unless it says so.
+        """
+        return False
+
+    def check_own_rotation(self, connection: ConnectionT, login: Login) -> None:
+        """createSecret's check, logged in as a single user, that it may rotate its own
+        password; raises PermissionDeniedError saying what to do when it may not. The
+        default accepts: on most servers every user may change its own password."""
+        return None
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:

@@ -8,7 +8,10 @@ Contract (see the README for the long form):
 * Every step is safe to run again from any state a crash can leave, and none leaves a
   labelled version whose credentials cannot log in.
 * A secret with ``masterarn`` rotates by alternating users (``<user>`` and
-  ``<user>_clone``); any other rotates its single user's password.
+  ``<user>_clone``), or, on engines whose users hold two passwords
+  (``Engine.master_adds_password``), by the master giving the same user a second
+  password; any other rotates its single user's password, keeping the current one
+  beside the new where the engine can (``Engine.add_password``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, Literal
 from common.engine import ConnectionT, Engine, Login
 from common.errors import (
     DatabaseLoginError,
+    DatabaseOperationError,
     EventFormatError,
     RotationError,
     RotationNotEnabledError,
@@ -48,6 +52,8 @@ class Strategy(Enum):
 
     SINGLE_USER = "single-user"
     ALTERNATING_USERS = "alternating-users"
+    #: With a master secret, on engines whose users hold two passwords: the same user.
+    DUAL_PASSWORDS = "dual-passwords"
 
     @classmethod
     def of(cls, secret: DatabaseSecret) -> Strategy:
@@ -197,10 +203,13 @@ class Rotator(Generic[ConnectionT]):
         and a login (the database answers, its certificate matches, the credentials work).
         """
         current = self._current(metadata)
-        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+        strategy = self._strategy(current)
+        if strategy is not Strategy.SINGLE_USER:
             self._master(current)
             self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
-            username = partner_username(current.username)
+            username = current.username
+            if strategy is Strategy.ALTERNATING_USERS:
+                username = partner_username(current.username)
         else:
             # A single user whose current password is refused may be half-way through this
             # very rotation (setSecret applied the pending password, then the function
@@ -210,7 +219,7 @@ class Rotator(Generic[ConnectionT]):
                     metadata, current, lambda: self._stored_pending(request, metadata, current)
                 ),
                 current,
-                self._verify,
+                self._verify_own_rotation,
             )
             if used == AWSPENDING:
                 return "pending version already stored and in effect"
@@ -229,8 +238,11 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+        strategy = self._strategy(current)
+        if strategy is Strategy.ALTERNATING_USERS:
             return self._set_alternating(current, pending)
+        if strategy is Strategy.DUAL_PASSWORDS:
+            return self._set_dual(current, pending)
         return self._set_single(metadata, current, pending)
 
     def test_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -243,7 +255,7 @@ class Rotator(Generic[ConnectionT]):
         logger.append_keys(user=pending.username)
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
             self.engine.verify_session(connection)
-            if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
+            if self._strategy(pending) is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
                     connection,
                     original=original_username(pending.username),
@@ -264,10 +276,20 @@ class Rotator(Generic[ConnectionT]):
     # -- setSecret strategies ---------------------------------------------------------
 
     def _set_single(self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        kept: list[bool] = []
+
         def apply(connection: ConnectionT, login: Login) -> None:
             if login.label == AWSPENDING:
                 self.engine.verify_session(connection)
-            else:
+                return
+            # Where the server holds two passwords the current one keeps working until
+            # the next rotation: no session is refused between setSecret and finishSecret.
+            kept.append(
+                self.engine.add_password(
+                    connection, user=login.username, keep=login.password, new=pending.password
+                )
+            )
+            if not kept[-1]:
                 self.engine.change_own_password(connection, login, pending.password)
 
         used = self._log_in_with_first(
@@ -275,6 +297,8 @@ class Rotator(Generic[ConnectionT]):
         )
         if used == AWSPENDING:
             return "pending credentials already in effect"
+        if kept and kept[-1]:
+            return f"pending password added beside the {used} one"
         return f"password changed with the {used} credentials"
 
     def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
@@ -296,6 +320,29 @@ class Rotator(Generic[ConnectionT]):
                 database=current.dbname or self.engine.default_dbname,
             )
         return f"user {pending.username!r} set by the master user"
+
+    def _set_dual(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        # The confused-deputy guard of alternating users, then the master user makes the
+        # same user accept the pending and the current password (and no older one), so
+        # that no session with AWSCURRENT is refused at any point of the rotation.
+        self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
+        master = self._master(current)
+        with self.engine.connect(
+            self._login(master, "master", dbname=master.dbname or current.dbname)
+        ) as connection:
+            if not self.engine.add_password(
+                connection, user=current.username, keep=current.password, new=pending.password
+            ):
+                raise DatabaseOperationError(
+                    f"user {current.username!r} cannot hold two passwords on this server"
+                )
+        return f"user {pending.username!r} given the pending password by the master user"
+
+    def _strategy(self, secret: DatabaseSecret) -> Strategy:
+        strategy = Strategy.of(secret)
+        if strategy is Strategy.ALTERNATING_USERS and self.engine.master_adds_password:
+            return Strategy.DUAL_PASSWORDS
+        return strategy
 
     # -- logging in --------------------------------------------------------------------
 
@@ -327,6 +374,10 @@ class Rotator(Generic[ConnectionT]):
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
         self.engine.verify_session(connection)
+
+    def _verify_own_rotation(self, connection: ConnectionT, login: Login) -> None:
+        self.engine.verify_session(connection)
+        self.engine.check_own_rotation(connection, login)
 
     def _single_user_logins(
         self,
@@ -372,7 +423,7 @@ class Rotator(Generic[ConnectionT]):
             raise StagingError(f"secret {metadata.arn} has no version labelled {AWSCURRENT}")
         current = self.store.version(metadata.arn, version, AWSCURRENT)
         self._validate_engine(current)
-        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+        if self._strategy(current) is Strategy.ALTERNATING_USERS:
             longest = max(len(current.username), len(partner_username(current.username)))
             limit = self.engine.username_limit(current.engine)
             if longest > limit:
@@ -389,12 +440,12 @@ class Rotator(Generic[ConnectionT]):
         self._validate_engine(pending)
         self._require_same_server(pending, current, f"the {AWSPENDING} version")
         expected = current.username
-        if Strategy.of(current) is Strategy.ALTERNATING_USERS:
+        if self._strategy(current) is Strategy.ALTERNATING_USERS:
             expected = partner_username(current.username)
         if pending.username != expected:
             raise SecretMismatchError(
                 f"the {AWSPENDING} version is for user {pending.username!r}; "
-                f"the {Strategy.of(current).value} strategy expects {expected!r}"
+                f"the {self._strategy(current).value} strategy expects {expected!r}"
             )
         if pending.password == current.password:
             raise SecretMismatchError(f"the {AWSPENDING} version has the same password as {AWSCURRENT}")

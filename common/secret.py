@@ -15,6 +15,8 @@ from common.errors import SecretFormatError
 from common.redaction import register
 
 _REQUIRED_STRINGS = ("engine", "host", "username", "password")
+#: AWS's ElastiCache rotation format names the user by ARN, with neither engine nor host.
+_USER_ARN_SERVICES = frozenset({"elasticache", "memorydb"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class DatabaseSecret:
     ca_bundle: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
     where: str = ""
+    user_arn: str | None = None
 
     def __post_init__(self) -> None:
         register(self.password)
@@ -52,15 +55,19 @@ class DatabaseSecret:
     def from_dict(cls, raw: dict[str, Any], where: str) -> DatabaseSecret:
         """Validate an already decoded secret version."""
         register(raw.get("password") if isinstance(raw.get("password"), str) else None)
+        user_arn = _optional_string(raw, "user_arn", where)
+        defaults = _service_user_defaults(user_arn, where) if user_arn else {}
         for key in _REQUIRED_STRINGS:
+            if key not in raw and key in defaults:
+                continue
             value = raw.get(key)
             if value is None:
                 raise SecretFormatError(f"secret version {where} lacks required key '{key}'")
             if not isinstance(value, str) or not value:
                 raise SecretFormatError(f"secret version {where}: key '{key}' must be a non-empty string")
         return cls(
-            engine=raw["engine"].strip().lower(),
-            host=raw["host"].strip(),
+            engine=str(raw.get("engine", defaults.get("engine"))).strip().lower(),
+            host=str(raw.get("host", defaults.get("host"))).strip(),
             username=raw["username"],
             password=raw["password"],
             port=_port(raw.get("port"), where),
@@ -70,6 +77,7 @@ class DatabaseSecret:
             ca_bundle=_optional_string(raw, "ca_bundle", where),
             raw=dict(raw),
             where=where,
+            user_arn=user_arn,
         )
 
     def with_credentials(self, username: str, password: str, where: str) -> DatabaseSecret:
@@ -102,6 +110,19 @@ def parse_object(text: str, where: str) -> dict[str, Any]:
     if isinstance(value.get("password"), str):
         register(value["password"])
     return value
+
+
+def _service_user_defaults(user_arn: str, where: str) -> dict[str, str]:
+    """``engine`` and ``host`` for a secret in AWS's ElastiCache format (``user_arn``,
+    ``username``, ``password``): the service from the ARN, and no endpoint, so that the
+    user is reached through the service's API only. Keys the secret has win."""
+    parts = user_arn.split(":")
+    service = parts[2] if len(parts) > 5 and parts[0] == "arn" else ""
+    if service not in _USER_ARN_SERVICES:
+        raise SecretFormatError(
+            f"secret version {where}: key 'user_arn' must be an ElastiCache or MemoryDB user ARN"
+        )
+    return {"engine": service, "host": ""}
 
 
 def _optional_string(raw: dict[str, Any], key: str, where: str) -> str | None:

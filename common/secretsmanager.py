@@ -13,6 +13,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from common.awsclients import client_config
 from common.errors import SecretsManagerError, StagingError
 from common.secret import DatabaseSecret
 
@@ -50,15 +51,9 @@ def build_client() -> SecretsManagerClient:
     boto3 itself, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
     """
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        connect_timeout=5,
-        read_timeout=10,
-        retries={"max_attempts": 4, "mode": "standard"},
-    )
     endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
-    return boto3.client("secretsmanager", endpoint_url=endpoint, config=config)
+    return boto3.client("secretsmanager", endpoint_url=endpoint, config=client_config())
 
 
 class SecretStore:

@@ -1,0 +1,2 @@
+"""Redis and Valkey ACL users (``engine``: ``redis``, ``valkey``); ElastiCache and MemoryDB
+users (AWS's ElastiCache format, with ``user_arn``)."""

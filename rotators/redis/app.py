@@ -1,0 +1,9 @@
+"""Lambda handler: ``rotators.redis.app.lambda_handler``."""
+
+from __future__ import annotations
+
+from common.awsclients import service_client
+from common.handler import RotationFunction
+from rotators.redis.engine import RedisEngine
+
+lambda_handler = RotationFunction(RedisEngine(service_client))

@@ -1,0 +1,133 @@
+"""Amazon ElastiCache (Redis OSS, Valkey) and MemoryDB users, through the service's API.
+
+ElastiCache and MemoryDB do not let a client change a user with ``ACL SETUSER``: a
+user's passwords are set with ElastiCache's ``ModifyUser`` (``Passwords``) or MemoryDB's
+``UpdateUser`` (``AuthenticationMode``). Both hold up to two passwords, so a rotation
+sets ``[pending, current]``: the current password keeps working, the one before it goes.
+The user is ``modifying`` for a while afterwards and refuses another change until it is
+``active`` again: every change waits, bounded, before and after.
+
+The service client comes from the handler (``common.awsclients``): this module never
+imports boto3 and recognises the service's errors by their documented shape
+(``error.response["Error"]["Code"]``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from common.errors import DatabaseOperationError, PermissionDeniedError, SecretFormatError
+from common.redaction import redact
+
+#: (service, region) -> a boto3 client of that service.
+ServiceClients = Callable[[str, str], Any]
+Service = Literal["elasticache", "memorydb"]
+ACTIVE = "active"
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+@dataclass(frozen=True)
+class UserArn:
+    """An ElastiCache (``...:user:<user id>``) or MemoryDB (``...:user/<name>``) user."""
+
+    arn: str
+    service: Service
+    region: str
+    user: str
+
+    @classmethod
+    def parse(cls, arn: str) -> UserArn:
+        parts = arn.split(":", 5)
+        if len(parts) == 6 and parts[0] == "arn" and parts[3]:
+            resource = parts[5]
+            if parts[2] == "elasticache" and resource.startswith("user:") and len(resource) > 5:
+                return cls(arn, "elasticache", parts[3], resource[len("user:") :])
+            if parts[2] == "memorydb" and resource.startswith("user/") and len(resource) > 5:
+                return cls(arn, "memorydb", parts[3], resource[len("user/") :])
+        raise SecretFormatError("key 'user_arn' is not an ElastiCache or MemoryDB user ARN")
+
+
+class ManagedUser:
+    """One user of ElastiCache or MemoryDB, read and changed through the service's API."""
+
+    def __init__(self, arn: UserArn, client: Any, *, wait_seconds: float, poll_seconds: float) -> None:
+        self.arn = arn
+        self.client = client
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
+
+    def describe(self) -> dict[str, Any]:
+        """The user as ``DescribeUsers`` shows it."""
+        if self.arn.service == "elasticache":
+            response = self._call("DescribeUsers", self.client.describe_users, UserId=self.arn.user)
+        else:
+            response = self._call("DescribeUsers", self.client.describe_users, UserName=self.arn.user)
+        users: list[dict[str, Any]] = response.get("Users", [])
+        if not users:
+            raise DatabaseOperationError(f"{self.arn.service} has no user {self.arn.arn}")
+        return users[0]
+
+    def require(self, username: str) -> dict[str, Any]:
+        """The user, refused unless it is ``username`` and authenticates by password."""
+        user = self.describe()
+        name = user.get("UserName") if self.arn.service == "elasticache" else user.get("Name")
+        if name != username:
+            raise DatabaseOperationError(
+                f"user {self.arn.arn} is named {name!r}, but the secret's username is {username!r}"
+            )
+        kind = (user.get("Authentication") or {}).get("Type")
+        if kind != "password":
+            raise DatabaseOperationError(
+                f"user {username!r} authenticates by {kind!r}, not by password: nothing to rotate"
+            )
+        return user
+
+    def set_passwords(self, passwords: list[str]) -> None:
+        """Make the user's passwords exactly ``passwords`` (at most two, the newest first),
+        waiting until the user is ``active`` before and after. Safe to run again."""
+        self.wait_until_active()
+        if self.arn.service == "elasticache":
+            self._call("ModifyUser", self.client.modify_user, UserId=self.arn.user, Passwords=passwords)
+        else:
+            self._call(
+                "UpdateUser",
+                self.client.update_user,
+                UserName=self.arn.user,
+                AuthenticationMode={"Type": "password", "Passwords": passwords},
+            )
+        self.wait_until_active()
+
+    def wait_until_active(self) -> dict[str, Any]:
+        """Poll ``DescribeUsers`` until the user is ``active``; bounded by ``wait_seconds``."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            user = self.describe()
+            status = user.get("Status")
+            if status == ACTIVE:
+                return user
+            if time.monotonic() >= deadline:
+                raise DatabaseOperationError(
+                    f"user {self.arn.arn} is still {status!r} after {self.wait_seconds:.0f} s"
+                )
+            time.sleep(self.poll_seconds)
+
+    def _call(self, operation: str, method: Callable[..., Any], **parameters: Any) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = method(**parameters)
+        except Exception as error:
+            raise _service_error(self.arn, operation, error) from error
+        return response
+
+
+def _service_error(arn: UserArn, operation: str, error: Exception) -> DatabaseOperationError:
+    """The service's error code and message (AWS never echoes a password in them)."""
+    details = (getattr(error, "response", None) or {}).get("Error", {})
+    code = str(details.get("Code") or type(error).__name__)
+    text = f"{arn.service} {operation} on {arn.arn} failed: {code}"
+    if code in _DENIED:
+        return PermissionDeniedError(f"{text}: the function's role lacks {arn.service}:{operation}")
+    message = redact(str(details.get("Message") or ""))
+    return DatabaseOperationError(f"{text}: {message}" if message else text)
