@@ -110,7 +110,7 @@ class ManagedUser:
                 return user
             if time.monotonic() >= deadline:
                 raise DatabaseOperationError(
-                    f"user {self.arn.arn} is still {status!r} after {self.wait_seconds:.0f} s"
+                    f"user {self.arn.arn} is still {status!r} after {self.wait_seconds:g} s"
                 )
             time.sleep(self.poll_seconds)
 

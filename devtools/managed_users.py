@@ -1,0 +1,161 @@
+"""ElastiCache and MemoryDB users as rotation meets them, played on moto.
+
+moto 5.2 has ElastiCache ``CreateUser``/``DescribeUsers`` but no ``ModifyUser``; its
+MemoryDB ``UpdateUser`` keeps only a password count; and a user of either is always
+``active``. :func:`behave_like_aws_users` extends moto in this process with a small model
+of what a rotation depends on, so that the engine's calls go through real boto3 (its
+parameter validation included) and are checked for what AWS requires:
+
+* ElastiCache ``ModifyUser`` exists; with ``Passwords`` it replaces the user's passwords.
+* Each user keeps its passwords (``passwords``), one or two of them, each 16 to 128
+  printable characters without ``@``, ``"``, ``/`` or space; anything else is refused
+  with AWS's error code (``InvalidParameterValue``).
+* After a change the user is ``modifying`` for the next ``MODIFYING_DESCRIBES``
+  ``DescribeUsers`` calls, then ``active``; a change while it is ``modifying`` is refused
+  (``InvalidUserState``), as AWS does.
+
+What it leaves out (the README says so too): IAM (every call is allowed), the time AWS
+really takes, user groups and clusters (a password change does not reach a data-plane
+server: tests that log in use a throwaway Redis), ``AccessString`` rules, and
+``AuthenticationMode`` ``iam``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+MODIFYING_DESCRIBES = 2
+_ALLOWED = set(string.printable) - set('@"/ \t\n\r\x0b\x0c')
+
+
+def password_problem(passwords: list[str]) -> str | None:
+    """What AWS would refuse in a user's password list, or None."""
+    if not 1 <= len(passwords) <= 2:
+        return "A user can have one or two passwords."
+    for password in passwords:
+        if not 16 <= len(password) <= 128:
+            return "Passwords length must be between 16-128 characters."
+        if not set(password) <= _ALLOWED:
+            return 'Passwords must be printable characters other than @, ", / and space.'
+    return None
+
+
+def _tick(user: Any) -> None:
+    """One DescribeUsers: a modifying user comes closer to active."""
+    remaining = getattr(user, "modifying_describes", 0)
+    if user.status == "modifying":
+        if remaining <= 1:
+            user.status = "active"
+        user.modifying_describes = remaining - 1
+
+
+def _start_modifying(user: Any, passwords: list[str]) -> None:
+    user.passwords = list(passwords)
+    user.status = "modifying"
+    user.modifying_describes = MODIFYING_DESCRIBES
+    user.modifications = getattr(user, "modifications", 0) + 1
+
+
+def behave_like_aws_users() -> None:
+    """Install the model into this process's moto; idempotent."""
+    from moto.elasticache.models import ElastiCacheBackend
+
+    if getattr(ElastiCacheBackend, "_aws_user_model", False):
+        return
+    _model_elasticache()
+    _model_memorydb()
+    ElastiCacheBackend._aws_user_model = True  # type: ignore[attr-defined]
+
+
+def _model_elasticache() -> None:
+    from moto.elasticache import models as ec_models
+    from moto.elasticache import responses as ec_responses
+    from moto.elasticache.exceptions import ElastiCacheException, UserNotFound
+
+    backend_class = ec_models.ElastiCacheBackend
+
+    class InvalidUserState(ElastiCacheException):
+        code = "InvalidUserState"
+
+    class InvalidParameterValue(ElastiCacheException):
+        code = "InvalidParameterValue"
+
+    def modify_user(self: Any, user_id: str, passwords: list[str] | None) -> Any:
+        user = self.users.get(user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        if user.status != "active":
+            raise InvalidUserState(f"User {user_id} is not in active state.")
+        if passwords is not None:
+            problem = password_problem(passwords)
+            if problem:
+                raise InvalidParameterValue(problem)
+            _start_modifying(user, passwords)
+        return user
+
+    original_describe = backend_class.describe_users
+
+    def describe_users(self: Any, user_id: str | None) -> Any:
+        users = original_describe(self, user_id)
+        for user in users:
+            _tick(user)
+        return users
+
+    def modify_user_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        params = self._get_params()
+        user = self.elasticache_backend.modify_user(params.get("UserId"), params.get("Passwords"))
+        return ActionResult(user)
+
+    backend_class.modify_user = modify_user  # type: ignore[attr-defined]
+    backend_class.describe_users = describe_users  # type: ignore[method-assign]
+    ec_responses.ElastiCacheResponse.modify_user = modify_user_response  # type: ignore[attr-defined]
+
+
+def _model_memorydb() -> None:
+    from moto.memorydb import models as mdb_models
+    from moto.memorydb.exceptions import MemoryDBClientError, UserNotFoundFault
+
+    memorydb_class = mdb_models.MemoryDBBackend
+    original_update = memorydb_class.update_user
+    original_mdb_describe = memorydb_class.describe_users
+
+    def update_user(
+        self: Any, user_name: str, authentication_mode: dict[str, Any] | None, access_string: str | None
+    ) -> Any:
+        user = self.users.get(user_name)
+        if user is None:
+            raise UserNotFoundFault(msg=f"User {user_name} not found.")
+        if user.status != "active":
+            raise MemoryDBClientError("InvalidUserStateFault", f"User {user_name} is not in active state.")
+        passwords = (authentication_mode or {}).get("Passwords")
+        if passwords is not None:
+            problem = password_problem(passwords)
+            if problem:
+                raise MemoryDBClientError("InvalidParameterValueException", problem)
+        updated = original_update(self, user_name, authentication_mode, access_string)
+        if passwords is not None:
+            _start_modifying(updated, passwords)
+        return updated
+
+    def mdb_describe_users(self: Any, user_name: str | None = None, filters: Any = None) -> Any:
+        users = original_mdb_describe(self, user_name, filters)
+        for user in users:
+            _tick(user)
+        return users
+
+    memorydb_class.update_user = update_user  # type: ignore[method-assign]
+    memorydb_class.describe_users = mdb_describe_users  # type: ignore[method-assign]
+
+
+def user_of(service: str, user: str, region: str = "us-east-1", account: str = "123456789012") -> Any:
+    """The model's user (its ``passwords``, ``status``, ``modifications``)."""
+    if service == "elasticache":
+        from moto.elasticache.models import elasticache_backends
+
+        return elasticache_backends[account][region].users[user]
+    from moto.memorydb.models import memorydb_backends
+
+    return memorydb_backends[account][region].users[user]
