@@ -20,6 +20,8 @@ class Server:
 
     flavour: Flavour
     version: tuple[int, int, int]
+    #: Aurora MySQL's own major version (2, 3), from "8.0.mysql_aurora.3.05.2".
+    aurora: int | None = None
 
     @classmethod
     def parse(cls, version_string: str) -> Server:
@@ -32,7 +34,8 @@ class Server:
         if numbers is None:
             raise ValueError(f"unrecognised server version {version_string!r}")
         major, minor, patch = (int(part) if part else 0 for part in numbers.groups())
-        return cls(flavour, (major, minor, patch))
+        aurora = re.search(r"mysql_aurora\.(\d+)", text)
+        return cls(flavour, (major, minor, patch), int(aurora.group(1)) if aurora else None)
 
     @property
     def has_alter_user_password(self) -> bool:
@@ -65,6 +68,26 @@ class Server:
             return "ALTER USER CURRENT_USER() IDENTIFIED BY %s"
         # MariaDB: ALTER USER needs the CREATE USER privilege even for oneself.
         return "SET PASSWORD = PASSWORD(%s)"
+
+    @property
+    def has_dual_passwords(self) -> bool:
+        """``RETAIN CURRENT PASSWORD``: MySQL 8.0.14+ and Aurora MySQL 3 (8.0.23-based);
+        MariaDB has no dual passwords."""
+        if self.flavour == "mariadb":
+            return False
+        return self.version >= (8, 0, 14) or (self.aurora or 0) >= 3
+
+    def add_own_password(self) -> str:
+        """The statement a user runs to make a new password its primary one and keep the
+        current primary as its secondary (parameters: the new password, the current one).
+
+        ``REPLACE`` makes the server check the current password against the *primary*
+        only: when an earlier attempt already made another password primary, the server
+        answers ``ER_INCORRECT_CURRENT_PASSWORD`` and the caller, logged in with the
+        secondary, sets the primary with :meth:`change_own_password`, which keeps the
+        secondary as it is. Never an old secondary dropped before the new password works.
+        """
+        return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"
 
     def set_password(self, hashed: bool = False) -> str:
         """The master user's statement for another account (parameters: user, host, password)."""

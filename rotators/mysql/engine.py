@@ -22,6 +22,7 @@ from common.errors import (
     PermissionDeniedError,
     VerificationError,
 )
+from common.observability import logger
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 from rotators.mysql.dialect import Server, native_password_hash, parse_grants, require_clause
@@ -39,6 +40,10 @@ else:
 _LOGIN_REFUSED = frozenset({1045, 1698})
 # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
 _NOT_ALLOWED = frozenset({1044, 1142, 1227})
+# ER_SPECIFIC_ACCESS_DENIED_ERROR (RETAIN CURRENT PASSWORD needs APPLICATION_PASSWORD_ADMIN)
+# and ER_INCORRECT_CURRENT_PASSWORD (REPLACE names a password that is not the primary).
+_SPECIFIC_ACCESS_DENIED = 1227
+_INCORRECT_CURRENT_PASSWORD = 3891
 
 
 class MySQLEngine(Engine[MySQLConnection]):
@@ -207,6 +212,36 @@ class MySQLEngine(Engine[MySQLConnection]):
         rows = _rows(connection, "SELECT 1", (), "run the verification query")
         if rows != [(1,)]:
             raise VerificationError("the verification query returned no row")
+
+    def add_password(self, connection: MySQLConnection, *, user: str, keep: str, new: str) -> bool:
+        """MySQL 8.0.14+ and Aurora MySQL 3: the new password becomes primary and ``keep``
+        secondary (``dialect.Server.add_own_password``). Falls back, saying so, when the
+        account lacks ``APPLICATION_PASSWORD_ADMIN``; MariaDB and older MySQL: False."""
+        import pymysql
+
+        server = _server(connection)
+        if not server.has_dual_passwords:
+            return False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(server.add_own_password(), (new, keep))
+        except pymysql.err.MySQLError as error:
+            code = error.args[0] if error.args else None
+            if code == _SPECIFIC_ACCESS_DENIED:
+                logger.warning(
+                    "the user may not keep two passwords (it lacks APPLICATION_PASSWORD_ADMIN): "
+                    "its password is changed instead, and sessions with the old one are refused "
+                    "until finishSecret",
+                    extra={"user": user},
+                )
+                return False
+            if code != _INCORRECT_CURRENT_PASSWORD:
+                raise _operation_error(f"add a password for {user!r}", error) from error
+            # ``keep`` logged in but is not the primary: it is the secondary already.
+            _execute(
+                connection, server.change_own_password(), (new,), f"set the primary password of {user!r}"
+            )
+        return True
 
     def verify_privileges(
         self, connection: MySQLConnection, *, original: str, user: str, database: str | None
