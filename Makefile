@@ -94,6 +94,9 @@ build-MongoDBRotationFunction:
 build-RedshiftRotationFunction:
 	$(call build-function,redshift)
 
+build-RedisRotationFunction:
+	$(call build-function,redis)
+
 # The example application: its handler package, the PostgreSQL engine and driver.
 build-ExampleReaderFunction:
 	mkdir -p $(ARTIFACTS_DIR)/apps $(ARTIFACTS_DIR)/rotators/postgresql

@@ -166,7 +166,7 @@ class RedisServer(ThrowawayServer):
     # -- what the runner, the benchmark and the tests make on the server -----------------
 
     engine_key = "redis"
-    admin_database = None
+    admin_database = ""  # Redis has no databases to log in to: the secret names none
 
     def create_database(self, dbname: str) -> None:
         """Redis has no databases to create: a user's keys live under its key patterns."""

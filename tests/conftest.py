@@ -14,6 +14,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer, MongoServer
 from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
+from devtools.redis import RedisServer
 from devtools.redshift import RedshiftStandIn
 from devtools.service import RotationService, behave_like_aws
 
@@ -68,6 +69,16 @@ def mongo() -> Iterator[MongoServer]:
 @pytest.fixture(scope="session")
 def redshift() -> Iterator[RedshiftStandIn]:
     server = RedshiftStandIn().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """Redis with TLS only and ACL users kept in an ACL file."""
+    server = RedisServer("aclfile").start()
     try:
         yield server
     finally:

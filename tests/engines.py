@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from devtools.mariadb import MariaDBServer
     from devtools.mongo_peer import MongoServer
     from devtools.postgres import PostgresServer
+    from devtools.redis import RedisServer
     from devtools.redshift import RedshiftStandIn
 
 
@@ -24,8 +25,11 @@ class Harness(ABC):
 
     name: str
     app_module: str
-    server: PostgresServer | MariaDBServer | MongoServer | RedshiftStandIn
+    server: PostgresServer | MariaDBServer | MongoServer | RedshiftStandIn | RedisServer
     engine: Engine[Any]
+    #: Whether the single user's previous password still logs in after a rotation (the
+    #: server holds two passwords), until the next rotation.
+    keeps_previous_password: bool = False
 
     @property
     def engine_key(self) -> str:
@@ -128,3 +132,25 @@ class RedshiftHarness(Harness):
             return int(cursor.fetchone()[0])
         finally:
             cursor.close()
+
+
+class RedisHarness(Harness):
+    """Redis for the deployment tests. The shared scenarios do not run on it: a single
+    user keeps its previous password (see tests/redis/ for its own)."""
+
+    name, app_module = "redis", "rotators.redis.app"
+    keeps_previous_password = True
+
+    def __init__(self, server: RedisServer) -> None:
+        from rotators.redis.engine import RedisEngine
+
+        self.server = self.redis = server
+        self.engine = RedisEngine()
+
+    def set_password(self, user: str, password: str, dbname: str) -> None:
+        from devtools.redis import password_rule
+
+        self.redis.command("ACL", "SETUSER", user, "resetpass", password_rule(password))
+
+    def probe(self, connection: Any) -> int:
+        return int(connection.client.ping() is True)

@@ -17,7 +17,14 @@ import pytest
 from devtools.embedded import local_secrets_manager
 from devtools.service import STEPS, RotationService
 from tests.deploy.template import ROOT, Function, Resolver, functions, load
-from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness, RedshiftHarness
+from tests.engines import (
+    Harness,
+    MariaDBHarness,
+    MongoHarness,
+    PostgresHarness,
+    RedisHarness,
+    RedshiftHarness,
+)
 from tests.helpers import labels, local_client, store_secret
 
 if TYPE_CHECKING:
@@ -30,7 +37,20 @@ DRIVERS = {
     "mysql": {"pymysql", "cryptography"},
     "mongodb": {"pymongo", "bson"},
     "redshift": {"redshift_connector"},
+    "redis": {"redis"},
 }
+CACHE_USER_ACTIONS = {
+    "elasticache:ModifyUser",
+    "elasticache:DescribeUsers",
+    "memorydb:UpdateUser",
+    "memorydb:DescribeUsers",
+}
+CACHE_USERS = ",".join(
+    [
+        "arn:aws:elasticache:us-east-1:123456789012:user:app-user",
+        "arn:aws:memorydb:us-east-1:123456789012:user/app",
+    ]
+)
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -158,8 +178,9 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "VpcId": "vpc-1",
             "CreateSecretsManagerEndpoint": "true",
         },
+        {"CacheUserArns": CACHE_USERS},
     ],
-    ids=["defaults", "master-kms-vpc"],
+    ids=["defaults", "master-kms-vpc", "cache-users"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     from samtranslator.translator.transform import transform
@@ -181,6 +202,8 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     allowed = set(ROTATION_ACTIONS)
     if overrides.get("KmsKeyArn"):
         allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
+    if overrides.get("CacheUserArns"):
+        allowed |= CACHE_USER_ACTIONS
     assert granted == allowed  # no GetRandomPassword: passwords are generated in the function
     for statement in statements:
         resources = (
@@ -194,6 +217,15 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
         if statement.get("Sid") == "ReadMasterSecrets":
             assert actions(statement) == {"secretsmanager:GetSecretValue"}
             assert resources == [overrides["MasterSecretArnPattern"]]
+        if statement.get("Sid") == "ChangeCacheUsers":
+            # Only the given users, and only when the Redis function's own code asks.
+            assert actions(statement) == CACHE_USER_ACTIONS
+            assert resources == CACHE_USERS.split(",")
+            assert statement["Condition"] == {
+                "ArnEquals": {"lambda:SourceFunctionArn": {"Fn::GetAtt": ["RedisRotationFunction", "Arn"]}}
+            }
+        elif actions(statement) & CACHE_USER_ACTIONS:
+            raise AssertionError(f"{statement.get('Sid')} grants cache user actions")
         if statement.get("Sid") == "UseTheSecretsKey":
             assert resources == [overrides["KmsKeyArn"]]
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
@@ -326,6 +358,7 @@ def harness_for(function: Function, request: pytest.FixtureRequest) -> Harness:
         ("mariadb", MariaDBHarness),
         ("mongo", MongoHarness),
         ("redshift", RedshiftHarness),
+        ("redis_server", RedisHarness),
     )
     for fixture, harness_class in candidates:
         harness = harness_class(request.getfixturevalue(fixture))
@@ -377,7 +410,7 @@ def test_built_function_rotates_as_sam_local_invoke_would(
         assert labels(client, arn)["AWSCURRENT"] == request_.token
         new = json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
     assert harness.can_login(user, new["password"], dbname)
-    assert not harness.can_login(user, password, dbname)
+    assert harness.can_login(user, password, dbname) is harness.keeps_previous_password
     assert logs.count("rotation step done") == 4
     assert new["password"] not in logs and password not in logs and request_.rotation_token not in logs
     print(

@@ -1,4 +1,4 @@
-"""A throwaway Redis per test session (users in an ACL file), its users and secrets."""
+"""Redis users and their secrets, on the session's throwaway Redis (``redis_server``)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from devtools.redis import RedisServer
 from rotators.redis.engine import RedisEngine
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
+    from devtools.redis import RedisServer
     from devtools.service import RotationService
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer("aclfile").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass
