@@ -29,6 +29,7 @@ DRIVERS = {
     "mariadb": "pymysql",
     "mongodb": "pymongo",
     "redshift": "redshift_connector",
+    "redis": "redis",
 }
 
 

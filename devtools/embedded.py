@@ -18,6 +18,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
+from devtools.redis import RedisServer
 from devtools.redshift import RedshiftStandIn
 from devtools.service import RotationService, behave_like_aws
 
@@ -28,13 +29,15 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 #: engine name -> (server class, handler module).
-ENGINES: dict[
-    str, tuple[type[PostgresServer] | type[MariaDBServer] | type[MongoPeer] | type[RedshiftStandIn], str]
-] = {
+ServerClass = (
+    type[PostgresServer] | type[MariaDBServer] | type[MongoPeer] | type[RedshiftStandIn] | type[RedisServer]
+)
+ENGINES: dict[str, tuple[ServerClass, str]] = {
     "postgresql": (PostgresServer, "rotators.postgresql.app"),
     "mariadb": (MariaDBServer, "rotators.mysql.app"),
     "mongodb": (MongoPeer, "rotators.mongodb.app"),
     "redshift": (RedshiftStandIn, "rotators.redshift.app"),
+    "redis": (RedisServer, "rotators.redis.app"),
 }
 
 
@@ -58,7 +61,7 @@ def local_secrets_manager() -> Iterator[str]:
 class Embedded:
     """A running embedded environment; ``env`` is what a function process needs."""
 
-    server: PostgresServer | MariaDBServer | MongoPeer | RedshiftStandIn
+    server: PostgresServer | MariaDBServer | MongoPeer | RedshiftStandIn | RedisServer
     handler_module: str
     endpoint: str
     client: SecretsManagerClient

@@ -158,6 +158,24 @@ class RedisServer(ThrowawayServer):
         """One command on an open session (redis-py's parsed reply)."""
         return client.execute_command(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
+    def whoami(self, user: str, password: str, dbname: str | None = None) -> tuple[str, str, str]:
+        """(the login user, the user whose rules apply, the TLS protocol the server speaks).
+        Redis users act as themselves; the protocol comes from a handshake of our own."""
+        import socket
+        import ssl
+
+        self.connect_as(user, password).close()
+        context = ssl.create_default_context(cafile=self.ca_file)
+        with (
+            socket.create_connection((self.host, self.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=self.host) as tls,
+        ):
+            protocol = tls.version() or "none"
+        return user, user, protocol
+
+    #: A single user's previous password still logs in after a rotation, until the next.
+    keeps_previous_password = True
+
     def is_refusal(self, error: Exception) -> bool:
         from redis.exceptions import AuthenticationError
 

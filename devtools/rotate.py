@@ -58,7 +58,12 @@ def prove(env: Embedded, old: dict[str, Any], new: dict[str, Any], strategy: str
     acting_note = f" acting as {acting!r}" if acting != login else ""
     say(f"  ✔ new credentials log in as {login!r}{acting_note} (TLS {protocol}, certificate verified)")
     old_works = env.server.can_login(old["username"], old["password"], old.get("dbname"))
-    if strategy == "alternating":
+    if getattr(env.server, "keeps_previous_password", False):
+        # Redis holds two passwords: the previous one works until the next rotation.
+        if not old_works:
+            raise SystemExit("✘ the previous password no longer logs in")
+        say("  ✔ previous password still logs in until the next rotation (two passwords held)")
+    elif strategy == "alternating":
         if not old_works:
             raise SystemExit(f"✘ the previous user {old['username']!r} no longer logs in")
         say(f"  ✔ previous user {old['username']!r} still logs in until the next rotation")
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--engine", choices=("postgresql", "mariadb", "mongodb", "redshift"), default="postgresql"
+        "--engine", choices=("postgresql", "mariadb", "mongodb", "redshift", "redis"), default="postgresql"
     )
     parser.add_argument("--strategy", choices=("single", "alternating"), default="single")
     parser.add_argument("--rotations", type=int, default=1, help="rotations in a row (default 1)")
