@@ -18,7 +18,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
-from devtools.redis import RedisServer
+from devtools.redis_server import RedisServer
 from devtools.redshift import RedshiftStandIn
 from devtools.service import RotationService, behave_like_aws
 

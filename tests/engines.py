@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from devtools.mariadb import MariaDBServer
     from devtools.mongo_peer import MongoServer
     from devtools.postgres import PostgresServer
-    from devtools.redis import RedisServer
+    from devtools.redis_server import RedisServer
     from devtools.redshift import RedshiftStandIn
 
 
@@ -148,7 +148,7 @@ class RedisHarness(Harness):
         self.engine = RedisEngine()
 
     def set_password(self, user: str, password: str, dbname: str) -> None:
-        from devtools.redis import password_rule
+        from devtools.redis_server import password_rule
 
         self.redis.command("ACL", "SETUSER", user, "resetpass", password_rule(password))
 

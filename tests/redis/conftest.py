@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.redis import RedisServer
+    from devtools.redis_server import RedisServer
     from devtools.service import RotationService
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from common.errors import DatabaseConnectionError, PermissionDeniedError
 from devtools.certs import CertificateAuthority
-from devtools.redis import RedisServer
+from devtools.redis_server import RedisServer
 from devtools.service import STEPS, LambdaContext
 from rotators.redis.acl import password_hash, rules_without_passwords
 from rotators.redis.engine import RedisEngine

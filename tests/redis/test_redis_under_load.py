@@ -18,7 +18,7 @@ from tests.helpers import handler_for, local_client
 from tests.redis.conftest import make_account
 
 if TYPE_CHECKING:
-    from devtools.redis import RedisServer
+    from devtools.redis_server import RedisServer
 
 ROTATIONS_PER_STRATEGY = 3
 WORKERS_PER_SECRET = 3
