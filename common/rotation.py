@@ -339,6 +339,7 @@ class Rotator(Generic[ConnectionT]):
         tried: list[str] = []
         for label, secret in candidates:
             login = self._login(secret, label)
+            logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:
                     act(connection, login)
