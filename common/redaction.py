@@ -48,7 +48,7 @@ def _forms(value: str) -> set[str]:
     secret string inside a request body), and as Python reprs of the text and its UTF-8
     bytes (what a logged ``dict`` or ``bytes`` body shows)."""
     once = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-    twice = {json.dumps(text, ensure_ascii=ascii)[1:-1] for text in once for ascii in (True, False)}
+    twice = {json.dumps(text, ensure_ascii=only_ascii)[1:-1] for text in once for only_ascii in (True, False)}
     forms = once | twice
     for text in once | twice:
         forms.add(repr(text)[1:-1])
