@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from common.errors import DatabaseConnectionError, PermissionDeniedError
+from common.errors import DatabaseConnectionError, DatabaseLoginError, PermissionDeniedError
 from devtools.certs import CertificateAuthority
 from devtools.redis_server import RedisServer
 from devtools.service import STEPS, LambdaContext
@@ -266,3 +266,47 @@ def test_plaintext_is_never_tried_against_a_tls_server(
     request = service.start(arn)
     with pytest.raises(DatabaseConnectionError):
         handler(request.event("createSecret"), LambdaContext())
+
+
+def test_finish_right_after_create_moves_nothing(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    account: RedisAccount,
+) -> None:
+    """finishSecret out of order: the pending password is not on the server yet, so no
+    label moves and AWSCURRENT keeps working."""
+    before = labels(sm_client, account.arn)
+    request = service.start(account.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(DatabaseLoginError):
+        handler(request.event("finishSecret"), LambdaContext())
+    assert labels(sm_client, account.arn)["AWSCURRENT"] == before["AWSCURRENT"]
+    assert redis_server.can_login(account.user, account.password)
+
+
+def test_an_abandoned_rotation_is_cleaned_up_by_the_next(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    account: RedisAccount,
+) -> None:
+    """An operator cancels a rotation after setSecret (AWSPENDING removed): its password,
+    on no label any more, goes at the next rotation's setSecret; AWSCURRENT never stops."""
+    abandoned = service.start(account.arn)
+    handler(abandoned.event("createSecret"), LambdaContext())
+    handler(abandoned.event("setSecret"), LambdaContext())
+    orphan = value(sm_client, account.arn, "AWSPENDING")["password"]
+    sm_client.update_secret_version_stage(
+        SecretId=account.arn, VersionStage="AWSPENDING", RemoveFromVersionId=abandoned.token
+    )
+    assert redis_server.can_login(account.user, account.password)
+    service.rotate(handler, account.arn)
+    current = value(sm_client, account.arn, "AWSCURRENT")["password"]
+    assert passwords_of(redis_server, account.user) == {
+        password_hash(current),
+        password_hash(account.password),
+    }
+    assert not redis_server.can_login(account.user, orphan)
