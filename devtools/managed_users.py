@@ -15,17 +15,23 @@ parameter validation included) and are checked for what AWS requires:
   (``InvalidUserState``), as AWS does.
 
 What it leaves out (the README says so too): IAM (every call is allowed), the time AWS
-really takes, user groups and clusters (a password change does not reach a data-plane
-server: tests that log in use a throwaway Redis), ``AccessString`` rules, and
+really takes, user groups and clusters (a password change reaches a data-plane server only
+where a test names one in :data:`MIRRORS`, applied at once), ``AccessString`` rules, and
 ``AuthenticationMode`` ``iam``.
 """
 
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MODIFYING_DESCRIBES = 2
+#: user ARN -> what the service does to the cluster's data plane when the user's passwords
+#: change (a test points it at a throwaway Redis to play a cluster the user belongs to).
+MIRRORS: dict[str, Callable[[list[str]], None]] = {}
 _ALLOWED = set(string.printable) - set('@"/ \t\n\r\x0b\x0c')
 
 
@@ -51,6 +57,9 @@ def _tick(user: Any) -> None:
 
 
 def _start_modifying(user: Any, passwords: list[str]) -> None:
+    mirror = MIRRORS.get(user.arn)
+    if mirror is not None:
+        mirror(list(passwords))
     user.passwords = list(passwords)
     user.status = "modifying"
     user.modifying_describes = MODIFYING_DESCRIBES

@@ -132,7 +132,7 @@ class RedisEngine(Engine[RedisSession]):
             self._set_passwords(connection, login.username, [new_password])
 
     def check_own_rotation(self, connection: RedisSession, login: Login) -> None:
-        if connection.client is None:
+        if connection.service is not None or connection.client is None:
             return  # a managed user: the function's role changes it through the API
         client, user = connection.client, login.username
         try:

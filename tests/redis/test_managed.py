@@ -13,7 +13,8 @@ import pytest
 
 from common.errors import DatabaseOperationError
 from common.observability import logger
-from devtools.managed_users import behave_like_aws_users, user_of
+from devtools.managed_users import MIRRORS, behave_like_aws_users, user_of
+from devtools.redis_server import password_rule
 from devtools.service import STEPS, LambdaContext
 from rotators.redis.engine import RedisEngine
 from tests.conftest import REGION, new_password, unique
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
+    from devtools.redis_server import RedisServer
     from devtools.service import RotationService
 
 
@@ -175,3 +177,38 @@ def test_the_model_refuses_what_aws_refuses(engine: RedisEngine) -> None:
     client.modify_user(UserId=user_id, Passwords=[password + "new", password])
     with pytest.raises(client.exceptions.InvalidUserStateFault):
         client.modify_user(UserId=user_id, Passwords=[password])
+
+
+def test_with_an_endpoint_test_secret_logs_in_over_tls(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    engine: RedisEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user of a cluster the function can reach (the secret names ``host``): the API
+    changes the passwords, the service applies them to the cluster (played by the throwaway
+    Redis), and testSecret proves the pending one with a real login over verified TLS."""
+    name, password = unique("app"), new_password()
+    user_id, user_arn = elasticache_user(name, password)
+    redis_server.create_user(name, password, None, "~app:*", "+@read", "+ping")
+
+    def apply(passwords: list[str]) -> None:
+        redis_server.command("ACL", "SETUSER", name, "resetpass", *(password_rule(p) for p in passwords))
+
+    monkeypatch.setitem(MIRRORS, user_arn, apply)
+    body = {
+        "user_arn": user_arn,
+        "username": name,
+        "password": password,
+        "host": redis_server.host,
+        "port": redis_server.port,
+    }
+    arn = store_secret(sm_client, service, unique("cache"), body)
+    handler = handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
+    refused_before = redis_server.failed_logins()
+    service.rotate(handler, arn)
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    assert user_of("elasticache", user_id).passwords == [current, password]
+    assert redis_server.can_login(name, current) and redis_server.can_login(name, password)
+    assert redis_server.failed_logins() == refused_before

@@ -4,11 +4,13 @@ crashes between steps, restarts, hostile names, and refused logins counted by th
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from common.errors import DatabaseConnectionError, DatabaseLoginError, PermissionDeniedError
+from common.observability import logger
 from devtools.certs import CertificateAuthority
 from devtools.redis_server import RedisServer
 from devtools.service import STEPS, LambdaContext
@@ -310,3 +312,31 @@ def test_an_abandoned_rotation_is_cleaned_up_by_the_next(
         password_hash(account.password),
     }
     assert not redis_server.can_login(account.user, orphan)
+
+
+def test_no_password_in_any_line_happy_or_failing(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = io.StringIO()  # the lines as Lambda would ship them
+    monkeypatch.setattr(logger.registered_handler, "stream", lines)
+    accounts = [make_account(redis_server, sm_client, service, with_master=m) for m in (False, True)]
+    for account in accounts:
+        service.rotate(handler, account.arn)
+        service.rotate(handler, account.arn)
+    refused = make_account(redis_server, sm_client, service, with_master=False, rules=("~app:*", "+@read"))
+    request = service.start(refused.arn)
+    with pytest.raises(PermissionDeniedError) as raised:
+        handler(request.event("createSecret"), LambdaContext())
+    sensitive = [refused.password, request.rotation_token]
+    for account in accounts:
+        sensitive += [account.password, value(sm_client, account.arn, "AWSCURRENT")["password"]]
+        sensitive.append(value(sm_client, account.arn, "AWSPREVIOUS")["password"])
+        if account.master_arn:
+            sensitive.append(value(sm_client, account.master_arn, "AWSCURRENT")["password"])
+    printed = lines.getvalue() + str(raised.value)
+    assert "rotation step done" in printed and "rotation step failed" in printed
+    assert not [s for s in sensitive if s in printed]
