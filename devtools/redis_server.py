@@ -38,6 +38,10 @@ def password_rule(password: str) -> str:
     return ">" + password
 
 
+#: What a user needs to rotate its own passwords without a master secret.
+SELF_SERVICE_RULES = ("+acl|setuser", "+acl|getuser", "+acl|save", "+config|get", "+config|rewrite", "+info")
+
+
 class RedisServer(ThrowawayServer):
     """One server; :meth:`start`, :meth:`restart` and :meth:`stop`."""
 
@@ -109,6 +113,20 @@ class RedisServer(ThrowawayServer):
     def restart(self) -> None:
         """Stop the process and start it again: only what was persisted survives."""
         self._terminate()
+        self._launch()
+
+    def halt(self, how: Literal["stop", "kill"]) -> None:
+        """``stop``: SIGTERM (a clean shutdown); ``kill``: SIGKILL. :meth:`resume` starts it
+        again on the same files and port."""
+        assert self._process is not None, "start() the server first"
+        if how == "stop":
+            self._process.terminate()
+        else:
+            self._process.kill()
+        self._process.wait(timeout=20)
+        self._process = None
+
+    def resume(self) -> None:
         self._launch()
 
     def stop(self) -> None:
@@ -230,7 +248,3 @@ class RedisServer(ThrowawayServer):
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-#: What a user needs to rotate its own passwords without a master secret.
-SELF_SERVICE_RULES = ("+acl|setuser", "+acl|getuser", "+acl|save", "+config|get", "+config|rewrite", "+info")
