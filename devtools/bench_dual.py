@@ -1,8 +1,12 @@
 """Benchmark of dual-password rotation: figures printed, never asserted.
 
-* Redis: Secrets Manager calls per rotation, logins refused by the server (its ACL LOG)
-  and wall time, for a user that sets its own passwords and for one given them by a
-  master user (no clone in either case);
+``make bench`` prints Redis's Secrets Manager calls, refused logins, wall time, import
+time and memory beside the other engines (``devtools/bench.py``: its ``single`` is a user
+setting its own passwords, its ``alternating`` a master user giving the same user two).
+This adds what only dual passwords have:
+
+* Redis: the commands one rotation sends to the server, by command (the server's own
+  ``INFO commandstats``), for each way;
 * MySQL 8 dual passwords: the statements one setSecret session sends on each path (the
   happy path, the retry after a crash, an account without ``APPLICATION_PASSWORD_ADMIN``)
   against MySQL 5.7's single password, counted on a recording stand-in (no MySQL 8 runs
@@ -13,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from devtools.embedded import Embedded
+    from devtools.redis_server import RedisServer
 
 
 class CountingConnection:
@@ -71,30 +79,47 @@ def mysql_statements() -> dict[str, int]:
     }
 
 
+def command_counts(server: RedisServer) -> Counter[str]:
+    """Calls per command so far, from the server's ``INFO commandstats``."""
+    stats = server.command("INFO", "commandstats")
+    return Counter({name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()})
+
+
+def redis_commands(env: Embedded, strategy: str) -> Counter[str]:
+    """What one rotation sends to the Redis server, less what measuring it costs."""
+    import importlib
+
+    from common.handler import RotationFunction
+    from common.settings import Settings
+    from devtools.redis_server import RedisServer
+
+    assert isinstance(env.server, RedisServer)
+    engine = importlib.import_module(env.handler_module).lambda_handler.rotator.engine
+    handler = RotationFunction(engine, client=env.client, settings=Settings.from_environ(env.env))
+    arn = env.user_secret(f"commands_{strategy}", strategy)
+    first = command_counts(env.server)
+    overhead = command_counts(env.server) - first
+    before = command_counts(env.server)
+    env.service.rotate(handler, arn)
+    return command_counts(env.server) - before - overhead
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rotations", type=int, default=20)
-    args = parser.parse_args(argv)
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
 
     from common.observability import logger
-    from devtools.bench import rotation_figures
     from devtools.embedded import embedded
 
     logger.setLevel("ERROR")  # figures only (the fallback path logs a warning by design)
-    print(f"\nDual passwords: {args.rotations} rotations per strategy; moto's server as Secrets Manager")
     with embedded("redis") as env:
-        figures = {
-            "own passwords": rotation_figures(env, "single", args.rotations),
-            "master user": rotation_figures(env, "alternating", args.rotations),
+        commands = {
+            "own passwords": redis_commands(env, "single"),
+            "master user": redis_commands(env, "alternating"),
         }
-    print("\nredis (the previous password works until the next rotation; no clone)")
-    print(
-        f"  {'who sets them':<15} {'SM calls: 1st / later / cold':<30} {'refused logins':<16} wall median/max"
-    )
-    for strategy, f in figures.items():
-        calls = f"{f['first'].total()} / {f['later'].total()} / {f['cold']}"
-        wall = f"{f['median_ms']:.0f} / {f['max_ms']:.0f} ms"
-        print(f"  {strategy:<15} {calls:<30} {f['refused']:<16} {wall}")
+    print("\nredis: commands one rotation sends to the server (INFO commandstats)")
+    for who, counted in commands.items():
+        listed = ", ".join(f"{name} {count}" for name, count in sorted(counted.items()))
+        print(f"  {who:<15} {counted.total():>3}: {listed}")
     print("\nmysql: statements sent by one single-user setSecret session")
     for path, count in mysql_statements().items():
         print(f"  {path:<40} {count}")
