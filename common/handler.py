@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic
 
 from common.engine import ConnectionT, Engine
+from common.preflight import Preflight, is_preflight
 from common.rotation import Rotator
 from common.secretsmanager import SecretStore, build_client
 from common.settings import Settings
@@ -45,6 +46,10 @@ class RotationFunction(Generic[ConnectionT]):
         """Secrets Manager calls this container has made, by operation."""
         return Counter(self._rotator.store.calls) if self._rotator else Counter()
 
-    def __call__(self, event: dict[str, Any], context: object = None) -> None:
-        """Lambda's calling convention: the event and the context; returns nothing."""
+    def __call__(self, event: dict[str, Any], context: object = None) -> dict[str, Any] | None:
+        """Lambda's calling convention: the event and the context. A rotation step returns
+        nothing; a preflight event (``common.preflight``) returns its report."""
+        if is_preflight(event):
+            return Preflight.of(self.rotator).run(event)
         self.rotator.handle(event)
+        return None
