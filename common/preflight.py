@@ -371,15 +371,7 @@ class Preflight(Rotator[ConnectionT]):
         original = original_username(current.username)
         master_login = self._login(master, "master", dbname=dbname or current.dbname)
         try:
-            with self.engine.connect(master_login) as session:
-                report.capabilities.extend(
-                    self.engine.alternate_user_capabilities(
-                        session,
-                        original=original,
-                        clone=partner_username(original),
-                        database=current.dbname or self.engine.default_dbname,
-                    )
-                )
+            session = self.engine.open(master_login)
         except DatabaseError as error:
             report.checks.append(
                 Finding(
@@ -391,6 +383,19 @@ class Preflight(Rotator[ConnectionT]):
             )
             return
         report.checks.append(Finding("master login", ok=True, detail=f"user {master.username!r} accepted"))
+        try:
+            report.capabilities.extend(
+                self.engine.alternate_user_capabilities(
+                    session,
+                    original=original,
+                    clone=partner_username(original),
+                    database=current.dbname or self.engine.default_dbname,
+                )
+            )
+        except DatabaseError as error:
+            report.capabilities.append(Capability(what, False, str(error)))
+        finally:
+            self.engine.close(session)
 
 
 def _not_checked(what: str, why: str) -> Capability:

@@ -159,7 +159,10 @@ class MongoEngine(Engine[MongoConnection]):
         self, connection: MongoConnection, *, original: str, clone: str, database: str | None
     ) -> list[Capability]:
         db = connection[database or "admin"]
-        roles = _roles(db, original)
+        try:
+            roles = _roles(db, original)
+        except PermissionDeniedError as error:
+            return [Capability(f"view users in {db.name!r} (viewUser)", False, str(error))]
         if roles is None:
             return [Capability(f"find {original!r}", False, f"no user {original!r} in {db.name!r}")]
         found = []
