@@ -91,12 +91,12 @@ class Aws:
         self.client("secretsmanager").rotate_secret(SecretId=secret_arn)
 
 
-def error_code(error: Exception) -> str | None:
-    """The AWS error code of a botocore ClientError, else None."""
+def error_code(error: Exception) -> str:
+    """The AWS error code of a botocore ClientError, else the error's type."""
     response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", "")) or None
-    return None
+    if isinstance(response, dict) and response.get("Error", {}).get("Code"):
+        return str(response["Error"]["Code"])
+    return type(error).__name__
 
 
 def is_client_error(error: Exception) -> bool:

@@ -647,7 +647,7 @@ def check_preflight(diagnosis: Diagnosis) -> list[Result]:
         return [
             failed(
                 "preflight",
-                f"the function could not be invoked: {error_code(error) or type(error).__name__}",
+                f"the function could not be invoked: {error_code(error)}",
                 "allow the caller lambda:InvokeFunction; a time-out in a VPC means no route to "
                 "Secrets Manager",
             )
