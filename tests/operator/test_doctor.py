@@ -129,7 +129,7 @@ def test_a_missing_secret(world: World) -> None:
 
 
 def test_a_secret_the_caller_may_not_read(world: World, secret: str) -> None:
-    described = world.sm.describe_secret(SecretId=secret)
+    described: dict[str, Any] = dict(world.sm.describe_secret(SecretId=secret))
     described.pop("ResponseMetadata")
     denied = boto3.client("secretsmanager", region_name=REGION)
     stub = Stubber(denied)
@@ -154,8 +154,8 @@ def test_rotation_not_enabled(world: World, postgres: PostgresServer, user: tupl
 def test_an_overdue_rotation(world: World, secret: str) -> None:
     from moto.secretsmanager.models import secretsmanager_backends
 
-    backend = secretsmanager_backends[DEFAULT_ACCOUNT][REGION]
-    backend.secrets[secret].next_rotation_date = int(time.time()) - 3 * 86400
+    secrets: Any = secretsmanager_backends[DEFAULT_ACCOUNT][REGION].secrets
+    secrets[secret].next_rotation_date = int(time.time()) - 3 * 86400
     world.deploy()
     world.allow_rotation(secret)
     code, checks = doctor(world, secret)
@@ -248,7 +248,7 @@ def vpc_function(world: World, *, private_dns: bool | None) -> str:
             PrivateDnsEnabled=private_dns,
         )
     world.deploy(VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": []})
-    return vpc
+    return str(vpc)
 
 
 def test_in_a_vpc_with_an_endpoint_for_secrets_manager(world: World, secret: str) -> None:
@@ -382,6 +382,7 @@ def test_a_disabled_customer_key(world: World, postgres: PostgresServer, user: t
     world.deploy()
     world.allow_rotation(arn)
     code, checks = doctor(world, arn)
+    assert code == 1
     assert checks["kms key"]["status"] == "fail"
     assert checks["kms key"]["reason"].endswith("is Disabled")
 

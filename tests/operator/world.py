@@ -76,7 +76,7 @@ class World:
         self.aws = Aws(
             REGION,
             clients={"secretsmanager": self.sm, "iam": self.iam, "cloudtrail": self.cloudtrail},
-            invoker=lambda function, event: self.invoke(function, event),
+            invoker=lambda function, event: self.invoke(function, event),  # noqa: PLW0108 - tests replace invoke
             rotate=self.rotate,
         )
 
@@ -94,7 +94,7 @@ class World:
 
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
         """Lambda's synchronous invocation of the real handler: JSON in, JSON out."""
-        assert function.split(":")[-1] == FUNCTION, function
+        assert function.rsplit(":", maxsplit=1)[-1] == FUNCTION, function
         self.invocations.append(event)
         answer = self.handler(json.loads(json.dumps(event)), LambdaContext(FUNCTION))
         result: dict[str, Any] = json.loads(json.dumps(answer))
