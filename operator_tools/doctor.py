@@ -666,12 +666,13 @@ def preflight_results(report: dict[str, Any]) -> list[Result]:
         for login in report.get("logins", [])
     )
     if logins:
-        results.append(Result("preflight: logins", "pass", logins))
+        results.append(Result("preflight: logins", "info", logins))
     for capability in report.get("capabilities", []):
         status, detail = _STATUS[capability.get("held")], capability.get("detail", "")
-        results.append(
-            Result(f"preflight: {capability['what']}", status, detail, detail if status == "fail" else "")
+        fix = (
+            "give the database user what the reason names, then run doctor again" if status == "fail" else ""
         )
+        results.append(Result(f"preflight: {capability['what']}", status, detail, fix))
     return results
 
 

@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TextIO
 
-Status = Literal["pass", "fail", "unknown", "skipped"]
-MARKS: dict[Status, str] = {"pass": "✔", "fail": "✘", "unknown": "?", "skipped": "-"}
+#: ``unknown``: could not be verified; ``info``: a finding that is neither pass nor fail.
+Status = Literal["pass", "fail", "unknown", "skipped", "info"]
+MARKS: dict[Status, str] = {"pass": "✔", "fail": "✘", "unknown": "?", "skipped": "-", "info": "·"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def print_results(title: str, results: list[Result], out: TextIO) -> None:
     print(title, file=out)
     for result in results:
         print(f"{MARKS[result.status]} {result.check:<{width}}  {result.reason}", file=out)
-        if result.fix and result.status != "pass":
+        if result.fix and result.status in ("fail", "unknown"):
             print(f"  {'':<{width}}  fix: {result.fix}", file=out)
     failures = sum(result.status == "fail" for result in results)
     print(
