@@ -7,6 +7,7 @@ secrets are read only to compare them (the environment check) and are never prin
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -109,10 +110,23 @@ def diagnose(aws: Aws, secret_id: str) -> list[Result]:
     return results
 
 
-def _needs_function(name: str, diagnosis: Diagnosis) -> Result | None:
-    if diagnosis.function is None:
-        return skipped(name, "no function to check")
-    return None
+def needs_function(
+    name: str,
+) -> Callable[[Callable[[Diagnosis, dict[str, Any]], list[Result]]], Callable[[Diagnosis], list[Result]]]:
+    """A check of the function's configuration: skipped when there is no function."""
+
+    def wrap(
+        check: Callable[[Diagnosis, dict[str, Any]], list[Result]],
+    ) -> Callable[[Diagnosis], list[Result]]:
+        @functools.wraps(check)
+        def run(diagnosis: Diagnosis) -> list[Result]:
+            if diagnosis.function is None:
+                return [skipped(name, "no function to check")]
+            return check(diagnosis, diagnosis.function)
+
+        return run
+
+    return wrap
 
 
 # -- the secret ------------------------------------------------------------------------
@@ -277,11 +291,9 @@ def check_function(diagnosis: Diagnosis) -> list[Result]:
     return [passed("function", f"{arn.split(':')[-1]}: {handler} ({diagnosis.function.get('Runtime', '?')})")]
 
 
-def check_invoke_permission(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("invoke permission", diagnosis)
-    if missing or diagnosis.function is None:
-        return [missing or skipped("invoke permission", "")]
-    function_arn = diagnosis.function["FunctionArn"]
+@needs_function("invoke permission")
+def check_invoke_permission(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
+    function_arn = function["FunctionArn"]
     account = account_of(diagnosis.arn)
     fix = (
         f"aws lambda add-permission --function-name {function_arn} --statement-id SecretsManager "
@@ -352,10 +364,8 @@ def _environment(diagnosis: Diagnosis) -> dict[str, str]:
     return dict(((diagnosis.function or {}).get("Environment") or {}).get("Variables") or {})
 
 
-def check_timeout(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("time-out", diagnosis)
-    if missing or diagnosis.function is None:
-        return [missing or skipped("time-out", "")]
+@needs_function("time-out")
+def check_timeout(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     env = _environment(diagnosis)
     try:
         connect = int(env.get("DB_CONNECT_TIMEOUT") or 5)
@@ -370,7 +380,7 @@ def check_timeout(diagnosis: Diagnosis) -> list[Result]:
         ]
     # setSecret may try three logins (AWSCURRENT, AWSPENDING, AWSPREVIOUS) before its statements run.
     needed = 3 * connect + statement + STEP_OVERHEAD_S
-    timeout = int(diagnosis.function.get("Timeout", 3))
+    timeout = int(function.get("Timeout", 3))
     reason = (
         f"{timeout} s; a step may need {needed} s "
         f"(3 logins x {connect} s, statements {statement} s, {STEP_OVERHEAD_S} s)"
@@ -380,24 +390,24 @@ def check_timeout(diagnosis: Diagnosis) -> list[Result]:
     return [passed("time-out", reason)]
 
 
-def check_network(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("network", diagnosis)
-    if missing or diagnosis.function is None:
-        return [missing or skipped("network", "")]
-    vpc_config = diagnosis.function.get("VpcConfig") or {}
+@needs_function("network")
+def check_network(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
+    vpc_config = function.get("VpcConfig") or {}
     subnets = vpc_config.get("SubnetIds") or []
     if not subnets:
         return [passed("network", "not in a VPC: Secrets Manager is reached over Lambda's own network")]
-    ec2 = diagnosis.aws.client("ec2")
-    vpc = vpc_config.get("VpcId") or ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
-    service = f"com.amazonaws.{diagnosis.aws.region}.secretsmanager"
-    endpoints = [
-        e
-        for e in ec2.describe_vpc_endpoints(
-            Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "service-name", "Values": [service]}]
-        ).get("VpcEndpoints", [])
-        if str(e.get("State", "")).lower() in ("available", "pending")
-    ]
+    try:
+        vpc, endpoints = _secrets_manager_endpoints(diagnosis, vpc_config)
+    except Exception as error:
+        if not is_client_error(error):
+            raise
+        return [
+            unknown(
+                "network",
+                f"in a VPC; its endpoints could not be listed: {error_code(error)}",
+                "allow the caller ec2:DescribeSubnets and ec2:DescribeVpcEndpoints",
+            )
+        ]
     if any(e.get("PrivateDnsEnabled") for e in endpoints):
         endpoint = next(e for e in endpoints if e.get("PrivateDnsEnabled"))
         return [
@@ -434,6 +444,20 @@ def check_network(diagnosis: Diagnosis) -> list[Result]:
     ]
 
 
+def _secrets_manager_endpoints(
+    diagnosis: Diagnosis, vpc_config: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The function's VPC and its usable interface endpoints for Secrets Manager."""
+    ec2 = diagnosis.aws.client("ec2")
+    subnets = vpc_config["SubnetIds"]
+    vpc = vpc_config.get("VpcId") or ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    service = f"com.amazonaws.{diagnosis.aws.region}.secretsmanager"
+    found = ec2.describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "service-name", "Values": [service]}]
+    ).get("VpcEndpoints", [])
+    return str(vpc), [e for e in found if str(e.get("State", "")).lower() in ("available", "pending")]
+
+
 def _simulate(
     diagnosis: Diagnosis, role: str, actions: list[str], resource: str, context: list[dict[str, Any]]
 ) -> dict[str, str]:
@@ -447,10 +471,8 @@ def _role_arn(diagnosis: Diagnosis) -> str:
     return str((diagnosis.function or {}).get("Role", ""))
 
 
-def check_role(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("role permissions", diagnosis)
-    if missing or diagnosis.function is None:
-        return [missing or skipped("role permissions", "")]
+@needs_function("role permissions")
+def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     role = _role_arn(diagnosis)
     tags = [
         {
@@ -512,9 +534,8 @@ def check_kms(diagnosis: Diagnosis) -> list[Result]:  # noqa: PLR0911 - one retu
                 "through Secrets Manager",
             )
         ]
-    missing = _needs_function("kms key", diagnosis)
-    if missing:
-        return [missing]
+    if diagnosis.function is None:
+        return [skipped("kms key", "no function to check")]
     kms = diagnosis.aws.client("kms")
     role = _role_arn(diagnosis)
     try:
@@ -599,10 +620,8 @@ def _decrypt_principals(policy: dict[str, Any]) -> dict[str, set[str]]:
     return found
 
 
-def check_environment(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("environment", diagnosis)
-    if missing:
-        return [missing]
+@needs_function("environment")
+def check_environment(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     env = _environment(diagnosis)
     password = (diagnosis.value or {}).get("password")
     holding = sorted(name for name, value in env.items() if password and value and value == password)
@@ -633,12 +652,10 @@ def check_environment(diagnosis: Diagnosis) -> list[Result]:
 # -- the preflight -----------------------------------------------------------------------
 
 
-def check_preflight(diagnosis: Diagnosis) -> list[Result]:
-    missing = _needs_function("preflight", diagnosis)
-    if missing or diagnosis.function is None:
-        return [missing or skipped("preflight", "")]
+@needs_function("preflight")
+def check_preflight(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
-        report = diagnosis.aws.preflight(diagnosis.function["FunctionArn"], diagnosis.arn)
+        report = diagnosis.aws.preflight(function["FunctionArn"], diagnosis.arn)
     except ToolError as error:
         return [failed("preflight", str(error), "see the function's log; the checks above say where to look")]
     except Exception as error:
