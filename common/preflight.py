@@ -117,6 +117,11 @@ class PreflightReport:
     logins: list[VersionLogin] = field(default_factory=list)
     capabilities: list[Capability] = field(default_factory=list)
 
+    def fail(self, check: str, error: Exception | str, fix: str) -> PreflightReport:
+        """Record a failed check; returns the report (a check that ends it returns this)."""
+        self.checks.append(Finding(check, ok=False, detail=str(error), fix=fix))
+        return self
+
     @property
     def ok(self) -> bool:
         return all(finding.ok is not False for finding in self.checks) and all(
@@ -178,28 +183,16 @@ class Preflight(Rotator[ConnectionT]):
         try:
             metadata = self.store.describe(request.secret_id)
         except SecretsManagerError as error:
-            report.checks.append(
-                Finding(
-                    "secret",
-                    ok=False,
-                    detail=str(error),
-                    fix="give the function's role secretsmanager:DescribeSecret on the secret",
-                )
+            return report.fail(
+                "secret", str(error), "give the function's role secretsmanager:DescribeSecret on the secret"
             )
-            return report
         report.secret, report.rotation_enabled = metadata.arn, metadata.rotation_enabled
         try:
             current = self._current(metadata)
         except RotationError as error:
-            report.checks.append(
-                Finding(
-                    "secret format",
-                    ok=False,
-                    detail=str(error),
-                    fix=f"store a valid {AWSCURRENT} version (README: The secret)",
-                )
+            return report.fail(
+                "secret format", str(error), f"store a valid {AWSCURRENT} version (README: The secret)"
             )
-            return report
         strategy = Strategy.of(current)
         report.strategy = strategy.value
         report.checks.append(
@@ -217,24 +210,18 @@ class Preflight(Rotator[ConnectionT]):
         try:
             master = self._master(current)
         except SecretsManagerError as error:
-            report.checks.append(
-                Finding(
-                    "master secret",
-                    ok=False,
-                    detail=str(error),
-                    fix="give the function's role secretsmanager:GetSecretValue on the master "
-                    "secret (the template's MasterSecretArnPattern)",
-                )
+            report.fail(
+                "master secret",
+                str(error),
+                "give the function's role secretsmanager:GetSecretValue on the master "
+                "secret (the template's MasterSecretArnPattern)",
             )
             return None
         except RotationError as error:
-            report.checks.append(
-                Finding(
-                    "master secret",
-                    ok=False,
-                    detail=str(error),
-                    fix="the master secret must be a valid secret for the same host and port",
-                )
+            report.fail(
+                "master secret",
+                str(error),
+                "the master secret must be a valid secret for the same host and port",
             )
             return None
         report.checks.append(
@@ -373,13 +360,8 @@ class Preflight(Rotator[ConnectionT]):
         try:
             session = self.engine.open(master_login)
         except DatabaseError as error:
-            report.checks.append(
-                Finding(
-                    "master login",
-                    ok=False,
-                    detail=str(error),
-                    fix="the master secret's credentials must log in to this server",
-                )
+            report.fail(
+                "master login", str(error), "the master secret's credentials must log in to this server"
             )
             return
         report.checks.append(Finding("master login", ok=True, detail=f"user {master.username!r} accepted"))

@@ -11,12 +11,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 #: The preflight event's top-level key (the function's side: ``common/preflight.py``).
 PREFLIGHT_KEY = "Preflight"
 AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 
 #: (function ARN, event) -> the function's JSON answer.
 Invoker = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+#: What a failed AWS call raises: the service's answer, or botocore's own failure.
+AWS_ERRORS = (ClientError, BotoCoreError)
 
 
 class ToolError(Exception):
@@ -97,12 +103,6 @@ def error_code(error: Exception) -> str:
     if isinstance(response, dict) and response.get("Error", {}).get("Code"):
         return str(response["Error"]["Code"])
     return type(error).__name__
-
-
-def is_client_error(error: Exception) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(error, ClientError | BotoCoreError)
 
 
 def account_of(arn: str) -> str:

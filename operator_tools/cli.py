@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: Text
         from operator_tools.aws import Aws
 
         aws = Aws(arguments.region, profile=arguments.profile)
-    from operator_tools.aws import ToolError, is_client_error
+    from operator_tools.aws import AWS_ERRORS, ToolError
 
     try:
         if arguments.command == "doctor":
@@ -67,12 +67,7 @@ def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: Text
         if arguments.command == "status":
             return run_status(aws, arguments, out)
         return run_repair(aws, arguments, out)
-    except ToolError as error:
-        print(f"secrets-rotation: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except (ToolError, *AWS_ERRORS) as error:
         print(f"secrets-rotation: {error}", file=sys.stderr)
         return 1
 

@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from operator_tools.aws import (
+    AWS_ERRORS,
     AWSCURRENT,
     AWSPENDING,
     ToolError,
     account_of,
     error_code,
-    is_client_error,
     now,
     stuck_pending,
     version_with,
@@ -136,9 +136,7 @@ def check_secret(diagnosis: Diagnosis) -> list[Result]:
     sm = diagnosis.aws.client("secretsmanager")
     try:
         diagnosis.secret = sm.describe_secret(SecretId=diagnosis.secret_id)
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         code = error_code(error)
         if code == "ResourceNotFoundException":
             return [
@@ -155,9 +153,7 @@ def check_secret(diagnosis: Diagnosis) -> list[Result]:
         ]
     try:
         response = sm.get_secret_value(SecretId=diagnosis.arn, VersionStage=AWSCURRENT)
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return [
             failed(
                 "secret",
@@ -228,9 +224,8 @@ def check_labels(diagnosis: Diagnosis) -> list[Result]:
         since = next(
             (when(v.get("CreatedDate")) for v in listed["Versions"] if v["VersionId"] == pending), "-"
         )
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS:
+        since = "a time the caller may not read (ListSecretVersionIds)"
     return [
         failed(
             "labels",
@@ -250,9 +245,7 @@ def check_function(diagnosis: Diagnosis) -> list[Result]:
         return [skipped("function", "no rotation function is set")]
     try:
         diagnosis.function = diagnosis.aws.client("lambda").get_function_configuration(FunctionName=arn)
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         if error_code(error) == "ResourceNotFoundException":
             return [
                 failed(
@@ -301,9 +294,7 @@ def check_invoke_permission(diagnosis: Diagnosis, function: dict[str, Any]) -> l
     )
     try:
         policy = json.loads(diagnosis.aws.client("lambda").get_policy(FunctionName=function_arn)["Policy"])
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         if error_code(error) == "ResourceNotFoundException":
             return [
                 failed(
@@ -398,9 +389,7 @@ def check_network(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result
         return [passed("network", "not in a VPC: Secrets Manager is reached over Lambda's own network")]
     try:
         vpc, endpoints = _secrets_manager_endpoints(diagnosis, vpc_config)
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return [
             unknown(
                 "network",
@@ -492,9 +481,7 @@ def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
                     diagnosis, role, ["secretsmanager:GetSecretValue"], master, []
                 ).items()
             }
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return [
             unknown(
                 "role permissions",
@@ -557,9 +544,7 @@ def check_kms(diagnosis: Diagnosis) -> list[Result]:  # noqa: PLR0911 - one retu
             metadata["Arn"],
             [{"ContextKeyName": "kms:ViaService", "ContextKeyValues": [via], "ContextKeyType": "string"}],
         )["kms:Decrypt"]
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return [
             unknown(
                 "kms key",
@@ -658,9 +643,7 @@ def check_preflight(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Resu
         report = diagnosis.aws.preflight(function["FunctionArn"], diagnosis.arn)
     except ToolError as error:
         return [failed("preflight", str(error), "see the function's log; the checks above say where to look")]
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return [
             failed(
                 "preflight",

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from operator_tools.aws import error_code, function_name, is_client_error, now, stuck_pending, when
+from operator_tools.aws import AWS_ERRORS, error_code, function_name, now, stuck_pending, when
 from operator_tools.doctor import SUITE_HANDLERS
 
 if TYPE_CHECKING:
@@ -113,9 +113,7 @@ def last_failures(aws: Aws) -> list[dict[str, Any]] | str:
                 if not response.get("NextToken"):
                     break
                 arguments["NextToken"] = response["NextToken"]
-    except Exception as error:
-        if not is_client_error(error):
-            raise
+    except AWS_ERRORS as error:
         return f"CloudTrail not readable ({error_code(error)})"
     return sorted(events, key=lambda event: event["EventTime"], reverse=True)
 
