@@ -6,17 +6,51 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import boto3
+
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.mongod import MongodServer
+from tests.conftest import REGION
 from tests.scenarios.conftest import account, handler, harness, master_arn, strategy_arn
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from common.handler import RotationFunction
+    from devtools.service import RotationRequest, RotationService
     from tests.engines import Harness
 
-__all__ = ["account", "database_state", "handler", "harness", "master_arn", "secret_state", "strategy_arn"]
+__all__ = [
+    "abandoned",
+    "account",
+    "database_state",
+    "handler",
+    "harness",
+    "master_arn",
+    "secret_state",
+    "strategy_arn",
+]
+
+
+def abandoned(
+    handler: RotationFunction[Any],
+    service: RotationService,
+    arn: str,
+    *steps: str,
+    drop_pending: bool = False,
+) -> RotationRequest:
+    """A rotation that ran ``steps`` and stopped; with ``drop_pending`` an operator then
+    removed its AWSPENDING label (as AWS's CancelRotateSecret page says to)."""
+    request = service.start(arn)
+    for step in steps:
+        handler(request.event(step), None)
+    if drop_pending:
+        client = boto3.client("secretsmanager", region_name=REGION)
+        client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=request.token
+        )
+    return request
 
 
 def database_state(harness: Harness) -> Any:

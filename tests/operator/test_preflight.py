@@ -14,7 +14,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoServer
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret
-from tests.operator.conftest import database_state, secret_state
+from tests.operator.conftest import abandoned, database_state, secret_state
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -45,8 +45,7 @@ def test_preflight_of_a_stuck_rotation_reports_every_version_and_writes_nothing(
     account: Account,
     strategy_arn: str,
 ) -> None:
-    request = service.start(strategy_arn)
-    handler(request.event("createSecret"), None)  # then the rotation stopped
+    abandoned(handler, service, strategy_arn, "createSecret")
     before = secret_state(sm_client, strategy_arn), database_state(harness)
     calls = Counter(handler.secrets_manager_calls)
 
@@ -74,12 +73,7 @@ def test_preflight_tries_unlabelled_versions_it_is_given(
 ) -> None:
     """An abandoned single-user rotation whose AWSPENDING an operator removed: the
     database holds the unlabelled version's password."""
-    request = service.start(account.arn)
-    handler(request.event("createSecret"), None)
-    handler(request.event("setSecret"), None)
-    sm_client.update_secret_version_stage(
-        SecretId=account.arn, VersionStage="AWSPENDING", RemoveFromVersionId=request.token
-    )
+    request = abandoned(handler, service, account.arn, "createSecret", "setSecret", drop_pending=True)
     report = preflight(handler, account.arn, VersionIds=[request.token])
     assert outcomes(report) == {"AWSCURRENT": "refused", request.token: "accepted"}
     assert report["ok"] is False

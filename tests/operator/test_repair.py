@@ -14,6 +14,7 @@ from operator_tools.cli import main
 from operator_tools.repair import decide
 from tests.conftest import new_password
 from tests.helpers import labels, store_secret, value
+from tests.operator.conftest import abandoned
 from tests.operator.world import World
 
 if TYPE_CHECKING:
@@ -53,8 +54,7 @@ def rotates_again(world: World, harness: Harness, arn: str) -> None:
 def test_abandoned_after_create_secret_discards_the_pending_version(
     harness: Harness, world: World, strategy_arn: str
 ) -> None:
-    request = world.service.start(strategy_arn)
-    world.handler(request.event("createSecret"), None)
+    request = abandoned(world.handler, world.service, strategy_arn, "createSecret")
     before = labels(world.sm, strategy_arn)
 
     code, shown = repair(world, strategy_arn)
@@ -77,9 +77,7 @@ def test_abandoned_after_create_secret_discards_the_pending_version(
 def test_abandoned_after_set_secret_completes_a_single_user_rotation(
     harness: Harness, world: World, account: Account
 ) -> None:
-    request = world.service.start(account.arn)
-    for step in ("createSecret", "setSecret"):
-        world.handler(request.event(step), None)
+    request = abandoned(world.handler, world.service, account.arn, "createSecret", "setSecret")
     assert not harness.can_login(account.user, account.password, account.dbname)
 
     code, done = repair(world, account.arn, "--apply")
@@ -93,9 +91,7 @@ def test_abandoned_after_set_secret_completes_a_single_user_rotation(
 def test_abandoned_after_set_secret_keeps_the_original_alternating_user(
     harness: Harness, world: World, strategy_arn: str, account: Account
 ) -> None:
-    request = world.service.start(strategy_arn)
-    for step in ("createSecret", "setSecret"):
-        world.handler(request.event(step), None)
+    abandoned(world.handler, world.service, strategy_arn, "createSecret", "setSecret")
     code, done = repair(world, strategy_arn, "--apply")
     assert (code, done["plan"]) == (0, "discard"), done
     assert value(world.sm, strategy_arn, "AWSCURRENT")["username"] == account.user
@@ -118,11 +114,8 @@ def test_a_rotation_that_stopped_before_create_secret(
 def test_an_operator_removed_awspending_after_set_secret(
     harness: Harness, world: World, account: Account
 ) -> None:
-    request = world.service.start(account.arn)
-    for step in ("createSecret", "setSecret"):
-        world.handler(request.event(step), None)
-    world.sm.update_secret_version_stage(
-        SecretId=account.arn, VersionStage="AWSPENDING", RemoveFromVersionId=request.token
+    request = abandoned(
+        world.handler, world.service, account.arn, "createSecret", "setSecret", drop_pending=True
     )
     code, done = repair(world, account.arn, "--apply")
     assert (code, done["plan"]) == (0, "restore"), done
@@ -148,8 +141,7 @@ def test_a_password_restored_behind_the_rotation_is_handed_to_the_function(
 def test_it_refuses_when_the_database_accepts_no_version(
     harness: Harness, world: World, account: Account
 ) -> None:
-    request = world.service.start(account.arn)
-    world.handler(request.event("createSecret"), None)
+    abandoned(world.handler, world.service, account.arn, "createSecret")
     harness.set_password(account.user, new_password(), account.dbname)
     before = labels(world.sm, account.arn)
     code, done = repair(world, account.arn, "--apply")
