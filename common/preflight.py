@@ -153,7 +153,7 @@ class Preflight(Rotator[ConnectionT]):
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
         return cls(rotator.engine, rotator.store, rotator.settings)
 
-    def run(self, event: object) -> dict[str, Any]:
+    def answer(self, event: object) -> dict[str, Any]:
         """Answer a preflight event, logging one line as a step does."""
         request = PreflightRequest.parse(event)
         logger.append_keys(step="preflight", secret_id=request.secret_id, engine=self.engine.name)
@@ -283,7 +283,7 @@ class Preflight(Rotator[ConnectionT]):
             return VersionLogin(version, labels, None, "no value", "no value stored (or no such version)")
         except RotationError as error:
             return VersionLogin(version, labels, None, "unusable", str(error))
-        if not secret.same_server(current):
+        if not self._same_server(secret, current):
             return VersionLogin(
                 version,
                 labels,

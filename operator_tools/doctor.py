@@ -45,6 +45,7 @@ ROTATION_ACTIONS = (
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:ListSecretVersionIds",
 )
 #: Environment variables of the suite whose names only look like secrets.
 KNOWN_VARIABLES = frozenset(

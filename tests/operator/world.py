@@ -31,6 +31,7 @@ ROTATION_ACTIONS = [
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:ListSecretVersionIds",
 ]
 TEMPLATE_ENVIRONMENT = {
     "EXCLUDE_CHARACTERS": "/@\"'\\",
