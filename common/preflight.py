@@ -193,14 +193,17 @@ class Preflight(Rotator[ConnectionT]):
             return report.fail(
                 "secret format", str(error), f"store a valid {AWSCURRENT} version (README: The secret)"
             )
-        strategy = Strategy.of(current)
+        strategy = self._strategy(current)
         report.strategy = strategy.value
         report.checks.append(
             Finding("secret format", ok=True, detail=f"{current.engine} user {current.username!r}")
         )
-        master = self._check_master(current, report) if strategy is Strategy.ALTERNATING_USERS else None
+        # Dual passwords with a master: the master acts as for alternating users, on the
+        # same user (the engine's alternate_user_capabilities says what it checks).
+        with_master = strategy is not Strategy.SINGLE_USER
+        master = self._check_master(current, report) if with_master else None
         accepted = self._check_logins(metadata, current, request.version_ids, report)
-        if strategy is Strategy.ALTERNATING_USERS:
+        if with_master:
             self._check_master_capabilities(current, master, accepted, report)
         return report
 
@@ -252,7 +255,7 @@ class Preflight(Rotator[ConnectionT]):
         """Log in with every version; returns the labels whose credentials were accepted.
         A single user's capabilities are read in the first session of that user."""
         accepted: set[str] = set()
-        single = Strategy.of(current) is Strategy.SINGLE_USER
+        single = self._strategy(current) is Strategy.SINGLE_USER
         for version, labels in self._versions(metadata, extra):
             name = labels[0] if labels else f"version {version}"
             login = self._try_version(metadata, current, version, labels, name, single, report)

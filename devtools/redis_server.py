@@ -39,7 +39,15 @@ def password_rule(password: str) -> str:
 
 
 #: What a user needs to rotate its own passwords without a master secret.
-SELF_SERVICE_RULES = ("+acl|setuser", "+acl|getuser", "+acl|save", "+config|get", "+config|rewrite", "+info")
+SELF_SERVICE_RULES = (
+    "+acl|setuser",
+    "+acl|getuser",
+    "+acl|save",
+    "+acl|dryrun",
+    "+config|get",
+    "+config|rewrite",
+    "+info",
+)
 
 
 class RedisServer(ThrowawayServer):

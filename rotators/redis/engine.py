@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login
+from common.engine import Capability, Engine, Login
 from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.observability import logger
 from common.passwords import PasswordPolicy
@@ -147,6 +147,21 @@ class RedisEngine(Engine[RedisSession]):
                 "that may change every user do so: add a master secret (masterarn) whose user "
                 "may run ACL SETUSER, ACL GETUSER and ACL SAVE or CONFIG REWRITE"
             ) from error
+
+    def own_password_capabilities(self, connection: RedisSession, login: Login) -> list[Capability]:
+        what = "set its own passwords"
+        if connection.service is not None or connection.client is None:
+            return [Capability(what, None, "a managed user: its passwords change through the service's API")]
+        return [_may_change(connection.client, login.username, login.username, what)]
+
+    def alternate_user_capabilities(
+        self, connection: RedisSession, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        # Redis never makes a clone: the master gives the original user a second password.
+        what = f"give {original!r} a second password"
+        if connection.client is None:
+            return [Capability(what, None, "not checked: the master secret names no endpoint")]
+        return [_may_change(connection.client, connection.login.username, original, what)]
 
     def _set_passwords(self, connection: RedisSession, user: str, wanted: list[str]) -> None:
         """Make ``user`` hold exactly ``wanted`` (one atomic ``ACL SETUSER``), check it,
@@ -275,6 +290,34 @@ def _getuser(client: Redis, user: str) -> dict[str, Any]:
     if info is None:
         raise DatabaseOperationError(f"user {user!r} does not exist on this server")
     return info
+
+
+def _may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
+    """Whether ``actor`` may change ``user``'s passwords and persist them, asked with
+    ``ACL DRYRUN`` (Redis 7+), which runs nothing."""
+    import redis
+
+    fix = "add a master secret (masterarn) whose user may, or grant the commands"
+
+    def refusal(*command: str) -> str | None:
+        answer = client.execute_command("ACL DRYRUN", actor, *command)  # type: ignore[no-untyped-call]
+        if answer in (b"OK", "OK", True):
+            return None
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    try:
+        for command in (("ACL", "SETUSER", user), ("ACL", "GETUSER", user), ("CONFIG", "GET", "aclfile")):
+            reason = refusal(*command)
+            if reason is not None:
+                return Capability(what, False, f"{reason}: {fix}")
+        reasons = [refusal("ACL", "SAVE"), refusal("CONFIG", "REWRITE")]
+    except redis.exceptions.NoPermissionError:
+        return Capability(what, None, "not checked: the session may not run ACL DRYRUN")
+    except redis.exceptions.RedisError as error:
+        return Capability(what, None, f"not checked: {redact(str(error))}")
+    if all(reasons):
+        return Capability(what, False, f"neither ACL SAVE nor CONFIG REWRITE is allowed: {fix}")
+    return Capability(what, True, "ACL SETUSER, ACL GETUSER and persisting the ACL are allowed")
 
 
 def _persistence(client: Redis) -> tuple[str, ...] | None:

@@ -12,6 +12,7 @@ import pytest
 from common.errors import EventFormatError
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoServer
+from devtools.postgres import PostgresServer
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret
 from tests.operator.conftest import abandoned, database_state, secret_state
@@ -90,6 +91,7 @@ def weak_master(harness: Harness) -> tuple[str, str]:
     elif isinstance(server, MongoServer):
         server.create_user_with_roles(user, password, "admin", [{"role": "read", "db": "admin"}])
     else:
+        assert isinstance(server, PostgresServer)  # the harnesses this test runs on
         server.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (password,))
     return user, password
 
@@ -149,6 +151,7 @@ def test_preflight_finds_a_user_that_may_not_change_its_own_password(
         arn = account.arn
         server.execute("SET GLOBAL read_only = 1")
     else:
+        assert isinstance(server, PostgresServer)
         arn = account.arn
         server.execute(f'ALTER ROLE "{account.user}" SET default_transaction_read_only = on')
     try:
