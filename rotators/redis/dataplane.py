@@ -1,0 +1,173 @@
+"""The Redis commands of the engine, with redis-py: sessions, ACL password changes and
+their persistence, and the checks of what a user may do.
+
+Passwords change only through ``acl.password_rules`` (hashes, additions first, nothing
+but passwords), in one atomic ``ACL SETUSER``, read back with ``ACL GETUSER``. ACL changes
+live in memory until persisted: ``ACL SAVE`` when the server has an ACL file, else
+``CONFIG REWRITE`` when it has a configuration file, so that a restarted server still
+accepts the new password; sent at every change, also when nothing changed (a retry after
+a crash between the change and the save).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from common.engine import Capability
+from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
+from common.redaction import redact
+from rotators.redis.acl import password_hash, password_rules
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from common.engine import Login
+
+
+def connect(login: Login) -> Redis:
+    """One authenticated connection: verified TLS unless the secret says ``ssl: false``,
+    no retries (a retried refused login would be counted twice), no client-side commands
+    the user may not be allowed (``CLIENT SETNAME``, ``CLIENT SETINFO``)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    tls: dict[str, Any] = {"ssl": False}
+    if login.tls.enabled:
+        tls = {
+            "ssl": True,
+            "ssl_ca_certs": login.tls.trust_anchor(),
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+        }
+    # With a single connection the client connects (and authenticates) when built.
+    client: Redis | None = None
+    try:
+        client = redis.Redis(
+            host=login.host,
+            port=login.port,
+            username=login.username,
+            password=login.password,
+            socket_connect_timeout=login.connect_timeout,
+            socket_timeout=login.statement_timeout,
+            single_connection_client=True,
+            retry=Retry(NoBackoff(), 0),
+            lib_name=None,
+            lib_version=None,
+            **tls,
+        )
+        ping(client)
+    except redis.exceptions.AuthenticationError as error:
+        _close(client)
+        raise login.refused() from error
+    except redis.exceptions.RedisError as error:
+        _close(client)
+        raise login.unreachable(str(error) or type(error).__name__) from error
+    return client
+
+
+def _close(client: Redis | None) -> None:
+    if client is not None:
+        client.close()
+
+
+def ping(client: Redis) -> bool:
+    """PING: True for PONG. A user whose rules forbid PING still has an authenticated
+    session when the server says so (authentication comes first): that is the proof."""
+    import redis
+
+    try:
+        return client.ping() is True
+    except redis.exceptions.NoPermissionError:
+        return True
+    except redis.exceptions.RedisError as error:
+        raise DatabaseOperationError(f"could not run PING: {redact(str(error))}") from error
+
+
+def _command(client: Redis, what: str, *args: str) -> Any:
+    import redis
+
+    try:
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
+    except redis.exceptions.NoPermissionError as error:
+        raise PermissionDeniedError(f"could not {what}: {redact(str(error))}") from error
+    except redis.exceptions.RedisError as error:
+        raise DatabaseOperationError(f"could not {what}: {redact(str(error))}") from error
+
+
+def _getuser(client: Redis, user: str) -> dict[str, Any]:
+    info: dict[str, Any] | None = _command(client, f"read the ACL of {user!r}", "ACL GETUSER", user)
+    if info is None:
+        raise DatabaseOperationError(f"user {user!r} does not exist on this server")
+    return info
+
+
+def may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
+    """Whether ``actor`` may change ``user``'s passwords and persist them, asked with
+    ``ACL DRYRUN`` (Redis 7+), which runs nothing."""
+    import redis
+
+    fix = "add a master secret (masterarn) whose user may, or grant the commands"
+
+    def refusal(*command: str) -> str | None:
+        answer = client.execute_command("ACL DRYRUN", actor, *command)  # type: ignore[no-untyped-call]
+        if answer in (b"OK", "OK", True):
+            return None
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    try:
+        for command in (("ACL", "SETUSER", user), ("ACL", "GETUSER", user), ("CONFIG", "GET", "aclfile")):
+            reason = refusal(*command)
+            if reason is not None:
+                return Capability(what, False, f"{reason}: {fix}")
+        reasons = [refusal("ACL", "SAVE"), refusal("CONFIG", "REWRITE")]
+    except redis.exceptions.NoPermissionError:
+        return Capability(what, None, "not checked: the session may not run ACL DRYRUN")
+    except redis.exceptions.RedisError as error:
+        return Capability(what, None, f"not checked: {redact(str(error))}")
+    if all(reasons):
+        return Capability(what, False, f"neither ACL SAVE nor CONFIG REWRITE is allowed: {fix}")
+    return Capability(what, True, "ACL SETUSER, ACL GETUSER and persisting the ACL are allowed")
+
+
+def _persistence(client: Redis) -> tuple[str, ...] | None:
+    """The command that persists ACL changes on this server, or None when it keeps its
+    users in memory only (no ACL file, no configuration file)."""
+    aclfile = _command(client, "read the aclfile setting", "CONFIG GET", "aclfile")
+    if isinstance(aclfile, dict) and aclfile.get("aclfile"):
+        return ("ACL SAVE",)
+    server = _command(client, "read the server's configuration file", "INFO", "server")
+    if isinstance(server, dict) and server.get("config_file"):
+        return ("CONFIG REWRITE",)
+    return None
+
+
+def set_passwords(client: Redis, user: str, wanted: list[str]) -> None:
+    """Make ``user`` hold exactly ``wanted`` (one atomic ``ACL SETUSER``), check it, and
+    persist it where the server keeps its users."""
+    held = _getuser(client, user)
+    rules = password_rules(held.get("passwords", []), wanted)
+    if rules:
+        _command(client, f"set the passwords of {user!r}", "ACL SETUSER", user, *rules)
+    if set(_getuser(client, user).get("passwords", [])) != {password_hash(p) for p in wanted}:
+        raise VerificationError(f"user {user!r} does not hold the passwords just set")
+    how = _persistence(client)
+    if how is not None:
+        _command(client, f"persist the ACL ({how[0]})", *how)
+
+
+def probe_self_service(client: Redis, user: str) -> None:
+    """createSecret's check that ``user`` may set its own passwords: with no rules,
+    ``ACL SETUSER`` on an existing user changes nothing, so it probes the right itself;
+    reading the user and the persistence settings follows. Raises PermissionDeniedError
+    saying to add a master secret."""
+    try:
+        _command(client, "probe ACL SETUSER", "ACL SETUSER", user)
+        _command(client, "read its own ACL", "ACL GETUSER", user)
+        _persistence(client)
+    except PermissionDeniedError as error:
+        raise PermissionDeniedError(
+            f"user {user!r} may not set its own passwords ({error}); Redis lets only a user "
+            "that may change every user do so: add a master secret (masterarn) whose user "
+            "may run ACL SETUSER, ACL GETUSER and ACL SAVE or CONFIG REWRITE"
+        ) from error
