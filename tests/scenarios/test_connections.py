@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from common.connections import RotationAwareConnection
+from appkit.connections import RotationAwareConnection
+from appkit.retrieval import PowertoolsFetcher, SecretCache
 from common.errors import DatabaseLoginError
-from common.retrieval import PowertoolsFetcher, SecretCache
 from common.settings import Settings
 from devtools.service import STEPS, LambdaContext
 

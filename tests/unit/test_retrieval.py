@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from appkit.retrieval import ExtensionFetcher, PowertoolsFetcher, SecretCache, default_fetchers
 from common.errors import SecretFormatError
-from common.retrieval import ExtensionFetcher, PowertoolsFetcher, SecretCache, default_fetchers
 from tests.helpers import store_secret
 
 if TYPE_CHECKING:
