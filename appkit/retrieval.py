@@ -185,7 +185,8 @@ class ExtensionFetcher:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 body = json.loads(response.read())
         except urllib.error.HTTPError as error:
-            if error.code in (400, 404) and any(code.encode() in error.read() for code in _NOT_FOUND):
+            answer = error.read()
+            if error.code in (400, 404) and any(code.encode() in answer for code in _NOT_FOUND):
                 return None
             raise SecretsManagerError(
                 f"the Parameters and Secrets extension at {self.endpoint}{path} answered HTTP {error.code}",
@@ -193,7 +194,9 @@ class ExtensionFetcher:
             ) from None
         except (OSError, http.client.HTTPException, ValueError) as error:
             # Connection refused or reset, not HTTP, or not JSON: something else holds the port.
-            raise SecretsManagerError(f"{not_extension}: {type(error).__name__}", "Extension") from None
+            cause = error.reason if isinstance(error, urllib.error.URLError) else error
+            reason = type(cause).__name__ if isinstance(cause, BaseException) else str(cause)[:100]
+            raise SecretsManagerError(f"{not_extension}: {reason}", "Extension") from None
         if not isinstance(body, dict):
             raise SecretsManagerError(f"{not_extension}: unexpected answer", "Extension")
         return body
