@@ -47,11 +47,14 @@ class PostgresSessions:
         if session.closed:
             return True
         # A server that ended the session (restart, pg_terminate_backend, idle time-out)
-        # has said so and closed the socket: an idle session with something to read
-        # reads it, which marks the connection closed (a NOTIFY is only queued).
+        # has said so (a FATAL message, which poll() files as a notice) and closed the
+        # socket (which the next poll() finds): an idle session reads what is waiting.
+        # Notifications are only queued; the bound keeps a chatty server from holding us.
         try:
-            readable, _, _ = select.select([session], [], [], 0)
-            if readable:
+            for _ in range(4):
+                readable, _, _ = select.select([session], [], [], 0)
+                if not readable:
+                    break
                 session.poll()
         except (psycopg2.Error, OSError, ValueError):
             return True
