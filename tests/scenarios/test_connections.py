@@ -71,11 +71,17 @@ def test_a_dropped_reused_session_is_replaced(
     sm_client: SecretsManagerClient,
     account: Account,
 ) -> None:
+    """A kept session closed on the client side is found before any work is sent (no
+    retry allowed). On MongoDB and Redshift this pins the private driver attributes
+    ``appkit.sessions`` reads for want of a public flag (PyMongo ``_closed``,
+    redshift_connector ``_sock``): a driver upgrade that renames them fails here."""
     app = connection_for(harness, sm_client, account.arn)
     app.reuse = True
     assert app.run(harness.probe) == 1
     session = app._session
-    harness.engine.close(session)  # as a server restart or a killed session would
+    assert app.run(harness.probe) == 1
+    assert app._session is session  # a live kept session is kept: not "broken" by mistake
+    harness.engine.close(session)
     assert app.run(harness.probe) == 1
     assert app._session is not session
 
