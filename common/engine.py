@@ -7,6 +7,7 @@ session works. Engines import their driver lazily and never import boto3.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     from common.settings import Settings
 
 ConnectionT = TypeVar("ConnectionT")
+
+#: Where an engine says what is worth knowing but no failure (a fallback it took, a check
+#: it could not make). A child of the rotation functions' Powertools logger (service
+#: ``secrets-rotation``), so its lines come out in the same JSON with the same mask; this
+#: module does not import Powertools, since the application layer ships it without.
+engine_log = logging.getLogger("secrets-rotation.engine")
 
 
 @dataclass(frozen=True)
@@ -125,11 +132,6 @@ class Engine(ABC, Generic[ConnectionT]):
     @abstractmethod
     def close(self, connection: ConnectionT) -> None:
         """Close a session; never raises."""
-
-    @abstractmethod
-    def is_broken(self, connection: ConnectionT) -> bool:
-        """Whether the session is gone (server restart, killed session): a reused
-        connection is then replaced rather than used again."""
 
     @contextmanager
     def connect(self, login: Login) -> Iterator[ConnectionT]:

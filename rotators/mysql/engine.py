@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, compare_with_original
+from common.engine import Capability, Engine, Login, compare_with_original, engine_log
 from common.errors import (
     DatabaseOperationError,
     PermissionDeniedError,
     VerificationError,
 )
-from common.observability import logger
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 from rotators.mysql.dialect import Server, native_password_hash, parse_grants, require_clause
@@ -101,9 +100,6 @@ class MySQLEngine(Engine[MySQLConnection]):
         # Already closed by the server: nothing left to release.
         with contextlib.suppress(pymysql.err.Error):
             connection.close()
-
-    def is_broken(self, connection: MySQLConnection) -> bool:
-        return not connection.open
 
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
         server = _server(connection)
@@ -228,7 +224,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         except pymysql.err.MySQLError as error:
             code = error.args[0] if error.args else None
             if code == _SPECIFIC_ACCESS_DENIED:
-                logger.warning(
+                engine_log.warning(
                     "the user may not keep two passwords (it lacks APPLICATION_PASSWORD_ADMIN): "
                     "its password is changed instead, and sessions with the old one are refused "
                     "until finishSecret",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.awsclients import service_client
+from common.clients import service_client
 from common.handler import RotationFunction
 from rotators.redis.engine import RedisEngine
 

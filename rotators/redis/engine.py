@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login
+from common.engine import Capability, Engine, Login, engine_log
 from common.errors import DatabaseOperationError, VerificationError
-from common.observability import logger
 from common.passwords import PasswordPolicy
 from rotators.redis.dataplane import connect, may_change, ping, probe_self_service, set_passwords
 from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
@@ -86,15 +85,6 @@ class RedisEngine(Engine[RedisSession]):
         if connection.client is not None:
             connection.client.close()
 
-    def is_broken(self, connection: RedisSession) -> bool:
-        if connection.client is None:
-            return False
-        try:
-            connection.client.ping()
-        except Exception:  # noqa: BLE001 - any failure means the session is gone
-            return True
-        return False
-
     def verify_session(self, connection: RedisSession) -> None:
         if connection.client is not None:
             if not ping(connection.client):
@@ -102,7 +92,7 @@ class RedisEngine(Engine[RedisSession]):
             return
         assert connection.service is not None  # open() gives every session one or the other
         connection.service.wait_until_active()
-        logger.warning(
+        engine_log.warning(
             "password not proven by a login: the secret names no endpoint; the user is active",
             extra={"user_arn": connection.service.arn.arn},
         )

@@ -7,7 +7,7 @@ sets ``[pending, current]``: the current password keeps working, the one before 
 The user is ``modifying`` for a while afterwards and refuses another change until it is
 ``active`` again: every change waits, bounded, before and after.
 
-The service client comes from the handler (``common.awsclients``): this module never
+The service client comes from the handler (``common.clients``): this module never
 imports boto3 and recognises the service's errors by their documented shape
 (``error.response["Error"]["Code"]``).
 """

@@ -8,8 +8,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from common.connections import RotationAwareConnection
-from common.retrieval import PowertoolsFetcher, SecretCache
+from appkit.connections import RotationAwareConnection
+from appkit.retrieval import PowertoolsFetcher, SecretCache
 from common.settings import Settings
 from devtools.embedded import local_secrets_manager
 from devtools.service import RotationService
