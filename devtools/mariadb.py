@@ -15,8 +15,10 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devtools.ports import PortInUseError, start_on_free_port
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -46,9 +48,10 @@ class MariaDBServer(ThrowawayServer):
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
+        self._tls_files: tuple[Path, Path] = (Path(), Path())
 
     def start(self) -> MariaDBServer:
-        cert, key = self.make_certificates()
+        self._tls_files = self.make_certificates()
         self.give_to_service_user(self.root)
         os_user = SERVICE_USER if self.as_root else getpass.getuser()
         subprocess.run(
@@ -64,12 +67,22 @@ class MariaDBServer(ThrowawayServer):
             capture_output=True,
             timeout=120,
         )
+        self.port = start_on_free_port(self._launch, self.port)
+        self.bootstrap(
+            f"CREATE USER '{self.admin_user}'@'%' IDENTIFIED BY '{self.admin_password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' WITH GRANT OPTION;"
+        )
+        return self
+
+    def _launch(self, port: int) -> int:
+        """Start mariadbd on ``port``; PortInUseError when another process holds it."""
+        cert, key = self._tls_files
         command = [
             _binary("mariadbd"),
             "--no-defaults",
             f"--datadir={self.data_dir}",
             f"--bind-address={self.host}",
-            f"--port={self.port}",
+            f"--port={port}",
             f"--socket={self.socket_path}",
             f"--pid-file={self.root / 'mysqld.pid'}",
             f"--log-error={self.error_log}",
@@ -84,21 +97,24 @@ class MariaDBServer(ThrowawayServer):
         ]
         if self.as_root:
             command.append(f"--user={SERVICE_USER}")
+        logged_before = len(self.log_text())
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_until_ready(timeout=60)
-        self.bootstrap(
-            f"CREATE USER '{self.admin_user}'@'%' IDENTIFIED BY '{self.admin_password}';"
-            f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' WITH GRANT OPTION;"
-        )
-        return self
+        try:
+            self._wait_until_ready(port, timeout=60)
+        except RuntimeError:
+            if "Bind on TCP/IP port" in self.log_text()[logged_before:]:
+                self._process.wait(timeout=30)
+                raise PortInUseError(f"port {port} is taken") from None
+            raise
+        return port
 
-    def _wait_until_ready(self, timeout: float) -> None:
+    def _wait_until_ready(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"mariadbd exited: {self.log_text()[-2000:]}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=1):
+                with socket.create_connection((self.host, port), timeout=1):
                     if self.socket_path.exists():
                         return
             except OSError:

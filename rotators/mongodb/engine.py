@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login, compare_with_original
-from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
+from common.engine import DriverErrors, Engine, Login, compare_with_original, first_line
+from common.errors import ConfigurationError, DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 
@@ -70,21 +70,36 @@ class MongoEngine(Engine[MongoConnection]):
 
     def open(self, login: Login) -> MongoConnection:
         import pymongo
+        from pymongo.errors import ConfigurationError as DriverConfigurationError
         from pymongo.errors import OperationFailure, PyMongoError
 
-        client: MongoConnection = pymongo.MongoClient(**client_options(login))
+        if "/" in login.host or "?" in login.host:
+            # PyMongo reads a host such as "mongodb://h/?tlsInsecure=true" as a URI whose
+            # options apply: a secret's host must never switch TLS checks off.
+            raise ConfigurationError(
+                f"the {login.label} secret's key 'host' must be a host name or address, not a URI"
+            )
         try:
-            # The client connects lazily: one command proves reachability, TLS and login.
-            client.admin.command("ping")
-        except OperationFailure as error:
-            client.close()
-            if error.code == AUTHENTICATION_FAILED:
-                raise login.refused() from error
-            raise login.unreachable(str(error.details.get("errmsg", "")) if error.details else "") from error
-        except PyMongoError as error:
-            client.close()
-            # Server selection errors end with a long topology description: keep the cause.
-            raise login.unreachable(str(error).split(", Timeout:")[0]) from error
+            client: MongoConnection = pymongo.MongoClient(**client_options(login))
+        except (DriverConfigurationError, ValueError, TypeError) as error:
+            # A value PyMongo cannot use (a port in the host, a malformed address).
+            raise ConfigurationError(
+                f"cannot use the {login.label} settings for {login.host}:{login.port}: "
+                f"{redact(first_line(error))}"
+            ) from error
+        except (PyMongoError, OSError) as error:
+            raise login.unreachable(first_line(error)) from error
+        with self.closed_on_failure(client):
+            try:
+                # The client connects lazily: one command proves reachability, TLS and login.
+                client.admin.command("ping")
+            except OperationFailure as error:
+                if error.code == AUTHENTICATION_FAILED:
+                    raise login.refused() from error
+                raise login.unreachable(_errmsg(error)) from error
+            except PyMongoError as error:
+                # Server selection errors end with a long topology description: keep the cause.
+                raise login.unreachable(str(error).split(", Timeout:")[0]) from error
         return client
 
     def close(self, connection: MongoConnection) -> None:
@@ -161,15 +176,18 @@ def _normalised(roles: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _command(
     db: Any, name: str, value: Any, *, what: str, unauthorized: str | None = None, **fields: Any
 ) -> dict[str, Any]:
-    from pymongo.errors import OperationFailure, PyMongoError
-
-    try:
+    with _ERRORS.operation(what, denied_hint=unauthorized):
         reply: dict[str, Any] = db.command(name, value, **fields)
-    except OperationFailure as error:
-        if error.code == UNAUTHORIZED:
-            raise PermissionDeniedError(f"could not {what}: {unauthorized or 'Unauthorized'}") from error
-        message = redact(str((error.details or {}).get("errmsg", type(error).__name__)))
-        raise DatabaseOperationError(f"could not {what}: {error.code}: {message}") from error
-    except PyMongoError as error:
-        raise DatabaseOperationError(f"could not {what}: {type(error).__name__}") from error
     return reply
+
+
+def _errmsg(error: Exception) -> str:
+    """The server's own message of a failed command, or the driver's first line; PyMongo's
+    full text appends the whole reply document."""
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details.get("errmsg"):
+        return str(details["errmsg"])
+    return first_line(error).split(", full error:")[0].split(", Timeout:")[0]
+
+
+_ERRORS = DriverErrors(lambda error: (getattr(error, "code", None), _errmsg(error)), denied={UNAUTHORIZED})
