@@ -164,6 +164,8 @@ def test_thirty_character_user_fits_mariadb_but_not_mysql(
     user = user[:30]
     assert len(user) == 30
     mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    # Something beyond USAGE, which the clone's testSecret proof requires.
+    mariadb.execute("GRANT SELECT ON mysql.help_topic TO %s@'%%'", (user,))
     arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, password, masterarn=master_arn))
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == user + "_clone"
@@ -204,8 +206,9 @@ def test_new_passwords_never_reach_the_general_log(
     mariadb.execute("SET GLOBAL general_log_file = %s", (str(log),))
     mariadb.execute("SET GLOBAL general_log = 1")
     try:
-        user, password = unique("logged"), new_password()
-        mariadb.create_user(user, password)
+        user, password, db = unique("logged"), new_password(), unique("db")
+        mariadb.create_database(db)
+        mariadb.create_user(user, password, db)
         single = store_secret(sm_client, service, user, maria_secret(mariadb, user, password))
         service.rotate(handler, single)
         current = value(sm_client, single, "AWSCURRENT")
