@@ -59,7 +59,7 @@ def reason(error: Exception) -> tuple[object | None, str | None]:
     return getattr(error, "code", None), getattr(error, "text", None)
 
 
-class DriverFailure(Exception):
+class FakeDriverError(Exception):
     def __init__(self, code: object, text: str | None) -> None:
         super().__init__("statement: ALTER ROLE x PASSWORD 'hash-in-the-statement'")
         self.code, self.text = code, text
@@ -70,28 +70,28 @@ ERRORS = DriverErrors(reason, denied={"42501"})
 
 def test_a_driver_error_becomes_an_operation_error_with_code_and_message_only() -> None:
     with pytest.raises(DatabaseOperationError) as raised, ERRORS.operation("change the password of 'app'"):
-        raise DriverFailure("25006", "cannot execute ALTER ROLE in a read-only transaction")
+        raise FakeDriverError("25006", "cannot execute ALTER ROLE in a read-only transaction")
     assert type(raised.value) is DatabaseOperationError
     assert str(raised.value) == (
         "could not change the password of 'app': 25006: cannot execute ALTER ROLE in a read-only transaction"
     )
-    assert isinstance(raised.value.__cause__, DriverFailure)
+    assert isinstance(raised.value.__cause__, FakeDriverError)
 
 
 def test_a_refused_privilege_is_permission_denied_with_an_optional_hint() -> None:
     with pytest.raises(PermissionDeniedError, match="could not read: 42501: permission denied"):
         with ERRORS.operation("read"):
-            raise DriverFailure("42501", "permission denied")
+            raise FakeDriverError("42501", "permission denied")
     with pytest.raises(PermissionDeniedError, match="^could not read: grant it the role$"):
         with ERRORS.operation("read", denied_hint="grant it the role"):
-            raise DriverFailure("42501", "permission denied")
+            raise FakeDriverError("42501", "permission denied")
 
 
 def test_registered_secrets_are_masked_and_a_bare_error_is_named_by_its_class() -> None:
     register("Sekret-in-message-1")
     with pytest.raises(DatabaseOperationError, match=r"could not x: 1: bad \*\*\* here"):
         with ERRORS.operation("x"):
-            raise DriverFailure(1, "bad Sekret-in-message-1 here")
+            raise FakeDriverError(1, "bad Sekret-in-message-1 here")
     with pytest.raises(DatabaseOperationError, match="^could not x: KeyError$"):
         with ERRORS.operation("x"):
             raise KeyError("whatever")
