@@ -3,9 +3,7 @@ requirements, grant options, roles, revokes and name limits."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +15,7 @@ from devtools.service import LambdaContext
 from rotators.mysql.engine import MySQLEngine
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret, value
-from tests.mysql.conftest import maria_secret
+from tests.mysql.conftest import maria_secret, mariadb_client
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -25,34 +23,6 @@ if TYPE_CHECKING:
     from common.handler import RotationFunction
     from devtools.mariadb import MariaDBServer
     from devtools.service import RotationService
-
-
-def mariadb_client(
-    server: MariaDBServer, user: str, password: str, query: str
-) -> subprocess.CompletedProcess[str]:
-    """The real command-line client, TLS verified against the server's CA."""
-    return subprocess.run(
-        [
-            "mariadb",
-            "--no-defaults",
-            "-h",
-            server.host,
-            "-P",
-            str(server.port),
-            "-u",
-            user,
-            f"--ssl-ca={server.ca_file}",
-            "--ssl-verify-server-cert",
-            "-N",
-            "-e",
-            query,
-        ],
-        env={**os.environ, "MYSQL_PWD": password},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def grants_of(server: MariaDBServer, user: str, host: str) -> set[str]:
