@@ -71,7 +71,7 @@ class MongoEngine(Engine[MongoConnection]):
     def open(self, login: Login) -> MongoConnection:
         import pymongo
         from pymongo.errors import ConfigurationError as DriverConfigurationError
-        from pymongo.errors import OperationFailure, PyMongoError
+        from pymongo.errors import InvalidName, OperationFailure, PyMongoError
 
         if "/" in login.host or "?" in login.host:
             # PyMongo reads a host such as "mongodb://h/?tlsInsecure=true" as a URI whose
@@ -90,6 +90,12 @@ class MongoEngine(Engine[MongoConnection]):
         except (PyMongoError, OSError) as error:
             raise login.unreachable(first_line(error)) from error
         with self.closed_on_failure(client):
+            try:
+                client[login.dbname or "admin"]
+            except InvalidName as error:
+                raise ConfigurationError(
+                    f"the {login.label} secret's key 'dbname' is not a MongoDB database name: {error}"
+                ) from error
             try:
                 # The client connects lazily: one command proves reachability, TLS and login.
                 client.admin.command("ping")
@@ -110,7 +116,7 @@ class MongoEngine(Engine[MongoConnection]):
         return bool(getattr(connection, "_closed", False))
 
     def change_own_password(self, connection: MongoConnection, login: Login, new_password: str) -> None:
-        database = connection[login.dbname or "admin"]
+        database = _database(connection, login.dbname)
         _command(
             database,
             "updateUser",
@@ -130,7 +136,7 @@ class MongoEngine(Engine[MongoConnection]):
         password: str,
         database: str | None,
     ) -> None:
-        db = connection[database or "admin"]
+        db = _database(connection, database)
         roles = _roles(db, original)
         if roles is None:
             raise DatabaseOperationError(f"user {original!r} does not exist in database {db.name!r}")
@@ -154,10 +160,16 @@ class MongoEngine(Engine[MongoConnection]):
     def verify_privileges(
         self, connection: MongoConnection, *, original: str, user: str, database: str | None
     ) -> None:
-        db = connection[database or "admin"]
+        db = _database(connection, database)
         status = _command(connection.admin, "connectionStatus", 1, what="read the session's roles")
         own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
         compare_with_original(own, lambda: _roles(db, original), user=repr(user), original=original)
+
+
+def _database(connection: MongoConnection, name: str | None) -> Any:
+    """The authentication database ``name`` (default ``admin``)."""
+    with _ERRORS.operation(f"use database {name or 'admin'!r}"):
+        return connection[name or "admin"]
 
 
 def _roles(db: Any, user: str) -> list[dict[str, str]] | None:

@@ -255,7 +255,11 @@ def _hosts(connection: MySQLConnection, user: str) -> list[str]:
 
 def _server(connection: MySQLConnection) -> Server:
     # types-PyMySQL leaves get_server_info untyped; it returns the handshake's version string.
-    return Server.parse(str(connection.get_server_info()))  # type: ignore[no-untyped-call]
+    version = str(connection.get_server_info())  # type: ignore[no-untyped-call]
+    try:
+        return Server.parse(version)
+    except ValueError as error:
+        raise DatabaseOperationError(f"could not tell the server's family: {error}") from error
 
 
 def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:

@@ -168,3 +168,25 @@ def test_a_failing_command_reports_the_servers_reason(peer: MongoPeer) -> None:
                 database="db",
             )
     assert str(raised.value) == "could not look up 'app': 8000: usersInfo failed on purpose"
+
+
+def test_a_dbname_mongodb_cannot_use_is_a_configuration_error(
+    mongo: MongoServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    caplog: pytest.LogCaptureFixture,
+    app_user: tuple[str, str, str],
+) -> None:
+    user, password, _ = app_user
+    body = mongo_secret(mongo, user, password, "shop.orders")
+    refused_at_create(
+        handler,
+        service,
+        sm_client,
+        caplog,
+        body,
+        ConfigurationError,
+        "key 'dbname' is not a MongoDB database name: database names cannot contain the character '.'",
+        hidden=password,
+    )
