@@ -180,7 +180,9 @@ def test_configuration_errors_are_failed_steps(
     with pytest.raises(ConfigurationError, match="DB_CONNECT_TIMEOUT"):
         from_environment(request.event("createSecret"), None)
     failures = [json.loads(line) for line in lines.getvalue().splitlines()]
-    assert [(f["message"], f["error"]) for f in failures] == [("rotation step failed", "ConfigurationError")] * 2
+    assert [(f["message"], f["error"]) for f in failures] == [
+        ("rotation step failed", "ConfigurationError")
+    ] * 2
     assert "PASSWORD_LENGTH" in failures[0]["reason"] and "DB_CONNECT_TIMEOUT" in failures[1]["reason"]
     assert capsys.readouterr().out.count('"StepFailed":[1.0]') == 2
 
