@@ -12,7 +12,6 @@ import getpass
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -100,7 +99,7 @@ class MariaDBServer(ThrowawayServer):
         logged_before = len(self.log_text())
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            self._wait_until_ready(port, timeout=60)
+            self._wait_until_ready(logged_before, timeout=60)
         except RuntimeError:
             if "Bind on TCP/IP port" in self.log_text()[logged_before:]:
                 self._process.wait(timeout=30)
@@ -108,37 +107,32 @@ class MariaDBServer(ThrowawayServer):
             raise
         return port
 
-    def _wait_until_ready(self, port: int, timeout: float) -> None:
+    def _wait_until_ready(self, logged_before: int, timeout: float) -> None:
+        """Until the server's log says it serves connections (a listening socket alone may
+        be another process's, or ours before the server handles logins)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"mariadbd exited: {self.log_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, port), timeout=1):
-                    if self.socket_path.exists():
-                        return
-            except OSError:
-                pass
+            if "ready for connections" in self.log_text()[logged_before:]:
+                return
             time.sleep(0.05)
         raise RuntimeError("mariadbd did not start in time")
 
     def bootstrap(self, statements: str) -> None:
-        """Run SQL as the socket administrator with the real ``mariadb`` client."""
+        """Run SQL as the socket administrator with the real ``mariadb`` client (the SQL
+        goes over stdin, so that no password appears in a command line or its error)."""
         user = "root" if self.as_root else getpass.getuser()
-        subprocess.run(
-            [
-                _binary("mariadb"),
-                "--no-defaults",
-                f"--socket={self.socket_path}",
-                "-u",
-                user,
-                "-e",
-                statements,
-            ],
-            check=True,
+        result = subprocess.run(
+            [_binary("mariadb"), "--no-defaults", f"--socket={self.socket_path}", "-u", user],
+            input=statements,
+            text=True,
             capture_output=True,
             timeout=60,
+            check=False,
         )
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb bootstrap failed: {result.stderr.strip()[-1000:]}")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -88,7 +88,7 @@ class MongoEngine(Engine[MongoConnection]):
                 f"{redact(first_line(error))}"
             ) from error
         except (PyMongoError, OSError) as error:
-            raise login.unreachable(first_line(error)) from error
+            raise login.unreachable(_errmsg(error)) from error
         with self.closed_on_failure(client):
             try:
                 client[login.dbname or "admin"]
@@ -99,13 +99,10 @@ class MongoEngine(Engine[MongoConnection]):
             try:
                 # The client connects lazily: one command proves reachability, TLS and login.
                 client.admin.command("ping")
-            except OperationFailure as error:
-                if error.code == AUTHENTICATION_FAILED:
+            except PyMongoError as error:
+                if isinstance(error, OperationFailure) and error.code == AUTHENTICATION_FAILED:
                     raise login.refused() from error
                 raise login.unreachable(_errmsg(error)) from error
-            except PyMongoError as error:
-                # Server selection errors end with a long topology description: keep the cause.
-                raise login.unreachable(str(error).split(", Timeout:")[0]) from error
         return client
 
     def close(self, connection: MongoConnection) -> None:
@@ -194,8 +191,8 @@ def _command(
 
 
 def _errmsg(error: Exception) -> str:
-    """The server's own message of a failed command, or the driver's first line; PyMongo's
-    full text appends the whole reply document."""
+    """The server's own message of a failed command, or the driver's first line without
+    what PyMongo appends (the whole reply document, the topology description)."""
     details = getattr(error, "details", None)
     if isinstance(details, dict) and details.get("errmsg"):
         return str(details["errmsg"])
