@@ -29,7 +29,9 @@ def sessions_of(mariadb: MariaDBServer, user: str) -> int:
 def test_a_statement_refused_after_the_login_leaves_no_session(mariadb: MariaDBServer) -> None:
     user, password = unique("limited"), new_password()
     mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s WITH MAX_QUERIES_PER_HOUR 1", (user, password))
-    login = Login(mariadb.host, mariadb.port, None, user, password, TlsPolicy(True, mariadb.ca_file), 5, 5, "x")
+    login = Login(
+        mariadb.host, mariadb.port, None, user, password, TlsPolicy(True, mariadb.ca_file), 5, 5, "x"
+    )
     engine = MySQLEngine()
     engine.close(engine.open(login))  # its one statement: SET AUTOCOMMIT
     with pytest.raises(DatabaseConnectionError, match="has exceeded the 'max_queries_per_hour' resource"):
