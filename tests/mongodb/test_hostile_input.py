@@ -1,6 +1,7 @@
-"""Hostile input and failures on MongoDB: NUL bytes, a CA bundle that is not PEM, a host
-PyMongo would read as a URI or cannot parse, and open() closing its client when the
-command after connecting fails."""
+"""Hostile input and failures on MongoDB: a host PyMongo would read as a URI or cannot
+parse, a database name it cannot use, and open() closing its client when the command
+after connecting fails (NUL bytes and CA bundles for every engine:
+tests/scenarios/test_hostile_input.py)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,17 @@ from common.errors import (
     ConfigurationError,
     DatabaseConnectionError,
     DatabaseOperationError,
-    SecretFormatError,
-    TlsConfigurationError,
 )
 from common.tls import TlsPolicy
 from devtools.mongo_peer import MongoPeer
 from rotators.mongodb.engine import MongoEngine
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for
-from tests.hostile_input import NUL_VALUES, refused_at_create
+from tests.hostile_input import refused_at_create
 from tests.mongodb.test_mongodb import mongo_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -56,48 +54,6 @@ def peer() -> Iterator[MongoPeer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.mark.parametrize(("key", "hostile"), NUL_VALUES)
-def test_a_nul_byte_is_refused_naming_the_key(
-    mongo: MongoServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    caplog: pytest.LogCaptureFixture,
-    app_user: tuple[str, str, str],
-    key: str,
-    hostile: str,
-) -> None:
-    user, password, db = app_user
-    body = mongo_secret(mongo, user, password, db) | {key: hostile}
-    refused_at_create(
-        handler, service, sm_client, caplog, body, SecretFormatError, f"key '{key}' contains a NUL byte"
-    )
-    assert mongo.can_login(user, password, db)
-
-
-def test_a_ca_bundle_that_is_not_pem_names_the_variable(
-    mongo: MongoServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    caplog: pytest.LogCaptureFixture,
-    app_user: tuple[str, str, str],
-    tmp_path: Path,
-) -> None:
-    bundle = tmp_path / "global-bundle.txt"
-    bundle.write_text("evil: not a certificate\n")
-    handler = handler_for(MongoEngine(), sm_client, DB_CA_BUNDLE=str(bundle))
-    user, password, db = app_user
-    refused_at_create(
-        handler,
-        service,
-        sm_client,
-        caplog,
-        mongo_secret(mongo, user, password, db),
-        TlsConfigurationError,
-        "named by DB_CA_BUNDLE is not a PEM file of CA certificates: no certificate found",
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Hostile input and drift on MariaDB: NUL bytes, a CA bundle that is not PEM, and a
-clone stripped of its grants between setSecret and testSecret."""
+"""Drift on MariaDB: a clone stripped of its grants between setSecret and testSecret
+(NUL bytes and CA bundles for every engine: tests/scenarios/test_hostile_input.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 import pytest
 
-from common.errors import SecretFormatError, TlsConfigurationError, VerificationError
+from common.errors import VerificationError
 from devtools.service import LambdaContext
-from rotators.mysql.engine import MySQLEngine
 from tests.conftest import new_password, unique
-from tests.helpers import handler_for, labels, store_secret, value
-from tests.hostile_input import NUL_VALUES, refused_at_create
+from tests.helpers import labels, store_secret, value
 from tests.mysql.conftest import maria_secret, mariadb_client
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
@@ -32,49 +28,6 @@ def app_user(mariadb: MariaDBServer) -> tuple[str, str, str]:
     mariadb.create_database(db)
     mariadb.create_user(user, password, db)
     return user, password, db
-
-
-@pytest.mark.parametrize(("key", "hostile"), NUL_VALUES)
-def test_a_nul_byte_is_refused_naming_the_key(
-    mariadb: MariaDBServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    caplog: pytest.LogCaptureFixture,
-    app_user: tuple[str, str, str],
-    key: str,
-    hostile: str,
-) -> None:
-    user, password, db = app_user
-    body = maria_secret(mariadb, user, password, dbname=db) | {key: hostile}
-    refused_at_create(
-        handler, service, sm_client, caplog, body, SecretFormatError, f"key '{key}' contains a NUL byte"
-    )
-    assert mariadb.can_login(user, password, db)
-
-
-def test_a_ca_bundle_that_is_not_pem_names_the_variable(
-    mariadb: MariaDBServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    caplog: pytest.LogCaptureFixture,
-    app_user: tuple[str, str, str],
-    tmp_path: Path,
-) -> None:
-    # A DER file: what a CA download often is. PyMySQL raised a bare ssl.SSLError.
-    bundle = tmp_path / "rds-ca.der"
-    bundle.write_bytes(b"0\x82\x03\x1a0\x82\x02\x02evil")
-    handler = handler_for(MySQLEngine(), sm_client, DB_CA_BUNDLE=str(bundle))
-    user, password, db = app_user
-    refused_at_create(
-        handler,
-        service,
-        sm_client,
-        caplog,
-        maria_secret(mariadb, user, password, dbname=db),
-        TlsConfigurationError,
-        r"CA bundle '.*rds-ca.der' named by DB_CA_BUNDLE is not a PEM file of CA certificates",
-    )
 
 
 def test_a_clone_stripped_of_its_grants_fails_test_secret(

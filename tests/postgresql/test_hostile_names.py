@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from psycopg2 import sql
 
-from common.errors import DatabaseOperationError, SecretFormatError
+from common.errors import DatabaseOperationError
 from devtools.service import LambdaContext
 from tests.conftest import new_password, pg_secret
 from tests.helpers import store_secret, value
-from tests.hostile_input import NUL_VALUES, refused_at_create
 from tests.postgresql.conftest import can_login
 
 if TYPE_CHECKING:
@@ -105,24 +104,6 @@ def test_alternating_users_clone_exactly_the_secrets_role(
         assert members == [(0,)], name
     prefix = user.split("_")[0].replace("%", r"\%")
     assert role_names(postgres, f"{prefix}%") >= {user, f"{user}_clone"}
-
-
-@pytest.mark.parametrize(("key", "hostile"), NUL_VALUES)
-def test_a_nul_byte_is_refused_naming_the_key(
-    postgres: PostgresServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    app_user: AppUser,
-    caplog: pytest.LogCaptureFixture,
-    key: str,
-    hostile: str,
-) -> None:
-    body = pg_secret(postgres, app_user.name, app_user.password, app_user.dbname) | {key: hostile}
-    refused_at_create(
-        handler, service, sm_client, caplog, body, SecretFormatError, f"key '{key}' contains a NUL byte"
-    )
-    assert can_login(postgres, app_user.name, app_user.password, app_user.dbname)
 
 
 def test_a_refused_password_change_says_whose_and_why(
