@@ -57,29 +57,37 @@ def peer() -> Iterator[MongoPeer]:
 
 
 @pytest.mark.parametrize(
-    ("host", "message"),
+    ("key", "hostile", "message"),
     [
         # PyMongo would read it as a URI and apply its options: TLS checks off.
         (
+            "host",
             "mongodb://127.0.0.1/?tlsInsecure=true&evil=1",
             "key 'host' must be a host name or address, not a URI",
         ),
-        ("127.0.0.1:evil", "cannot use the AWSCURRENT settings for 127.0.0.1:evil:.* non-digit"),
+        ("host", "127.0.0.1:evil", "cannot use the AWSCURRENT settings for 127.0.0.1:evil:.* non-digit"),
+        (
+            "dbname",
+            "shop.orders",
+            "key 'dbname' is not a MongoDB database name: database names cannot contain the character '.'",
+        ),
     ],
 )
-def test_a_host_pymongo_would_misread_is_a_configuration_error(
+def test_what_pymongo_would_misread_is_a_configuration_error(
     mongo: MongoServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
     caplog: pytest.LogCaptureFixture,
     app_user: tuple[str, str, str],
-    host: str,
+    key: str,
+    hostile: str,
     message: str,
 ) -> None:
     user, password, db = app_user
-    body = mongo_secret(mongo, user, password, db) | {"host": host}
+    body = mongo_secret(mongo, user, password, db) | {key: hostile}
     refused_at_create(handler, service, sm_client, caplog, body, ConfigurationError, message, hidden=password)
+    assert mongo.can_login(user, password, db)
 
 
 def wait_for_connections(peer: MongoPeer, expected: int) -> int:
@@ -124,25 +132,3 @@ def test_a_failing_command_reports_the_servers_reason(peer: MongoPeer) -> None:
                 database="db",
             )
     assert str(raised.value) == "could not look up 'app': 8000: usersInfo failed on purpose"
-
-
-def test_a_dbname_mongodb_cannot_use_is_a_configuration_error(
-    mongo: MongoServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    handler: RotationFunction[Any],
-    caplog: pytest.LogCaptureFixture,
-    app_user: tuple[str, str, str],
-) -> None:
-    user, password, _ = app_user
-    body = mongo_secret(mongo, user, password, "shop.orders")
-    refused_at_create(
-        handler,
-        service,
-        sm_client,
-        caplog,
-        body,
-        ConfigurationError,
-        "key 'dbname' is not a MongoDB database name: database names cannot contain the character '.'",
-        hidden=password,
-    )
