@@ -48,6 +48,8 @@ class MariaDBServer(ThrowawayServer):
         self.admin_password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
         self._tls_files: tuple[Path, Path] = (Path(), Path())
+        #: The ``mariadbd`` command line, kept so that the server can be started again.
+        self.command: list[str] = []
 
     def start(self) -> MariaDBServer:
         self._tls_files = self.make_certificates()
@@ -105,28 +107,37 @@ class MariaDBServer(ThrowawayServer):
         ]
         if self.as_root:
             command.append(f"--user={SERVICE_USER}")
-        logged_before = len(self.log_text())
+        self.command = command
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            self._wait_until_ready(logged_before, timeout=60)
+            self._wait_until_ready(timeout=60)
         except RuntimeError:
-            if "Bind on TCP/IP port" in self.log_text()[logged_before:]:
+            if "Bind on TCP/IP port" in self._own_log():
                 self._process.wait(timeout=30)
                 raise PortInUseError(f"port {port} is taken") from None
             raise
         return port
 
-    def _wait_until_ready(self, logged_before: int, timeout: float) -> None:
-        """Until the server's log says it serves connections (a listening socket alone may
-        be another process's, or ours before the server handles logins)."""
+    def _wait_until_ready(self, timeout: float) -> None:
+        """Until the running process's log says it serves connections (a listening socket
+        alone may be another process's, or ours before the server handles logins)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"mariadbd exited: {self.log_text()[-2000:]}")
-            if "ready for connections" in self.log_text()[logged_before:]:
+            if "ready for connections" in self._own_log():
                 return
             time.sleep(0.05)
         raise RuntimeError("mariadbd did not start in time")
+
+    def _own_log(self) -> str:
+        """The error log since the running process started: it logs "Starting MariaDB ...
+        as process <pid>" first (the log is shared with earlier runs and restarts)."""
+        if self._process is None:
+            return ""
+        text = self.log_text()
+        position = text.rfind(f" as process {self._process.pid}")
+        return text[position:] if position >= 0 else ""
 
     def bootstrap(self, statements: str) -> None:
         """Run SQL as the socket administrator with the real ``mariadb`` client (the SQL

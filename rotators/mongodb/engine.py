@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import DriverErrors, Engine, Login, compare_with_original, first_line
-from common.errors import ConfigurationError, DatabaseOperationError, VerificationError
+from common.engine import Capability, DriverErrors, Engine, Login, compare_with_original, first_line
+from common.errors import (
+    ConfigurationError,
+    DatabaseOperationError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 
@@ -162,6 +167,46 @@ class MongoEngine(Engine[MongoConnection]):
         own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
         compare_with_original(own, lambda: _roles(db, original), user=repr(user), original=original)
 
+    # -- preflight (read only) ---------------------------------------------------------
+
+    def own_password_capabilities(self, connection: MongoConnection, login: Login) -> list[Capability]:
+        what = "change its own password (changeOwnPassword)"
+        actions = _actions_on(connection, login.dbname or "admin")
+        if actions is None:
+            return [Capability(what, None, "not checked: the server does not list a session's privileges")]
+        if "changeOwnPassword" in actions:
+            return [Capability(what, True, "held")]
+        return [Capability(what, False, "grant the user a role with the changeOwnPassword action")]
+
+    def alternate_user_capabilities(
+        self, connection: MongoConnection, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        db = _database(connection, database)
+        try:
+            roles = _roles(db, original)
+        except PermissionDeniedError as error:
+            return [Capability(f"view users in {db.name!r} (viewUser)", False, str(error))]
+        if roles is None:
+            return [Capability(f"find {original!r}", False, f"no user {original!r} in {db.name!r}")]
+        found = []
+        # createUser/updateUser with roles need grantRole on each role's database.
+        for name in sorted({db.name} | {role["db"] for role in roles}):
+            needed = {"viewUser", "createUser", "changePassword", "grantRole", "revokeRole"}
+            if name != db.name:
+                needed = {"grantRole"}
+            actions = _actions_on(connection, name)
+            missing = sorted(needed - actions) if actions is not None else []
+            found.append(
+                Capability(
+                    f"administer users and roles on {name!r}",
+                    None if actions is None else not missing,
+                    "not checked: the server does not list a session's privileges"
+                    if actions is None
+                    else ("held" if not missing else f"missing {', '.join(missing)} (userAdmin on {name!r})"),
+                )
+            )
+        return found
+
 
 def _database(connection: MongoConnection, name: str | None) -> Any:
     """The authentication database ``name`` (default ``admin``)."""
@@ -200,3 +245,25 @@ def _errmsg(error: Exception) -> str:
 
 
 _ERRORS = DriverErrors(lambda error: (getattr(error, "code", None), _errmsg(error)), denied={UNAUTHORIZED})
+
+
+def _actions_on(connection: MongoConnection, database: str) -> set[str] | None:
+    """The actions the session may take on ``database`` (privileges on the database, on
+    every database, or on any resource); None when the server lists no privileges."""
+    try:
+        status = _command(
+            connection.admin, "connectionStatus", 1, showPrivileges=True, what="read the session's privileges"
+        )
+    except DatabaseOperationError:
+        return None
+    privileges = status.get("authInfo", {}).get("authenticatedUserPrivileges")
+    if privileges is None:
+        return None
+    actions: set[str] = set()
+    for privilege in privileges:
+        resource = privilege.get("resource", {})
+        if resource.get("anyResource") or (
+            resource.get("db") in ("", database) and resource.get("collection", "") == ""
+        ):
+            actions.update(str(action) for action in privilege.get("actions", []))
+    return actions
