@@ -142,11 +142,6 @@ class Engine(ABC, Generic[ConnectionT]):
     def close(self, connection: ConnectionT) -> None:
         """Close a session; never raises."""
 
-    @abstractmethod
-    def is_broken(self, connection: ConnectionT) -> bool:
-        """Whether the session is gone (server restart, killed session): a reused
-        connection is then replaced rather than used again."""
-
     @contextmanager
     def closed_on_failure(self, connection: ConnectionT) -> Iterator[ConnectionT]:
         """For :meth:`open`: the block's statements run on a fresh ``connection``, which
