@@ -127,11 +127,6 @@ def isolated_redaction() -> Iterator[None]:
         redaction._pattern = None
 
 
-# common/redaction.py (main, 7ea72ca) computes repr(text.encode()) for every registered
-# value, and secret.py registers the password before any check: a lone surrogate then
-# makes every log line raise UnicodeEncodeError. The fix belongs there
-# (text.encode("utf-8", "surrogatepass")); remove this mark when it lands.
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason="redaction cannot encode a lone surrogate")
 @pytest.mark.usefixtures("isolated_redaction")
 def test_a_password_no_server_can_receive_is_named_not_echoed(
     mariadb: MariaDBServer,
