@@ -52,7 +52,7 @@ def _forms(value: str) -> set[str]:
     forms = once | twice
     for text in once | twice:
         forms.add(repr(text)[1:-1])
-        forms.add(repr(text.encode())[2:-1])
+        forms.add(repr(text.encode("utf-8", "surrogatepass"))[2:-1])
     return {form for form in forms if form}
 
 

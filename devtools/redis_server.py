@@ -17,6 +17,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
+from devtools.ports import PortInUseError, start_on_free_port
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -64,15 +65,27 @@ class RedisServer(ThrowawayServer):
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        cert, key = self.make_certificates()
+        self._tls_files = self.make_certificates()
         users = [
             "user default off nopass resetchannels -@all",
             f"user {self.admin_user} on {password_rule(self.admin_password)} ~* &* +@all",
         ]
+        if self.persistence == "aclfile":
+            self.acl_path.write_text("\n".join(users) + "\n")
+            self._users_in_config: list[str] = []
+        else:
+            self._users_in_config = users
+        self.port = start_on_free_port(self._launch_on, self.port)
+        return self
+
+    def _launch_on(self, port: int) -> int:
+        """Write the configuration for ``port`` and start; PortInUseError when another
+        process took the port after it was probed."""
+        cert, key = self._tls_files
         lines = [
             "bind 127.0.0.1",
             "port 0",
-            f"tls-port {self.port}",
+            f"tls-port {port}",
             f"tls-cert-file {cert}",
             f"tls-key-file {key}",
             f"tls-ca-cert-file {self.ca_file}",
@@ -83,17 +96,21 @@ class RedisServer(ThrowawayServer):
             "appendonly no",
             "protected-mode yes",
             f"acllog-max-len {ACL_LOG_LENGTH}",
+            *([f"aclfile {self.acl_path}"] if self.persistence == "aclfile" else self._users_in_config),
         ]
-        if self.persistence == "aclfile":
-            self.acl_path.write_text("\n".join(users) + "\n")
-            lines.append(f"aclfile {self.acl_path}")
-        else:
-            lines += users
         self.config_path.write_text("\n".join(lines) + "\n")
-        self._launch()
-        return self
+        self.port = port
+        try:
+            self._launch()
+        except RuntimeError:
+            if "Address already in use" in self.log_text():
+                self.log_path.unlink(missing_ok=True)
+                raise PortInUseError(f"port {port} was taken") from None
+            raise
+        return port
 
     def _launch(self) -> None:
+        """Start the process on the configuration file as it is; wait until it serves."""
         self._process = subprocess.Popen(
             [_binary(), str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability
+from common.engine import Capability, DriverErrors, first_line
 from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.redaction import redact
 from rotators.redis.acl import password_hash, password_rules
@@ -81,18 +81,26 @@ def ping(client: Redis) -> bool:
     except redis.exceptions.NoPermissionError:
         return True
     except redis.exceptions.RedisError as error:
-        raise DatabaseOperationError(f"could not run PING: {redact(str(error))}") from error
+        raise _ERRORS.shape("run PING", error) from error
+
+
+def _reason(error: Exception) -> tuple[object | None, str | None]:
+    """redis-py's errors: a refusal for lack of a right is ``NOPERM``; others have no
+    code, only the server's message (which never holds a password: ACL rules are sent
+    as hashes)."""
+    import redis
+
+    if isinstance(error, redis.exceptions.NoPermissionError):
+        return "NOPERM", first_line(error)
+    return None, first_line(error) if str(error) else None
+
+
+_ERRORS = DriverErrors(_reason, denied=frozenset({"NOPERM"}))
 
 
 def _command(client: Redis, what: str, *args: str) -> Any:
-    import redis
-
-    try:
+    with _ERRORS.operation(what):
         return client.execute_command(*args)  # type: ignore[no-untyped-call]  # untyped in redis-py
-    except redis.exceptions.NoPermissionError as error:
-        raise PermissionDeniedError(f"could not {what}: {redact(str(error))}") from error
-    except redis.exceptions.RedisError as error:
-        raise DatabaseOperationError(f"could not {what}: {redact(str(error))}") from error
 
 
 def _getuser(client: Redis, user: str) -> dict[str, Any]:

@@ -123,3 +123,9 @@ def test_echoed_inputs_are_clipped() -> None:
     with pytest.raises(EventFormatError) as raised:
         RotationEvent.parse({**EVENT, "Step": "x" * 100_000})
     assert len(str(raised.value)) < 300
+
+
+def test_a_lone_surrogate_is_registered_and_masked_without_failing() -> None:
+    register("bad-\ud800-surrogate")
+    assert redact("x bad-\ud800-surrogate y") == f"x {MASK} y"
+    assert redact("an ordinary line") == "an ordinary line"
