@@ -9,12 +9,13 @@ import pytest
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.postgres import PostgresServer
+from devtools.redis_server import RedisServer
 from tests.conftest import new_password, unique
 
 
-@pytest.mark.parametrize("kind", [PostgresServer, MariaDBServer, MongoPeer])
+@pytest.mark.parametrize("kind", [PostgresServer, MariaDBServer, MongoPeer, RedisServer])
 def test_a_port_taken_after_the_probe_is_replaced(
-    kind: type[PostgresServer | MariaDBServer | MongoPeer],
+    kind: type[PostgresServer | MariaDBServer | MongoPeer | RedisServer],
 ) -> None:
     server = kind()
     taken = server.port
