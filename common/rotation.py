@@ -412,6 +412,14 @@ class Rotator(Generic[ConnectionT]):
         master = self.store.current_of(str(current.masterarn), "the master secret (key 'masterarn')")
         self._validate_engine(master)
         self._require_same_server(master, current, "the master secret")
+        original = original_username(current.username)
+        if master.username in (original, partner_username(original)):
+            # The master would change its own password: every secret that uses it would
+            # then hold a master password the database refuses.
+            raise SecretMismatchError(
+                f"user {current.username!r} is the master secret's own user (or its alternate): "
+                "alternating users need a master user apart from the pair"
+            )
         return master
 
     def _stored_pending(
