@@ -17,12 +17,20 @@ def _drift(harness, clone: str, dbname: str) -> tuple[Any, Any]:
     """Give the clone something extra; returns (probe, what the original has)."""
     if isinstance(harness, RedshiftHarness):
         harness.redshift.execute(f'ALTER USER "{clone}" CREATEDB')
-        probe = lambda user: harness.redshift.execute("SELECT usecreatedb FROM pg_user WHERE usename = %s", (user,))  # noqa: E731
+        probe = lambda user: harness.redshift.execute(
+            "SELECT usecreatedb FROM pg_user WHERE usename = %s", (user,)
+        )  # noqa: E731
         return probe, probe
     if isinstance(harness, MariaDBHarness):
         harness.maria.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (clone,))
+
         def grants(user: str) -> Any:
-            return sorted(row[0].replace(f"`{user}`", "`U`") for row in harness.maria.execute("SHOW GRANTS FOR %s@'%%'", (user,)) if "IDENTIFIED" not in row[0])
+            return sorted(
+                row[0].replace(f"`{user}`", "`U`")
+                for row in harness.maria.execute("SHOW GRANTS FOR %s@'%%'", (user,))
+                if "IDENTIFIED" not in row[0]
+            )
+
         return grants, grants
     if isinstance(harness, MongoHarness):
         harness.mongo.grant_role(clone, dbname, "root", "admin")

@@ -24,7 +24,10 @@ class FlakyClient:
     def update_secret_version_stage(self, **arguments: Any) -> Any:
         self._calls += 1
         if self._calls == self._fail_on:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateSecretVersionStage")
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "UpdateSecretVersionStage",
+            )
         return self._client.update_secret_version_stage(**arguments)
 
     def __getattr__(self, name: str) -> Any:

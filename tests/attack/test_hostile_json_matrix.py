@@ -1,20 +1,29 @@
-"""Hostile secret JSON through the PostgreSQL handler: every case must fail createSecret
-with the project's error (or rotate), move no label, and never echo the password."""
+"""Hostile secret JSON through the PostgreSQL function: every case fails createSecret with
+an error of the project's tree, never echoes the password, and moves no label."""
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from common.errors import RotationError
 from devtools.service import LambdaContext
-from tests.conftest import new_password, pg_secret, unique
+from tests.conftest import pg_secret, unique
 from tests.helpers import labels, store_secret
+from tests.hostile_input import refused_with_project_error
 
-PW = "Hostile-Secret-Pw-123456"
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
-CASES = {
+    from common.handler import RotationFunction
+    from devtools.postgres import PostgresServer
+    from devtools.service import RotationService
+
+PASSWORD = "Hostile-Secret-Pw-123456"
+
+#: Keys replaced in an otherwise valid secret of a user that does not exist.
+CASES: dict[str, dict[str, Any]] = {
     "port-list": {"port": [5432]},
     "port-dict": {"port": {"n": 5432}},
     "port-float": {"port": 5432.0},
@@ -52,34 +61,36 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_json(postgres, sm_client, service, handler, database, case) -> None:
-    body = pg_secret(postgres, unique("nobody"), PW, database)
-    body.update(CASES[case])
+def test_hostile_json(
+    postgres: PostgresServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    database: str,
+    case: str,
+) -> None:
+    """The case is refused at createSecret with the project's error (not a raw driver or
+    Python exception, and not a login attempt that happens to fail), and AWSCURRENT stays."""
+    body = pg_secret(postgres, unique("nobody"), PASSWORD, database) | CASES[case]
     arn = store_secret(sm_client, service, unique("hostile"), body)
     before = labels(sm_client, arn)
-    request = service.start(arn)
-    try:
-        handler(request.event("createSecret"), LambdaContext())
-    except RotationError as error:
-        assert PW not in str(error)
-    except Exception as error:  # noqa: BLE001
-        pytest.fail(f"raw {type(error).__module__}.{type(error).__name__}: {str(error)[:150]}")
-    else:
-        pytest.fail("createSecret succeeded for a user that does not exist")
-    after = labels(sm_client, arn)
-    assert after["AWSCURRENT"] == before["AWSCURRENT"]
+    refused_with_project_error(handler, service, arn, PASSWORD)
+    assert labels(sm_client, arn)["AWSCURRENT"] == before["AWSCURRENT"]
 
 
-@pytest.mark.parametrize("text", ["[]", "null", "\"str\"", "{", "{\"password\": \"" + PW + "\"", "1e999"])
-def test_non_object_secret(sm_client, service, handler, text) -> None:
+@pytest.mark.parametrize("text", ["[]", "null", '"str"', "{", '{"password": "' + PASSWORD + '"', "1e999"])
+def test_non_object_secret(
+    sm_client: SecretsManagerClient, service: RotationService, handler: RotationFunction[Any], text: str
+) -> None:
+    """A secret string that is not a JSON object is refused naming no part of its text."""
     arn = store_secret(sm_client, service, unique("nonobj"), text)
-    request = service.start(arn)
-    with pytest.raises(RotationError) as raised:
-        handler(request.event("createSecret"), LambdaContext())
-    assert PW not in str(raised.value)
+    refused_with_project_error(handler, service, arn, PASSWORD)
 
 
-def test_binary_secret(sm_client, service, handler) -> None:
+def test_binary_secret(
+    sm_client: SecretsManagerClient, service: RotationService, handler: RotationFunction[Any]
+) -> None:
+    """A secret stored as SecretBinary (no SecretString) is refused with the project's error."""
     arn = sm_client.create_secret(Name=unique("bin"), SecretBinary=b"\x00\x01")["ARN"]
     service.enable_rotation(arn)
     request = service.start(arn)

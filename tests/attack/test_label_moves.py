@@ -24,7 +24,10 @@ def test_operator_moves_awscurrent_onto_pending_before_set_secret(
     handler(request.event("createSecret"), LambdaContext())
     current = labels(sm_client, app_user.arn)["AWSCURRENT"]
     sm_client.update_secret_version_stage(
-        SecretId=app_user.arn, VersionStage="AWSCURRENT", MoveToVersionId=request.token, RemoveFromVersionId=current
+        SecretId=app_user.arn,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=request.token,
+        RemoveFromVersionId=current,
     )
     outcomes = []
     for step in STEPS[1:]:

@@ -17,8 +17,14 @@ NASTY = "'\"\\ /@"
 def test_postgres_rotates_with_nasty_punctuation(postgres, sm_client, service, app_user, lower) -> None:
     excluded = "".join(c for c in PUNCTUATION if c not in NASTY)
     handler = handler_for(
-        PostgresEngine(), sm_client, DB_CA_BUNDLE=postgres.ca_file, EXCLUDE_CHARACTERS=excluded,
-        EXCLUDE_LOWERCASE=lower, EXCLUDE_UPPERCASE="true", EXCLUDE_NUMBERS="true", PASSWORD_LENGTH="12",
+        PostgresEngine(),
+        sm_client,
+        DB_CA_BUNDLE=postgres.ca_file,
+        EXCLUDE_CHARACTERS=excluded,
+        EXCLUDE_LOWERCASE=lower,
+        EXCLUDE_UPPERCASE="true",
+        EXCLUDE_NUMBERS="true",
+        PASSWORD_LENGTH="12",
     )
     for _ in range(3):
         service.rotate(handler, app_user.arn)
