@@ -1,53 +1,64 @@
-"""Alternating users on every engine: privileges given to the clone itself (drift after the
-first rotation) must be gone after the next rotations ("exactly the original's")."""
+"""Alternating users: privileges given to the clone itself after the first rotation (drift)
+are gone after the next rotations, which make the clone "exactly the original's" again."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.conftest import unique
-from tests.engines import MariaDBHarness, MongoHarness, RedshiftHarness
-from tests.helpers import store_secret, value
-from tests.scenarios.conftest import account, handler, harness, master_arn  # noqa: F401
+from tests.engines import MariaDBHarness, MongoHarness, harness_named, store_master_secret
+from tests.helpers import handler_for, store_secret, value
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from devtools.service import RotationService
+    from tests.engines import Harness
 
 
-def _drift(harness, clone: str, dbname: str) -> tuple[Any, Any]:
-    """Give the clone something extra; returns (probe, what the original has)."""
-    if isinstance(harness, RedshiftHarness):
-        harness.redshift.execute(f'ALTER USER "{clone}" CREATEDB')
-        probe = lambda user: harness.redshift.execute(
-            "SELECT usecreatedb FROM pg_user WHERE usename = %s", (user,)
-        )  # noqa: E731
-        return probe, probe
+def drift(harness: Harness, clone: str, dbname: str) -> Callable[[str], Any]:
+    """Give ``clone`` a privilege its original lacks; returns what a user holds, in a form
+    that compares equal between two users with the same privileges."""
     if isinstance(harness, MariaDBHarness):
-        harness.maria.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (clone,))
+        maria = harness.maria
+        maria.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (clone,))
 
-        def grants(user: str) -> Any:
-            return sorted(
-                row[0].replace(f"`{user}`", "`U`")
-                for row in harness.maria.execute("SHOW GRANTS FOR %s@'%%'", (user,))
-                if "IDENTIFIED" not in row[0]
-            )
+        def grants(user: str) -> list[str]:
+            rows = maria.execute("SHOW GRANTS FOR %s@'%%'", (user,))
+            return sorted(row[0].replace(f"`{user}`", "`U`") for row in rows if "IDENTIFIED" not in row[0])
 
-        return grants, grants
-    if isinstance(harness, MongoHarness):
-        harness.mongo.grant_role(clone, dbname, "root", "admin")
-        probe = lambda user: harness.mongo.roles_of(user, dbname)  # noqa: E731
-        return probe, probe
-    pytest.skip("PostgreSQL: see test_pg_clone_privileges.py")
+        return grants
+    assert isinstance(harness, MongoHarness)
+    mongo = harness.mongo
+    mongo.grant_role(clone, dbname, "root", "admin")
+    return lambda user: mongo.roles_of(user, dbname)
 
 
-def test_clone_drift_is_undone(harness, account, master_arn, sm_client, service, handler) -> None:
-    body = harness.secret(account.user, account.password, account.dbname, masterarn=master_arn)
-    arn = store_secret(sm_client, service, unique("drift"), body)
+@pytest.mark.parametrize("engine", ["mariadb", "mongodb"])
+def test_clone_drift_is_undone(
+    request: pytest.FixtureRequest, sm_client: SecretsManagerClient, service: RotationService, engine: str
+) -> None:
+    """After the first rotation the clone is AWSCURRENT's user; a privilege granted to it
+    alone shows, and two more rotations take it away again."""
+    harness = harness_named(engine, request)
+    handler = handler_for(harness.engine, sm_client, DB_CA_BUNDLE=harness.server.ca_file)
+    user, password, dbname = harness.new_user()
+    master_arn = store_master_secret(harness, sm_client, service)
+    arn = store_secret(
+        sm_client, service, unique("drift"), harness.secret(user, password, dbname, masterarn=master_arn)
+    )
     service.rotate(handler, arn)
-    clone = account.user + "_clone"
-    probe, _ = _drift(harness, clone, account.dbname)
+    clone = user + "_clone"
+    privileges = drift(harness, clone, dbname)
+    assert privileges(clone) != privileges(user), "the drift did not show"
     for _ in range(2):
         service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == clone
-    assert probe(clone) == probe(account.user), (
-        f"{harness.name}: after two rotations the clone holds {probe(clone)}, the original {probe(account.user)}"
+    assert privileges(clone) == privileges(user), (
+        f"{harness.name}: after two rotations the clone holds {privileges(clone)}, the original "
+        f"{privileges(user)}"
     )

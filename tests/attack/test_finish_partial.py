@@ -1,10 +1,12 @@
-"""finishSecret makes two label moves; when the second call fails (throttling, a network
-blip, the Lambda time-out) the step fails after having moved AWSCURRENT: "a failed step
-moves no label" does not hold (the README documents the order and the retry)."""
+"""finishSecret makes two label moves: AWSCURRENT onto the new version, then AWSPENDING off
+it. When the second is throttled (or a network blip, or the Lambda time-out, cuts it off)
+the step fails after AWSCURRENT has moved. The documented behaviour: the new version is
+AWSCURRENT and logs in, and a retry of finishSecret (as Secrets Manager makes) removes
+AWSPENDING."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,18 +14,26 @@ from botocore.exceptions import ClientError
 from common.errors import RotationError
 from devtools.service import STEPS, LambdaContext
 from rotators.postgresql.engine import PostgresEngine
-from tests.helpers import handler_for, labels
+from tests.helpers import handler_for, labels, value
+from tests.postgresql.conftest import can_login
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from devtools.postgres import PostgresServer
+    from devtools.service import RotationService
+    from tests.postgresql.conftest import AppUser
 
 
 class FlakyClient:
     """The real client, whose Nth UpdateSecretVersionStage is throttled."""
 
-    def __init__(self, client: Any, fail_on: int) -> None:
-        self._client, self._fail_on, self._calls = client, fail_on, 0
+    def __init__(self, client: SecretsManagerClient, fail_on: int) -> None:
+        self._client, self._fail_on, self.calls = client, fail_on, 0
 
     def update_secret_version_stage(self, **arguments: Any) -> Any:
-        self._calls += 1
-        if self._calls == self._fail_on:
+        self.calls += 1
+        if self.calls == self._fail_on:
             raise ClientError(
                 {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
                 "UpdateSecretVersionStage",
@@ -34,12 +44,26 @@ class FlakyClient:
         return getattr(self._client, name)
 
 
-def test_a_failed_finish_secret_moves_no_label(postgres, sm_client, service, app_user) -> None:
-    handler = handler_for(PostgresEngine(), FlakyClient(sm_client, fail_on=2), DB_CA_BUNDLE=postgres.ca_file)
+def test_a_retried_finish_secret_completes_after_a_throttled_second_label_move(
+    postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService, app_user: AppUser
+) -> None:
+    """The throttled finishSecret fails with the project's error, leaving the new version
+    AWSCURRENT (it logs in) and still AWSPENDING; the retry leaves it AWSCURRENT alone."""
+    flaky = FlakyClient(sm_client, fail_on=2)
+    handler = handler_for(
+        PostgresEngine(), cast("SecretsManagerClient", flaky), DB_CA_BUNDLE=postgres.ca_file
+    )
     request = service.start(app_user.arn)
     for step in STEPS[:3]:
         handler(request.event(step), LambdaContext())
-    before = labels(sm_client, app_user.arn)
     with pytest.raises(RotationError):
         handler(request.event("finishSecret"), LambdaContext())
-    assert labels(sm_client, app_user.arn) == before, "finishSecret failed after moving AWSCURRENT"
+    assert flaky.calls == 2
+    moved = labels(sm_client, app_user.arn)
+    assert (moved["AWSCURRENT"], moved["AWSPENDING"]) == (request.token, request.token)
+    current = value(sm_client, app_user.arn, "AWSCURRENT")
+    assert can_login(postgres, current["username"], current["password"], app_user.dbname)
+    handler(request.event("finishSecret"), LambdaContext())
+    after = labels(sm_client, app_user.arn)
+    assert after["AWSCURRENT"] == request.token
+    assert "AWSPENDING" not in after

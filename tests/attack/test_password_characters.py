@@ -1,7 +1,9 @@
-"""Passwords made only of the characters AWS excludes by default: quotes, backslash,
-space, slash, at-sign (EXCLUDE_CHARACTERS narrowed by a deployment)."""
+"""Passwords made mostly of the characters AWS excludes by default (quotes, backslash,
+space, slash, at-sign), as a deployment that narrows EXCLUDE_CHARACTERS gets them."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,11 +12,26 @@ from rotators.postgresql.engine import PostgresEngine
 from tests.helpers import handler_for, value
 from tests.postgresql.conftest import can_login
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from devtools.postgres import PostgresServer
+    from devtools.service import RotationService
+    from tests.postgresql.conftest import AppUser
+
 NASTY = "'\"\\ /@"
 
 
 @pytest.mark.parametrize("lower", ["false", "true"])
-def test_postgres_rotates_with_nasty_punctuation(postgres, sm_client, service, app_user, lower) -> None:
+def test_postgres_rotates_with_nasty_punctuation(
+    postgres: PostgresServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    app_user: AppUser,
+    lower: str,
+) -> None:
+    """Three rotations whose passwords hold some of those characters (with or without
+    lower-case letters) each leave AWSCURRENT logging in."""
     excluded = "".join(c for c in PUNCTUATION if c not in NASTY)
     handler = handler_for(
         PostgresEngine(),
