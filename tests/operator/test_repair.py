@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.secretsmanager import SecretStore
 from devtools.mariadb import MariaDBServer
 from devtools.ports import free_port
 from operator_tools.cli import main
-from operator_tools.repair import decide
+from operator_tools.repair import UNLABELLED_TRIED, Repair, decide
 from tests.conftest import new_password
 from tests.helpers import labels, store_secret, value
 from tests.operator.conftest import abandoned
@@ -282,3 +283,22 @@ def test_a_refused_pending_never_gets_awscurrent() -> None:
     }
     plan = decide({"c": ["AWSCURRENT"], "p": ["AWSPENDING"], "o": ["AWSPREVIOUS"]}, report)
     assert plan.kind == "refuse" and plan.actions == []
+
+
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)  # no database involved
+def test_repair_picks_unlabelled_versions_in_the_rotations_order(world: World) -> None:
+    """Newest first, and among versions created in the same second the later-listed first:
+    the order of the rotation's SecretStore.unlabelled_versions (the command, installed
+    alone, cannot import it)."""
+    arn = world.sm.create_secret(Name="ordered", SecretString="{}")["ARN"]
+    for number in range(8):
+        world.sm.put_secret_value(SecretId=arn, SecretString=f'{{"n": {number}}}')
+    listed = world.sm.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True)["Versions"]
+    unlabelled = [v["VersionId"] for v in listed if not v.get("VersionStages")]
+    assert len(unlabelled) == 7
+    world.age(arn, unlabelled[0], 60)  # the oldest; the others share one second or two
+    repair = Repair(world.aws, arn)
+    repair.arn = arn
+    picked = repair._unlabelled()
+    assert picked == SecretStore(world.sm).unlabelled_versions(arn, UNLABELLED_TRIED)
+    assert len(picked) == UNLABELLED_TRIED and unlabelled[0] not in picked
