@@ -168,6 +168,36 @@ def test_preflight_finds_a_user_that_may_not_change_its_own_password(
     assert outcomes(report)["AWSCURRENT"] == "accepted"
 
 
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("strategy_arn", ["alternating"], indirect=True)
+def test_preflight_reports_whether_each_accepted_version_passes_the_privilege_proof(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    service: RotationService,
+    account: Account,
+    strategy_arn: str,
+) -> None:
+    """After a rotation the clone is AWSCURRENT; stripped of the original's role, it still
+    logs in but no longer passes finishSecret's proof, and the preflight says so."""
+    service.rotate(handler, strategy_arn)
+    report = preflight(handler, strategy_arn)
+    proofs = {login["labels"][0]: login["privileges"] for login in report["logins"]}
+    assert proofs == {"AWSCURRENT": True, "AWSPREVIOUS": True}, report
+
+    harness.server.execute(f'REVOKE "{account.user}" FROM "{account.user}_clone"')  # type: ignore[union-attr]
+    report = preflight(handler, strategy_arn)
+
+    current = next(login for login in report["logins"] if "AWSCURRENT" in login["labels"])
+    assert (current["user"], current["outcome"], current["privileges"]) == (
+        f"{account.user}_clone",
+        "accepted",
+        False,
+    )
+    assert f"does not act as {account.user!r}" in current["detail"]
+    failing = [c for c in report["checks"] if c["ok"] is False]
+    assert [c["check"] for c in failing] == ["privileges"] and report["ok"] is False
+
+
 def aliased(function: str, qualifier: str) -> LambdaContext:
     """The context of an invocation through an alias or version (``...:function:name:live``)."""
     context = LambdaContext(function)
