@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.operator.test_preflight import preflight
 from tests.redis.conftest import make_account
 
 if TYPE_CHECKING:
@@ -15,12 +16,6 @@ if TYPE_CHECKING:
     from common.handler import RotationFunction
     from devtools.redis_server import RedisServer
     from devtools.service import RotationService
-
-
-def preflight(handler: RotationFunction[Any], arn: str) -> dict[str, Any]:
-    report = handler({"Preflight": {"SecretId": arn}}, None)
-    assert report is not None
-    return report
 
 
 @pytest.mark.parametrize("with_master", [False, True], ids=["self", "master"])
