@@ -10,6 +10,7 @@ only when a subcommand runs.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -90,15 +91,20 @@ def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: Text
 
 
 def run_doctor(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
+    """Everything the doctor prints goes through the mask of the secret's credentials."""
     from operator_tools.doctor import diagnose
+    from operator_tools.masking import Masker
     from operator_tools.report import print_json, print_results, results_json
 
-    results = diagnose(aws, arguments.secret)
+    masker = Masker()
+    results = diagnose(aws, arguments.secret, masker)
     ok = not any(result.status == "fail" for result in results)
+    shown = io.StringIO()
     if arguments.json:
-        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, out)
+        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, shown)
     else:
-        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, out)
+        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, shown)
+    out.write(masker.mask(shown.getvalue()))
     return 0 if ok else 1
 
 
