@@ -60,6 +60,11 @@ LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
 Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", "not tried"]
+#: Whose credentials a version holds, relative to ``AWSCURRENT``'s user: the same user,
+#: the other user of its alternating pair (``name``/``name_clone``), or another user (the
+#: secret was moved to another user by PutSecretValue): a rotation never recovers with,
+#: and repair never moves a label to, another user's credentials.
+Relation = Literal["same user", "pair", "other user"]
 #: The parts of an unqualified function ARN: ``arn:aws:lambda:<region>:<account>:function:<name>``.
 FUNCTION_ARN_PARTS = 7
 
@@ -122,7 +127,9 @@ class VersionLogin:
 
     ``privileges`` (alternating users, accepted logins only): whether the session passes
     testSecret's and finishSecret's proof that the user acts with the original user's
-    privileges; None where not checked (single user, or the login was not accepted)."""
+    privileges; None where not checked (single user, or the login was not accepted).
+    ``relation``: the version's user relative to ``AWSCURRENT``'s (:data:`Relation`);
+    None when the version could not be read."""
 
     version: str
     labels: tuple[str, ...]
@@ -130,6 +137,7 @@ class VersionLogin:
     outcome: Outcome
     detail: str = ""
     privileges: bool | None = None
+    relation: Relation | None = None
 
 
 @dataclass
@@ -336,6 +344,7 @@ class Preflight(Rotator[ConnectionT]):
             return VersionLogin(version, labels, None, "no value", "no value stored (or no such version)")
         except RotationError as error:
             return VersionLogin(version, labels, None, "unusable", str(error))
+        relation = user_relation(secret.username, current.username)
         if not self._same_server(secret, current):
             return VersionLogin(
                 version,
@@ -343,6 +352,7 @@ class Preflight(Rotator[ConnectionT]):
                 secret.username,
                 "not tried",
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
+                relation=relation,
             )
         login = self._login(secret, name)
         privileges: tuple[bool | None, str] = (None, "")
@@ -354,14 +364,16 @@ class Preflight(Rotator[ConnectionT]):
                 if not single:
                     privileges = self._acts_as_original(connection, secret, current)
         except DatabaseLoginError as error:
-            return VersionLogin(version, labels, secret.username, "refused", str(error))
+            return VersionLogin(version, labels, secret.username, "refused", str(error), relation=relation)
         except DatabaseConnectionError as error:
-            return VersionLogin(version, labels, secret.username, "unreachable", str(error))
+            return VersionLogin(version, labels, secret.username, "unreachable", str(error), relation=relation)
         except DatabaseError as error:
             # Logged in, then a query failed: the credentials work, the session does not.
             report.checks.append(Finding(f"session of {name}", ok=False, detail=str(error)))
         held, why = privileges
-        return VersionLogin(version, labels, secret.username, "accepted", why, privileges=held)
+        return VersionLogin(
+            version, labels, secret.username, "accepted", why, privileges=held, relation=relation
+        )
 
     def _acts_as_original(
         self, connection: ConnectionT, secret: DatabaseSecret, current: DatabaseSecret
@@ -392,7 +404,13 @@ class Preflight(Rotator[ConnectionT]):
             )
         if AWSCURRENT in accepted:
             return Finding("database login", ok=True, detail=f"{AWSCURRENT} accepted over the configured TLS")
-        recoverable = accepted & {AWSPENDING, AWSPREVIOUS}
+        # setSecret recovers only with its own user's credentials (never another user's).
+        recoverable = {
+            label
+            for login in logins
+            if login.outcome == "accepted" and login.relation == "same user"
+            for label in login.labels
+        } & {AWSPENDING, AWSPREVIOUS}
         if single and recoverable:
             label = sorted(recoverable)[0]
             return Finding(
@@ -465,6 +483,13 @@ class Preflight(Rotator[ConnectionT]):
             report.capabilities.append(Capability(what, False, str(error)))
         finally:
             self.engine.close(session)
+
+
+def user_relation(user: str, current: str) -> Relation:
+    """``user``'s :data:`Relation` to ``current``, ``AWSCURRENT``'s user."""
+    if user == current:
+        return "same user"
+    return "pair" if original_username(user) == original_username(current) else "other user"
 
 
 def _not_checked(what: str, why: str) -> Capability:
