@@ -366,7 +366,9 @@ class Preflight(Rotator[ConnectionT]):
         except DatabaseLoginError as error:
             return VersionLogin(version, labels, secret.username, "refused", str(error), relation=relation)
         except DatabaseConnectionError as error:
-            return VersionLogin(version, labels, secret.username, "unreachable", str(error), relation=relation)
+            return VersionLogin(
+                version, labels, secret.username, "unreachable", str(error), relation=relation
+            )
         except DatabaseError as error:
             # Logged in, then a query failed: the credentials work, the session does not.
             report.checks.append(Finding(f"session of {name}", ok=False, detail=str(error)))

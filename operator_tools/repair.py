@@ -91,7 +91,9 @@ def own_user(login: dict[str, Any], current_user: object, strategy: str | None) 
         user = login.get("user")
         if not isinstance(user, str) or not isinstance(current_user, str):
             return False
-        relation = "same user" if user == current_user else "pair" if _pair(user, current_user) else "other user"
+        relation = (
+            "same user" if user == current_user else "pair" if _pair(user, current_user) else "other user"
+        )
     return relation == "same user" or (relation == "pair" and strategy == "alternating-users")
 
 

@@ -71,7 +71,7 @@ def test_repair_does_not_switch_the_secret_to_another_user(
 def test_repair_does_not_hand_over_to_another_users_previous_version(
     world: World, postgres: PostgresServer, database: str
 ) -> None:
-    arn, (a, _), b = migrated(world, postgres, database, stale_b=False)
+    arn, (a, _), _ = migrated(world, postgres, database, stale_b=False)
     before = labels(world.sm, arn)
     code, shown = repair(world, arn)
     assert (code, shown["plan"]) == (1, "refuse"), shown
