@@ -9,6 +9,15 @@ mistaken for a rotation step (an event with both ``Preflight`` and ``Step`` is r
 staging label to try as well: after an abandoned rotation the database may hold one of
 them (``secrets-rotation repair`` passes them).
 
+A refused login is the preflight's only side effect, and on a server that blocks an
+account after refused logins in a row (MariaDB ``max_password_errors``, MySQL 8
+``FAILED_LOGIN_ATTEMPTS``) it counts. So the preflight stops trying a user's versions once
+the database refused ``MaxRefusedLogins`` of them in a row (optional in the event, default
+:data:`DEFAULT_MAX_REFUSED`, at most :data:`MAX_REFUSED_LIMIT`), and never more than one
+less than the server's limit where the first accepted session could read it (an accepted
+login resets the server's count); the versions left are reported ``not tried`` and a
+``logins stopped`` check says why.
+
 Who may ask: anyone allowed to invoke the function, so the preflight answers only for
 the function's own secrets. It is refused (:class:`~common.errors.PreflightRefusedError`)
 unless the secret's ``RotationLambdaARN`` is the invoked function (the Lambda context's
@@ -34,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from common.engine import Capability, ConnectionT
+from common.engine import Capability, ConnectionT, Login
 from common.errors import (
     DatabaseConnectionError,
     DatabaseError,
@@ -56,6 +65,10 @@ if TYPE_CHECKING:
 PREFLIGHT_KEY = "Preflight"
 REPORT_FORMAT = "secrets-rotation-preflight/1"
 MAX_EXTRA_VERSIONS = 10
+#: Refused logins in a row per user after which the preflight stops trying that user's
+#: versions, unless the event asks for more (``MaxRefusedLogins``, at most the limit).
+DEFAULT_MAX_REFUSED = 2
+MAX_REFUSED_LIMIT = 10
 LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
@@ -91,6 +104,7 @@ class PreflightRequest:
 
     secret_id: str
     version_ids: tuple[str, ...] = ()
+    max_refused: int = DEFAULT_MAX_REFUSED
 
     @classmethod
     def parse(cls, event: object) -> PreflightRequest:
@@ -108,7 +122,12 @@ class PreflightRequest:
             raise EventFormatError("the preflight event's 'VersionIds' is not a list of version ids")
         if len(versions) > MAX_EXTRA_VERSIONS:
             raise EventFormatError(f"the preflight event names more than {MAX_EXTRA_VERSIONS} versions")
-        return cls(secret_id=secret_id, version_ids=tuple(dict.fromkeys(versions)))
+        max_refused = body.get("MaxRefusedLogins", DEFAULT_MAX_REFUSED)
+        if not isinstance(max_refused, int) or isinstance(max_refused, bool):
+            raise EventFormatError("the preflight event's 'MaxRefusedLogins' is not a whole number")
+        if not 0 <= max_refused <= MAX_REFUSED_LIMIT:
+            raise EventFormatError(f"the preflight event's 'MaxRefusedLogins' is not 0..{MAX_REFUSED_LIMIT}")
+        return cls(secret_id=secret_id, version_ids=tuple(dict.fromkeys(versions)), max_refused=max_refused)
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,56 @@ class VersionLogin:
     detail: str = ""
     privileges: bool | None = None
     relation: Relation | None = None
+
+
+@dataclass
+class LoginBudget:
+    """How many refused logins in a row the preflight risks per user (see the module)."""
+
+    asked: int
+    lockout: int | None = None
+    lockout_read: bool = False
+    refused: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> int:
+        """Refused logins in a row allowed per user: never as many as block the account."""
+        return self.asked if self.lockout is None else max(min(self.asked, self.lockout - 1), 0)
+
+    def may_try(self, user: str) -> bool:
+        if self.refused.get(user, 0) < self.allowed:
+            return True
+        self.skipped[user] = self.skipped.get(user, 0) + 1
+        return False
+
+    def count(self, user: str, outcome: Outcome) -> None:
+        if outcome == "refused":
+            self.refused[user] = self.refused.get(user, 0) + 1
+        elif outcome == "accepted":
+            self.refused[user] = 0
+
+    def why(self, user: str) -> str:
+        return (
+            f"not tried: the database refused {self.refused.get(user, 0)} logins in a row for "
+            f"{user!r}; another refused login could block the account"
+        )
+
+    def finding(self) -> Finding | None:
+        """The ``logins stopped`` check, when versions were left untried."""
+        if not self.skipped:
+            return None
+        users = ", ".join(f"{count} of {user!r}" for user, count in sorted(self.skipped.items()))
+        limit = f"; the server blocks after {self.lockout}" if self.lockout is not None else ""
+        return Finding(
+            "logins stopped",
+            ok=None,
+            detail=f"stopped after {self.allowed} refused logins in a row per user{limit}, so as not "
+            f"to block the account: {users} versions not tried",
+            fix=f"to try more, ask for them (MaxRefusedLogins, up to {MAX_REFUSED_LIMIT}; "
+            "secrets-rotation --max-refused-logins N), knowing each refused login counts "
+            "towards the server's limit",
+        )
 
 
 @dataclass
@@ -241,7 +310,8 @@ class Preflight(Rotator[ConnectionT]):
             Finding("secret format", ok=True, detail=f"{current.engine} user {current.username!r}")
         )
         master = self._check_master(current, report) if strategy is Strategy.ALTERNATING_USERS else None
-        accepted = self._check_logins(metadata, current, request.version_ids, report)
+        budget = LoginBudget(request.max_refused)
+        accepted = self._check_logins(metadata, current, request.version_ids, report, budget)
         if strategy is Strategy.ALTERNATING_USERS:
             self._check_current_privileges(report)
             self._check_master_capabilities(current, master, accepted, report)
@@ -309,34 +379,42 @@ class Preflight(Rotator[ConnectionT]):
         current: DatabaseSecret,
         extra: tuple[str, ...],
         report: PreflightReport,
+        budget: LoginBudget,
     ) -> set[str]:
-        """Log in with every version; returns the labels whose credentials were accepted.
-        A single user's capabilities are read in the first session of that user."""
+        """Log in with every version the budget allows; returns the labels whose
+        credentials were accepted. A single user's capabilities, and the server's lockout,
+        are read in the first session that fits."""
         accepted: set[str] = set()
         single = Strategy.of(current) is Strategy.SINGLE_USER
         for version, labels in self._versions(metadata, extra):
             name = labels[0] if labels else f"version {version}"
-            login = self._try_version(metadata, current, version, labels, name, single, report)
+            login = self._try_version(metadata, current, (version, labels, name), single, report, budget)
             report.logins.append(login)
+            if login.user is not None:
+                budget.count(login.user, login.outcome)
             if login.outcome == "accepted":
                 accepted.update(labels or (version,))
         report.checks.append(self._login_finding(report.logins, accepted, single))
+        stopped = budget.finding()
+        if stopped is not None:
+            report.checks.append(stopped)
         if single and not report.capabilities:
             report.capabilities.append(
                 _not_checked("change its own password", "no version of this user could log in")
             )
         return accepted
 
-    def _try_version(  # noqa: PLR0917 - one version, described in full
+    def _try_version(  # noqa: PLR0911, PLR0917 - one version, described in full, one return per outcome
         self,
         metadata: SecretMetadata,
         current: DatabaseSecret,
-        version: str,
-        labels: tuple[str, ...],
-        name: str,
+        which: tuple[str, tuple[str, ...], str],
         single: bool,
         report: PreflightReport,
+        budget: LoginBudget,
     ) -> VersionLogin:
+        """``which``: (version id, labels, name)."""
+        version, labels, name = which
         try:
             secret = self.store.version(metadata.arn, version, name)
             self._validate_engine(secret)
@@ -354,11 +432,17 @@ class Preflight(Rotator[ConnectionT]):
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
                 relation=relation,
             )
+        if not budget.may_try(secret.username):
+            return VersionLogin(
+                version, labels, secret.username, "not tried", budget.why(secret.username), relation=relation
+            )
         login = self._login(secret, name)
         privileges: tuple[bool | None, str] = (None, "")
         try:
             with self.engine.connect(login) as connection:
                 self.engine.verify_session(connection)
+                if not budget.lockout_read:
+                    report.checks.append(self._read_lockout(connection, login, budget))
                 if single and not report.capabilities and secret.username == current.username:
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
                 if not single:
@@ -375,6 +459,26 @@ class Preflight(Rotator[ConnectionT]):
         held, why = privileges
         return VersionLogin(
             version, labels, secret.username, "accepted", why, privileges=held, relation=relation
+        )
+
+    def _read_lockout(self, connection: ConnectionT, login: Login, budget: LoginBudget) -> Finding:
+        """The server's lockout after refused logins (read once, in the first session),
+        which caps the budget."""
+        budget.lockout_read = True
+        try:
+            lockout = self.engine.login_lockout(connection, login)
+        except DatabaseError as error:
+            return Finding("login lockout", ok=None, detail=f"could not be read: {error}")
+        budget.lockout = lockout.limit
+        if not lockout.known:
+            return Finding("login lockout", ok=None, detail=lockout.detail)
+        if lockout.limit is None:
+            return Finding("login lockout", ok=True, detail=f"{lockout.detail}: refused logins block nobody")
+        return Finding(
+            "login lockout",
+            ok=True,
+            detail=f"{lockout.detail}; the preflight risks at most {budget.allowed} refused logins "
+            "in a row per user",
         )
 
     def _acts_as_original(

@@ -78,6 +78,7 @@ class Diagnosis:
     value: dict[str, Any] | None = field(default=None, repr=False)
     function: dict[str, Any] | None = None
     masker: Masker = field(default_factory=Masker)
+    max_refused: int | None = None
 
     @property
     def arn(self) -> str:
@@ -88,10 +89,13 @@ class Diagnosis:
         return f"secrets-rotation repair {self.secret_id}"
 
 
-def diagnose(aws: Aws, secret_id: str, masker: Masker | None = None) -> list[Result]:
+def diagnose(
+    aws: Aws, secret_id: str, masker: Masker | None = None, max_refused: int | None = None
+) -> list[Result]:
     """Every check, in order; the secret's credentials are registered with ``masker``
-    (print the results only through it)."""
-    diagnosis = Diagnosis(aws, secret_id, masker=masker or Masker())
+    (print the results only through it). ``max_refused``: the preflight's
+    ``MaxRefusedLogins`` (None: the function's default)."""
+    diagnosis = Diagnosis(aws, secret_id, masker=masker or Masker(), max_refused=max_refused)
     results: list[Result] = []
     checks: list[Callable[[Diagnosis], list[Result]]] = [
         check_secret,
@@ -650,7 +654,9 @@ def check_environment(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Re
 @needs_function("preflight")
 def check_preflight(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
-        report = diagnosis.aws.preflight(function["FunctionArn"], diagnosis.arn)
+        report = diagnosis.aws.preflight(
+            function["FunctionArn"], diagnosis.arn, max_refused=diagnosis.max_refused
+        )
     except ToolError as error:
         return [failed("preflight", str(error), "see the function's log; the checks above say where to look")]
     except AWS_ERRORS as error:

@@ -2,7 +2,9 @@
 
 The deployed function's preflight logs in with every version (labelled ones, and the
 newest unlabelled ones, which the database may hold after an abandoned rotation) and
-says which the database accepts. From that, one plan:
+says which the database accepts (it stops trying a user's versions before refused logins
+could block the account: ``--max-refused-logins`` asks for more, and the plan's reason
+says when it stopped). From that, one plan:
 
 * **discard**: ``AWSCURRENT``'s credentials are accepted: remove ``AWSPENDING`` from the
   stale version (its credentials were never put in effect, or, alternating users, the
@@ -210,6 +212,7 @@ class Repair:
     secret_id: str
     function: str | None = None
     wait_s: float = DEFAULT_WAIT_S
+    max_refused: int | None = None
     arn: str = ""
     versions: dict[str, list[str]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
@@ -224,12 +227,17 @@ class Repair:
                 "cannot tell: the secret has no rotation function, and a function's preflight "
                 "answers only for its own secrets",
             )
-        self.report = self.aws.preflight(self.function, self.arn, self._unlabelled())
+        self.report = self.aws.preflight(self.function, self.arn, self._unlabelled(), self.max_refused)
         if self.report.get("secret") is None or not self.report.get("logins"):
             failing = [c for c in self.report.get("checks", []) if c.get("ok") is False]
             why = failing[0]["detail"] if failing else "the preflight tried no login"
             return Plan("refuse", f"cannot tell: {why}")
-        return decide(self.versions, self.report)
+        plan = decide(self.versions, self.report)
+        stopped = next((c for c in self.report.get("checks", []) if c.get("check") == "logins stopped"), None)
+        if stopped is not None:
+            # The plan rests on fewer versions than asked for: say so, and how to try more.
+            plan.reason += f"; the preflight {stopped['detail']} ({stopped.get('fix', '')})"
+        return plan
 
     def _unlabelled(self) -> list[str]:
         """The newest unlabelled versions, newest first, ties in the listing's order later
