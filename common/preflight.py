@@ -15,8 +15,9 @@ account after refused logins in a row (MariaDB ``max_password_errors``, MySQL 8
 the database refused ``MaxRefusedLogins`` of them in a row (optional in the event, default
 :data:`DEFAULT_MAX_REFUSED`, at most :data:`MAX_REFUSED_LIMIT`), and never more than one
 less than the server's limit where the first accepted session could read it (an accepted
-login resets the server's count); the versions left are reported ``not tried`` and a
-``logins stopped`` check says why.
+login resets the server's count); ``AWSCURRENT``, which the application logs in with
+anyway, is always tried. The versions left are reported ``not tried`` and a ``logins
+stopped`` check says why.
 
 Who may ask: anyone allowed to invoke the function, so the preflight answers only for
 the function's own secrets. It is refused (:class:`~common.errors.PreflightRefusedError`)
@@ -432,7 +433,8 @@ class Preflight(Rotator[ConnectionT]):
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
                 relation=relation,
             )
-        if not budget.may_try(secret.username):
+        # AWSCURRENT's login is always tried: the application makes it all day long.
+        if AWSCURRENT not in labels and not budget.may_try(secret.username):
             return VersionLogin(
                 version, labels, secret.username, "not tried", budget.why(secret.username), relation=relation
             )
