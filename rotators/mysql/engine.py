@@ -274,18 +274,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         # MySQL 8.0.19+: per account, and in effect only with a PASSWORD_LOCK_TIME; an
         # account may read its own SHOW CREATE USER without privileges on mysql.*.
         rows = _rows(connection, "SHOW CREATE USER CURRENT_USER()", (), "read its own account")
-        text = _text(rows[0][0]) if rows else ""
-        attempts = re.search(r"FAILED_LOGIN_ATTEMPTS (\d+)", text)
-        lock_time = re.search(r"PASSWORD_LOCK_TIME (\d+|UNBOUNDED)", text)
-        limit = int(attempts[1]) if attempts else 0
-        if not limit or lock_time is None or lock_time[1] == "0":
-            return Lockout(None, known=True, detail=f"{login.username!r} has no FAILED_LOGIN_ATTEMPTS lock")
-        return Lockout(
-            limit,
-            known=True,
-            detail=f"{login.username!r} has FAILED_LOGIN_ATTEMPTS {limit} PASSWORD_LOCK_TIME "
-            f"{lock_time[1]}: the server locks it after {limit} refused logins in a row (error 3955)",
-        )
+        return account_lockout(login.username, _text(rows[0][0]) if rows else "")
 
     def alternate_user_capabilities(
         self, connection: MySQLConnection, *, original: str, clone: str, database: str | None
@@ -330,6 +319,22 @@ class MySQLEngine(Engine[MySQLConnection]):
             )
         )
         return found
+
+
+def account_lockout(user: str, create_user: str) -> Lockout:
+    """MySQL 8's lock of ``user`` after refused logins, from its ``SHOW CREATE USER`` text:
+    in effect only with both ``FAILED_LOGIN_ATTEMPTS`` and a ``PASSWORD_LOCK_TIME``."""
+    attempts = re.search(r"FAILED_LOGIN_ATTEMPTS (\d+)", create_user)
+    lock_time = re.search(r"PASSWORD_LOCK_TIME (\d+|UNBOUNDED)", create_user)
+    limit = int(attempts[1]) if attempts else 0
+    if not limit or lock_time is None or lock_time[1] == "0":
+        return Lockout(None, known=True, detail=f"{user!r} has no FAILED_LOGIN_ATTEMPTS lock")
+    return Lockout(
+        limit,
+        known=True,
+        detail=f"{user!r} has FAILED_LOGIN_ATTEMPTS {limit} PASSWORD_LOCK_TIME {lock_time[1]}: "
+        f"the server locks it after {limit} refused logins in a row (error 3955)",
+    )
 
 
 def _set_account_password(
