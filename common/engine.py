@@ -202,7 +202,8 @@ class Engine(ABC, Generic[ConnectionT]):
     def login_lockout(self, connection: ConnectionT, login: Login) -> Lockout:
         """Logged in as ``login.username``, after how many refused logins in a row the
         server blocks that account (read only, where the account may read it). Raises
-        DatabaseError when it cannot be read; the default checks nothing."""
+        DatabaseError when it cannot be read; the default (an engine whose servers have no
+        such lockout) checks nothing and is not reported."""
         return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
 
     def alternate_user_capabilities(

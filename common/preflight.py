@@ -443,8 +443,8 @@ class Preflight(Rotator[ConnectionT]):
         try:
             with self.engine.connect(login) as connection:
                 self.engine.verify_session(connection)
-                if not budget.lockout_read:
-                    report.checks.append(self._read_lockout(connection, login, budget))
+                if not budget.lockout_read and (lockout := self._read_lockout(connection, login, budget)):
+                    report.checks.append(lockout)
                 if single and not report.capabilities and secret.username == current.username:
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
                 if not single:
@@ -463,9 +463,9 @@ class Preflight(Rotator[ConnectionT]):
             version, labels, secret.username, "accepted", why, privileges=held, relation=relation
         )
 
-    def _read_lockout(self, connection: ConnectionT, login: Login, budget: LoginBudget) -> Finding:
+    def _read_lockout(self, connection: ConnectionT, login: Login, budget: LoginBudget) -> Finding | None:
         """The server's lockout after refused logins (read once, in the first session),
-        which caps the budget."""
+        which caps the budget; None for an engine that has none to read."""
         budget.lockout_read = True
         try:
             lockout = self.engine.login_lockout(connection, login)
@@ -473,7 +473,7 @@ class Preflight(Rotator[ConnectionT]):
             return Finding("login lockout", ok=None, detail=f"could not be read: {error}")
         budget.lockout = lockout.limit
         if not lockout.known:
-            return Finding("login lockout", ok=None, detail=lockout.detail)
+            return None
         if lockout.limit is None:
             return Finding("login lockout", ok=True, detail=f"{lockout.detail}: refused logins block nobody")
         return Finding(
