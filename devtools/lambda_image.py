@@ -244,7 +244,7 @@ def _build_root(root: Path, python: Path, archive: Path, progress: Progress) -> 
         ],
         env={**ENVIRONMENT},
     )
-    partial = archive.with_suffix(".partial")
+    partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")  # builds may run side by side
     _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."])
     partial.rename(archive)
 
