@@ -1,7 +1,8 @@
 """Every function of the template run by SAM CLI's own ``sam local invoke``, in a
 container of the Lambda Python image, against the suite's real servers.
 
-Each rotation function goes through the four steps with the ``sam/`` event files and
+Each rotation function answers the preflight event (``sam/events/preflight.json``), then
+goes through the four steps with the ``sam/`` event files and
 ``sam/env.json`` (what SAM passes into the container: only the variables the template
 declares), Secrets Manager being moto's server; the database judges the result, and
 nothing SAM printed holds a password or the RotationToken.
@@ -38,6 +39,7 @@ SERVERS: dict[str, tuple[str, Callable[[Any], Harness]]] = {
     "redshift": ("sam_redshift", RedshiftHarness),
 }
 ENV_FILE = json.loads((ROOT / "sam" / "env.json").read_text())
+PREFLIGHT = json.loads((ROOT / "sam" / "events" / "preflight.json").read_text())
 
 
 def event(step: str, **ids: str) -> dict[str, Any]:
@@ -80,8 +82,21 @@ def test_sam_local_invoke_rotates(
         arn = store_secret(
             client, service, f"sam-local-{user}", {**harness.secret(user, password, dbname), "host": host}
         )
+        variables = env_vars(function, DB_CA_BUNDLE=ca_bundle, POWERTOOLS_LOG_LEVEL=level)
+        preflight = sam_local.invoke(
+            function.logical_id,
+            {"Preflight": {**PREFLIGHT["Preflight"], "SecretId": arn}},
+            endpoint,
+            variables,
+        )
+        succeeded(preflight)
+        report = preflight.response()
+        assert report["ok"], report
+        assert [(login["labels"], login["outcome"]) for login in report["logins"]] == [
+            (["AWSCURRENT"], "accepted")
+        ]
         started = service.start(arn)
-        printed, seconds = [], []
+        printed, seconds = [preflight.output + preflight.logs], []
         for step in STEPS:
             invocation = sam_local.invoke(
                 function.logical_id,
@@ -89,7 +104,7 @@ def test_sam_local_invoke_rotates(
                     step, SecretId=arn, ClientRequestToken=started.token, RotationToken=started.rotation_token
                 ),
                 endpoint,
-                env_vars(function, DB_CA_BUNDLE=ca_bundle, POWERTOOLS_LOG_LEVEL=level),
+                variables,
             )
             succeeded(invocation)
             printed.append(invocation.output + invocation.logs)
