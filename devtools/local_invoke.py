@@ -40,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - began:6.1f} s] {line}", flush=True)
 
     with SamLocalStack(arguments.built, progress=progress) as stack:
-        server = PostgresServer()
-        server.certificate_hosts.append(stack.bridge_address)
         progress("PostgreSQL: starting a throwaway server (TLS, certificate for 127.0.0.1 and the bridge)")
-        server.start()
+        server = stack.start_server(PostgresServer())
         try:
             host, port = stack.expose(server.port)
             return rotate(stack, server, host, port, progress)

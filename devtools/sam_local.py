@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devtools.docker_daemon import DockerDaemon
 from devtools.forwarder import Forwarder
@@ -29,6 +29,10 @@ from devtools.lambda_image import IMAGE, ImageUnavailable, docker_import_changes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from devtools.throwaway import ThrowawayServer
+
+ServerT = TypeVar("ServerT", bound="ThrowawayServer")
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -181,6 +185,14 @@ class SamLocalStack:
         shutil.copyfile(ca_file, target)
         self._placed.append(target)
         return LOCAL_CA_BUNDLE
+
+    def start_server(self, server: ServerT) -> ServerT:
+        """Start a throwaway ``server`` with a certificate that also names the bridge's
+        address, and make it reachable from containers there (stopping it is the caller's)."""
+        server.certificate_hosts.append(self.bridge_address)
+        server.start()
+        self.expose(server.port)
+        return server
 
     def expose(self, port: int) -> tuple[str, int]:
         """Make the loopback server on ``port`` reachable from containers: (host, port)."""

@@ -65,6 +65,10 @@ class ThrowawayServer(ABC):
                     shutil.chown(child, self.service_user, self.service_user)
 
     @abstractmethod
+    def start(self) -> ThrowawayServer:
+        """Start the server (TLS with :meth:`make_certificates`); returns itself."""
+
+    @abstractmethod
     def stop(self) -> None:
         """Stop the server this object started and remove its files."""
 

@@ -8,32 +8,24 @@ reason; under CI (``CI`` set) that is a failure instead: CI sets everything up.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from devtools.docker_daemon import DaemonUnavailable
 from devtools.lambda_image import ImageUnavailable
 from devtools.mariadb import MariaDBServer
-from devtools.mongo_peer import MongoPeer, MongoServer
+from devtools.mongo_peer import MongoPeer
 from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
 from devtools.redshift import RedshiftStandIn
 from devtools.sam_local import SamLocalStack
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
-
-class Startable(Protocol):
-    certificate_hosts: list[str]
-    port: int
-
-    def start(self) -> Any: ...
-
-
-Server = TypeVar("Server", bound=Startable)
+    from devtools.throwaway import ThrowawayServer
 
 
 @pytest.fixture(scope="session")
@@ -52,38 +44,20 @@ def sam_local(built: Path) -> Iterator[SamLocalStack]:
         stack.stop()
 
 
-def bridged(server: Server, stack: SamLocalStack) -> Server:
-    """``server`` started with a certificate that also names the bridge's address, and
-    reachable from containers there."""
-    server.certificate_hosts.append(stack.bridge_address)
-    server.start()
-    stack.expose(server.port)
+def _bridged(make: Callable[[], ThrowawayServer]) -> Any:
+    """A session fixture: the server ``make`` returns, started by ``sam_local`` (its
+    certificate names the bridge's address, containers reach it there)."""
+
+    @pytest.fixture(scope="session")
+    def server(sam_local: SamLocalStack) -> Iterator[ThrowawayServer]:
+        started = sam_local.start_server(make())
+        yield started
+        started.stop()
+
     return server
 
 
-@pytest.fixture(scope="session")
-def sam_postgres(sam_local: SamLocalStack) -> Iterator[PostgresServer]:
-    server = bridged(PostgresServer(), sam_local)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def sam_mariadb(sam_local: SamLocalStack) -> Iterator[MariaDBServer]:
-    server = bridged(MariaDBServer(), sam_local)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def sam_mongo(sam_local: SamLocalStack) -> Iterator[MongoServer]:
-    server = bridged(MongodServer() if find_mongod() else MongoPeer(), sam_local)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def sam_redshift(sam_local: SamLocalStack) -> Iterator[RedshiftStandIn]:
-    server = bridged(RedshiftStandIn(), sam_local)
-    yield server
-    server.stop()
+sam_postgres = _bridged(PostgresServer)
+sam_mariadb = _bridged(MariaDBServer)
+sam_mongo = _bridged(lambda: MongodServer() if find_mongod() else MongoPeer())
+sam_redshift = _bridged(RedshiftStandIn)
