@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from devtools.postgres import PostgresServer
     from devtools.sam_local import Invocation, SamLocalStack
 
+# The first test also waits for the session's set-up: on a fresh machine the Lambda image
+# is built (a minute or more on a busy 2-core machine) besides `sam build`.
+pytestmark = pytest.mark.timeout(1200)
+
 EXAMPLE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:example-AbCdEf"
 ALL_FUNCTIONS = functions(load(), {"ExampleSecretArn": EXAMPLE_SECRET})
 ROTATION_FUNCTIONS = [f for f in ALL_FUNCTIONS if f.module.startswith("rotators.")]
