@@ -74,6 +74,11 @@ class DockerDaemon:
             )
         if os.geteuid() != 0:
             raise DaemonUnavailable("no Docker daemon can run here: dockerd needs root")
+        # The daemon leaves forwarding alone; on a machine that forwards already,
+        # containers' packets could be routed off it.
+        for switch in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
+            if Path(switch).exists() and Path(switch).read_text().strip() != "0":
+                raise DaemonUnavailable(f"no Docker daemon is started here: IP forwarding is on ({switch})")
 
     @property
     def socket_path(self) -> str:
