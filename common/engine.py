@@ -120,11 +120,6 @@ class Engine(ABC, Generic[ConnectionT]):
     def close(self, connection: ConnectionT) -> None:
         """Close a session; never raises."""
 
-    @abstractmethod
-    def is_broken(self, connection: ConnectionT) -> bool:
-        """Whether the session is gone (server restart, killed session): a reused
-        connection is then replaced rather than used again."""
-
     @contextmanager
     def connect(self, login: Login) -> Iterator[ConnectionT]:
         """A session for ``login``, closed on exit (errors as for :meth:`open`)."""

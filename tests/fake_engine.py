@@ -47,9 +47,6 @@ class FakeEngine(Engine[FakeSession]):
     def close(self, connection: FakeSession) -> None:
         return None
 
-    def is_broken(self, connection: FakeSession) -> bool:
-        return False
-
     def change_own_password(self, connection: FakeSession, login: Login, new_password: str) -> None:
         self.database.passwords[connection.user] = new_password
 

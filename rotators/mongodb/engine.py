@@ -90,10 +90,6 @@ class MongoEngine(Engine[MongoConnection]):
     def close(self, connection: MongoConnection) -> None:
         connection.close()
 
-    def is_broken(self, connection: MongoConnection) -> bool:
-        # PyMongo replaces dropped sockets itself; only a closed client is beyond repair.
-        return bool(getattr(connection, "_closed", False))
-
     def change_own_password(self, connection: MongoConnection, login: Login, new_password: str) -> None:
         database = connection[login.dbname or "admin"]
         _command(

@@ -97,9 +97,6 @@ class MySQLEngine(Engine[MySQLConnection]):
         with contextlib.suppress(pymysql.err.Error):
             connection.close()
 
-    def is_broken(self, connection: MySQLConnection) -> bool:
-        return not connection.open
-
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
         server = _server(connection)
         # An account may read its own grants: MariaDB shows a native-password account as

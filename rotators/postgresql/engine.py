@@ -71,9 +71,6 @@ class PostgresEngine(Engine["PgConnection"]):
     def close(self, connection: PgConnection) -> None:
         connection.close()
 
-    def is_broken(self, connection: PgConnection) -> bool:
-        return bool(connection.closed)
-
     def change_own_password(self, connection: PgConnection, login: Login, new_password: str) -> None:
         self._set_password(connection, login.username, new_password, "change its own password")
 

@@ -5,15 +5,22 @@ suite and keeps it across warm invocations. When the server refuses the cached
 credentials it refreshes the secret and retries, once per candidate: ``AWSCURRENT``
 read again, then ``AWSPENDING`` (during a single-user rotation the database already
 has the pending password while ``AWSCURRENT`` still holds the old one); then it raises
-DatabaseLoginError. A reused session that the server dropped is replaced, and the work
-retried once, never in a loop.
+DatabaseLoginError.
+
+Each ``run`` is one unit of work: it ends with the transaction the work opened committed
+(or, on failure, with the session closed, which rolls it back), so no kept session waits
+idle in a transaction. A kept session found unusable *before* the work is sent is
+replaced silently. Work that failed because the session broke under it is never sent
+again unless the caller says it may be (``retry=True``): it may have reached the server.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from appkit.sessions import sessions_for
 from common.engine import ConnectionT, Engine, Login
 from common.errors import DatabaseLoginError, StagingError
 from common.secret import DatabaseSecret
@@ -22,7 +29,8 @@ from common.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from common.retrieval import SecretCache
+    from appkit.retrieval import SecretCache
+    from appkit.sessions import SessionKind
 
 ResultT = TypeVar("ResultT")
 
@@ -30,7 +38,8 @@ ResultT = TypeVar("ResultT")
 class RotationAwareConnection(Generic[ConnectionT]):
     """One database session for one secret, reused across invocations (``reuse=False``
     opens a new one for each unit of work). Not shared between threads: use one per
-    worker."""
+    worker. ``sessions`` is the engine's application side (found by engine name when
+    omitted; see ``appkit.sessions``)."""
 
     def __init__(
         self,
@@ -40,53 +49,80 @@ class RotationAwareConnection(Generic[ConnectionT]):
         *,
         settings: Settings | None = None,
         reuse: bool = True,
+        sessions: SessionKind[ConnectionT] | None = None,
     ) -> None:
         self.engine = engine
         self.secret_id = secret_id
         self.cache = cache
         self.settings = settings or Settings.from_environ()
         self.reuse = reuse
+        self.sessions = sessions or sessions_for(engine)
         self.refreshes = 0
         self._session: ConnectionT | None = None
+        self._released_at = 0.0
         # The credentials that last opened a session: tried first, so that during a
         # single-user rotation new sessions do not each meet a refused password.
         self._working: DatabaseSecret | None = None
         self._lock = threading.Lock()
 
     def prime(self) -> None:
-        """Read the secret now (at initialisation), so the first request does not."""
-        self.cache.get(self.secret_id)
+        """Read and check the secret now (at initialisation), so the first request does
+        not, and a wrong secret id or a secret that is not a database secret fails here,
+        named."""
+        self._secret("AWSCURRENT", refresh=False)
 
-    def run(self, work: Callable[[ConnectionT], ResultT]) -> ResultT:
-        """Run ``work`` with a session; a dropped reused session is replaced once."""
+    def run(self, work: Callable[[ConnectionT], ResultT], *, retry: bool = False) -> ResultT:
+        """Run ``work`` as one unit of work and return its result.
+
+        ``retry=True`` declares ``work`` idempotent (a read, an upsert): when a kept
+        session broke under it, it runs once more on a new session. Without it, that
+        failure is raised (the next call opens a new session), so a write is never
+        repeated.
+        """
         with self._lock:
-            reused = self._session is not None
-            session = self._session if self._session is not None else self._open()
+            session, reused = self._take()
             try:
-                result = work(session)
+                result = self._unit(work, session)
             except Exception:
-                if not (reused and self.engine.is_broken(session)):
-                    self._finish(session, keep=False)
+                dropped = reused and self.sessions.is_broken(session, 0.0)
+                self._discard(session)
+                if not (retry and dropped):
                     raise
-                self._finish(session, keep=False)
                 session = self._open()
                 try:
-                    result = work(session)
+                    result = self._unit(work, session)
                 except Exception:
-                    self._finish(session, keep=False)
+                    self._discard(session)
                     raise
-            self._finish(session, keep=self.reuse)
+            self._release(session)
             return result
 
     def close(self) -> None:
         with self._lock:
             if self._session is not None:
-                self._finish(self._session, keep=False)
+                self._discard(self._session)
 
-    def _finish(self, session: ConnectionT, *, keep: bool) -> None:
-        if keep:
-            self._session = session
-            return
+    def _unit(self, work: Callable[[ConnectionT], ResultT], session: ConnectionT) -> ResultT:
+        result = work(session)
+        self.sessions.end(session)
+        return result
+
+    def _take(self) -> tuple[ConnectionT, bool]:
+        """(a session for the next unit of work, whether it is a kept one)."""
+        kept, self._session = self._session, None
+        if kept is not None:
+            if not self.sessions.is_broken(kept, time.monotonic() - self._released_at):
+                return kept, True
+            self.engine.close(kept)  # gone before any work was sent: replace it silently
+        return self._open(), False
+
+    def _release(self, session: ConnectionT) -> None:
+        if self.reuse:
+            self._session, self._released_at = session, time.monotonic()
+        else:
+            self.engine.close(session)
+
+    def _discard(self, session: ConnectionT) -> None:
         self._session = None
         self.engine.close(session)
 
