@@ -31,8 +31,6 @@ PYTHON_VERSION = "3.13"
 #: Raise when the way the image is built changes in a way the values below do not show.
 RECIPE_VERSION = 1
 IMAGE = "secrets-rotation/lambda-python"
-#: AWS's image: used instead of the stand-in when ``LAMBDA_INVOKE_IMAGE`` names it.
-AWS_IMAGE = "public.ecr.aws/lambda/python:3.13"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 #: The shared libraries of CPython's extension modules (ssl, ctypes, sqlite3, ...).

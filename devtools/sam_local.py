@@ -2,7 +2,9 @@
 
 :class:`SamLocalStack` sets up what that needs on this machine and tears it down: a
 throwaway Docker daemon (:mod:`devtools.docker_daemon`), the Lambda Python image
-(:mod:`devtools.lambda_image`, or ``LAMBDA_INVOKE_IMAGE``), one ``sam build``, and
+(:mod:`devtools.lambda_image`; or ``LAMBDA_INVOKE_IMAGE``: the path of an image archive,
+such as AWS's ``public.ecr.aws/lambda/python:3.13`` saved by ``docker save``, or the name
+of an image in the daemon), one ``sam build``, and
 forwarders that let containers reach servers on 127.0.0.1 through the bridge's address.
 :meth:`SamLocalStack.invoke` runs one ``sam local invoke`` and returns what SAM printed.
 
