@@ -103,6 +103,9 @@ class DockerDaemon:
         log = (self.root / "dockerd.log").open("wb")
         self.process = subprocess.Popen(
             [
+                # SIGTERM when this process dies, so that a killed test run leaves no
+                # daemon behind (its bridge may stay: `ip link delete srbr...`).
+                *(["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []),
                 "dockerd",
                 f"--data-root={self.root / 'data'}",
                 f"--exec-root={self.root / 'exec'}",

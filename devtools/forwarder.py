@@ -13,6 +13,7 @@ forwarding it waits for.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -42,6 +43,7 @@ class Forwarder:
                 str(self.target_port),
             ],
             cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE,  # closed when this process ends, however it ends
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -53,6 +55,8 @@ class Forwarder:
 
     def stop(self) -> None:
         """Stop the child by its PID."""
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -67,6 +71,8 @@ def serve(listen_host: str, port: int, target_port: int) -> None:
     listener = socket.create_server((listen_host, port))
     print("listening", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The parent holds our stdin: end of file means it is gone, and so are we.
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     while True:
         client, _ = listener.accept()
         try:
