@@ -1,5 +1,6 @@
-"""Session fixtures for ``sam local invoke`` tests: the stack (Docker daemon, Lambda image,
-the session's ``sam build``) and servers whose certificates name the bridge's address.
+"""Fixtures for ``sam local invoke`` tests: the stack (Docker daemon, Lambda image, the
+session's ``sam build``) and servers whose certificates name the bridge's address; all
+of one module's, so that the daemon and servers are gone once its tests are done.
 
 Where no Docker daemon can run or no Python 3.13 can be had, the tests skip with the
 reason; under CI (``CI`` set) that is a failure instead: CI sets everything up.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from devtools.throwaway import ThrowawayServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sam_local(built: Path) -> Iterator[SamLocalStack]:
     stack = SamLocalStack(built)
     try:
@@ -45,10 +46,10 @@ def sam_local(built: Path) -> Iterator[SamLocalStack]:
 
 
 def _bridged(make: Callable[[], ThrowawayServer]) -> Any:
-    """A session fixture: the server ``make`` returns, started by ``sam_local`` (its
+    """A fixture: the server ``make`` returns, started by ``sam_local`` (its
     certificate names the bridge's address, containers reach it there)."""
 
-    @pytest.fixture(scope="session")
+    @pytest.fixture(scope="module")
     def server(sam_local: SamLocalStack) -> Iterator[ThrowawayServer]:
         started = sam_local.start_server(make())
         yield started
