@@ -44,6 +44,12 @@ PYENV_VERSION = "3.11.7:3.12.1:3.13.0"
 LOCAL_CA_BUNDLE = "local-ca-bundle.pem"
 
 
+def emulated_function_arn(function: str) -> str:
+    """The ARN a function sees as its own under ``sam local invoke`` (SAM CLI's runtime
+    interface emulator fixes the region and account)."""
+    return f"arn:aws:lambda:us-east-1:012345678912:function:{function}"
+
+
 def sam_cli() -> str:
     """SAM CLI from its own virtualenv (``make sam-cli``), or ``SAM_CLI``."""
     return os.environ.get("SAM_CLI") or str(ROOT / ".venv-sam" / "bin" / "sam")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devtools.embedded import local_secrets_manager
+from devtools.sam_local import emulated_function_arn
 from devtools.service import STEPS, RotationService
 from tests.deploy.template import ROOT, Function, functions, load
 from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness, RedshiftHarness
@@ -86,6 +87,8 @@ def test_sam_local_invoke_rotates(
         arn = store_secret(
             client, service, f"sam-local-{user}", {**harness.secret(user, password, dbname), "host": host}
         )
+        # The preflight answers only for secrets whose rotation function is the one invoked.
+        service.enable_rotation(arn, function_arn=emulated_function_arn(function.logical_id))
         variables = env_vars(function, DB_CA_BUNDLE=ca_bundle, POWERTOOLS_LOG_LEVEL=level)
         preflight = sam_local.invoke(
             function.logical_id,
