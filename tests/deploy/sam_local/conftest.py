@@ -19,6 +19,7 @@ from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
+from devtools.redis_server import RedisServer
 from devtools.redshift import RedshiftStandIn
 from devtools.sam_local import SamLocalStack
 
@@ -62,3 +63,4 @@ sam_postgres = _bridged(PostgresServer)
 sam_mariadb = _bridged(MariaDBServer)
 sam_mongo = _bridged(lambda: MongodServer() if find_mongod() else MongoPeer())
 sam_redshift = _bridged(RedshiftStandIn)
+sam_redis = _bridged(RedisServer)
