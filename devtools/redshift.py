@@ -56,6 +56,7 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from devtools.ports import free_port
@@ -253,6 +254,40 @@ class RedshiftStandIn(PostgresServer):
         hba.write_text(f'host all "{user}" 127.0.0.1/32 reject\n' + hba.read_text())
         self.execute("SELECT pg_reload_conf()")
 
+    def create_warehouse(
+        self, dbname: str, user: str, *, schemas: int, tables: int, views: int, functions: int
+    ) -> list[str]:
+        """Objects spread over ``schemas`` schemas of ``dbname`` that ``user`` may use:
+        ``tables`` tables (SELECT, every tenth INSERT too), ``views`` views (the first a
+        materialised view), ``functions`` routines (the last a stored procedure) that only
+        ``user`` may execute. Made in one round trip; returns the schemas' names."""
+        names = [f"s{index:02}" for index in range(schemas)]
+        grantee = '"' + user.replace('"', '""') + '"'
+        statements = [f"CREATE SCHEMA {name}; GRANT USAGE ON SCHEMA {name} TO {grantee}" for name in names]
+        for index in range(tables):
+            table = f"{names[index % schemas]}.t{index:05}"
+            statements.append(f"CREATE TABLE {table} (id int, note text)")
+            statements.append(f"GRANT SELECT ON {table} TO {grantee}")
+            if index % 10 == 0:
+                statements.append(f"GRANT INSERT ON {table} TO {grantee}")
+        for index in range(views):
+            schema = names[index % schemas]
+            kind = "MATERIALIZED VIEW" if index == 0 else "VIEW"
+            statements.append(f"CREATE {kind} {schema}.v{index:04} AS SELECT {index} AS n")
+            statements.append(f"GRANT SELECT ON {schema}.v{index:04} TO {grantee}")
+        for index in range(functions):
+            schema = names[index % schemas]
+            if index == functions - 1:
+                routine = f"PROCEDURE {schema}.p{index:03}(integer)"
+                statements.append(f"CREATE {routine} LANGUAGE sql AS 'SELECT 1'")
+            else:
+                routine = f"FUNCTION {schema}.f{index:03}(integer)"
+                statements.append(f"CREATE {routine} RETURNS integer LANGUAGE sql AS 'SELECT $1'")
+            statements.append(f"REVOKE EXECUTE ON {routine} FROM PUBLIC")
+            statements.append(f"GRANT EXECUTE ON {routine} TO {grantee}")
+        self.execute("; ".join(statements), dbname=dbname)
+        return names
+
     def sessions_of(self, user: str) -> int:
         """How many sessions ``user`` has open on the server right now."""
         return int(self.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (user,))[0][0])
@@ -260,6 +295,13 @@ class RedshiftStandIn(PostgresServer):
     def statements_of(self, user: str) -> list[str]:
         """The statements ``user`` has executed through the bridge so far."""
         return [sent.text for sent in list(self.statements) if sent.user == user]
+
+    def count_sent(self, statements: Iterable[str], since: int = 0) -> int:
+        """How many of the statements executed through the bridge (from index ``since``)
+        are one of ``statements``, given as the client wrote them (the driver sends
+        ``%s`` as ``$1``, ``$2``...)."""
+        wanted = set(statements)
+        return sum(_as_written(sent.text) in wanted for sent in self.statements[since:])
 
     def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
         """A user (Redshift's CREATE USER) that may use everything in ``dbname``."""
@@ -370,6 +412,10 @@ class _ClientMessages:
             statement = body.split(b"\x00", 2)[1]
             self.record.append(Sent(self.user, self.parsed.get(statement, "")))
         return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def _as_written(text: str) -> str:
+    return re.sub(r"\$\d+", "%s", text)
 
 
 def _redshift_to_postgres(text: str) -> str:

@@ -43,7 +43,7 @@ Run = Callable[[str, tuple[Any, ...]], list[list[Any]]]
 #: Schemas whose objects are the system's, never the user's (Redshift and PostgreSQL).
 INTERNAL_SCHEMAS = ("pg_catalog", "information_schema", "pg_internal", "pg_automv")
 _USER_SCHEMA = (
-    "n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast%%'"
+    "n.nspname NOT IN ({}) AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast%'"
 ).format(", ".join(f"'{schema}'" for schema in INTERNAL_SCHEMAS))
 #: The two users of the pair, as rows of pg_user (parameters: original, clone).
 _PAIR = "pg_user u WHERE u.usename IN (%s, %s)"
