@@ -56,11 +56,13 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 SSL_REQUEST = 80877103
 KNOWN_STARTUP_PARAMETERS = {b"user", b"database", b"application_name", b"options", b"client_encoding"}

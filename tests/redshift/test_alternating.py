@@ -67,7 +67,8 @@ def mismatches(redshift: RedshiftStandIn, db: str, user: str, clone: str) -> lis
         "WHERE c.relkind IN ('r', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
         "AND has_table_privilege(%s, c.oid, p) <> has_table_privilege(%s, c.oid, p) "
         "UNION ALL SELECT f.oid::regprocedure::text, 'EXECUTE' FROM pg_proc f "
-        "JOIN pg_namespace n ON n.oid = f.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "JOIN pg_namespace n ON n.oid = f.pronamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
         "AND has_function_privilege(%s, f.oid, 'EXECUTE') <> has_function_privilege(%s, f.oid, 'EXECUTE')",
         (user, clone, user, clone),
         dbname=db,

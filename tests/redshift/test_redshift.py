@@ -97,7 +97,8 @@ def test_object_statements_are_grouped_by_change_not_by_object() -> None:
         'GRANT CREATE, TEMP ON DATABASE "dev" TO "app_clone"',
         'GRANT TEMP ON DATABASE "other" TO "app_clone"',
         'ALTER DEFAULT PRIVILEGES FOR USER "etl" GRANT EXECUTE ON FUNCTIONS TO "app_clone"',
-        'ALTER DEFAULT PRIVILEGES FOR USER "etl" IN SCHEMA "sales" GRANT EXECUTE ON PROCEDURES TO "app_clone"',
+        'ALTER DEFAULT PRIVILEGES FOR USER "etl" IN SCHEMA "sales" '
+        'GRANT EXECUTE ON PROCEDURES TO "app_clone"',
         'ALTER DEFAULT PRIVILEGES FOR USER "etl" IN SCHEMA "sales" GRANT SELECT ON TABLES TO "app_clone"',
         'GRANT EXECUTE ON FUNCTION "sales"."f"(integer, text) TO "app_clone"',
         'GRANT EXECUTE ON PROCEDURE "sales"."load"() TO "app_clone"',

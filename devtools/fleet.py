@@ -1,0 +1,311 @@
+"""A fleet of rotations at once, each in a process of its own, as Lambda runs concurrent
+invocations in separate containers.
+
+Secrets Manager's side (registering each pending version) is played here, against moto's
+server in this process; every rotation's four steps go to one child process (a
+"container") that imports the handler module and its driver before it says ``ready``, so
+that the time measured for a rotation is the rotation's, as in a warm container.
+``concurrency`` bounds how many containers run at once, as the function's reserved
+concurrency does (the template's ``ReservedConcurrency``); with it equal to the number of
+secrets, every rotation has a process of its own and all start together.
+
+Figures per fleet: each rotation's wall time, the peak number of client sessions on the
+server (sampled every 20 ms), the logins the server refused (from its own log).
+
+``python -m devtools.fleet`` is the benchmark (``make bench``); ``--child`` is the
+container's entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from devtools.service import STEPS
+
+if TYPE_CHECKING:
+    from devtools.embedded import Embedded
+
+#: engine -> (handler, driver module a container imports before it is ready).
+HANDLERS = {
+    "postgresql": ("rotators.postgresql.app:lambda_handler", "psycopg2"),
+    "mariadb": ("rotators.mysql.app:lambda_handler", "pymysql"),
+}
+#: The template's ReservedConcurrency default (see template.yaml).
+DEFAULT_CONCURRENCY = 10
+
+
+@dataclass
+class Member:
+    """One secret of the fleet."""
+
+    arn: str
+    strategy: str
+
+
+@dataclass
+class FleetResult:
+    """What a fleet run measured."""
+
+    rotation_ms: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    refused_logins: int = 0
+    peak_sessions: int = 0
+    wall_s: float = 0.0
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.rotation_ms)
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def make_fleet(env: Embedded, single: int, alternating: int, prefix: str = "fleet") -> list[Member]:
+    """``single`` single-user secrets and ``alternating`` alternating-users secrets that
+    share one master user and its secret."""
+    server = env.server
+    master, master_password = f"{prefix}_master", secrets.token_urlsafe(24)
+    server.create_master(master, master_password)
+    base = {"engine": server.engine_key, "host": server.host, "port": server.port}
+    master_arn = env.client.create_secret(
+        Name=f"{prefix}/master",
+        SecretString=json.dumps(
+            base | {"username": master, "password": master_password, "dbname": server.admin_database}
+        ),
+    )["ARN"]
+    members = []
+    for index in range(single + alternating):
+        strategy = "single" if index < single else "alternating"
+        user, password = f"{prefix}_{strategy[0]}{index:03}", secrets.token_urlsafe(24)
+        server.create_user(user, password)
+        body = base | {"username": user, "password": password}
+        if strategy == "alternating":
+            body["masterarn"] = master_arn
+        arn = env.client.create_secret(Name=f"{prefix}/{user}", SecretString=json.dumps(body))["ARN"]
+        env.service.enable_rotation(arn)
+        members.append(Member(arn, strategy))
+    return members
+
+
+class Container:
+    """A child process that runs rotation steps, one JSON event per line."""
+
+    def __init__(self, engine: str, environ: dict[str, str]) -> None:
+        handler, driver = HANDLERS[engine]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devtools.fleet", "--child", handler, "--preload", driver],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **environ},
+        )
+        if self._answer() != "ready":
+            raise RuntimeError("the container did not start")
+
+    def _answer(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def rotate(self, env: Embedded, arn: str) -> tuple[float, str]:
+        """Start a rotation and run its steps here; (milliseconds, "" or the failure)."""
+        assert self.process.stdin is not None
+        request = env.service.start(arn)
+        started = time.perf_counter()
+        for step in STEPS:
+            self.process.stdin.write(json.dumps(request.event(step)) + "\n")
+            self.process.stdin.flush()
+            answer = self._answer()
+            if answer != "ok":
+                return (time.perf_counter() - started) * 1000, f"{step}: {answer}"
+        return (time.perf_counter() - started) * 1000, ""
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+class SessionSampler:
+    """Samples the server's client sessions every 20 ms; ``peak`` is the highest seen."""
+
+    def __init__(self, env: Embedded) -> None:
+        self.count = _session_counter(env)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SessionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.count())
+
+
+def _session_counter(env: Embedded) -> Any:
+    """A function returning the server's client sessions, the sampler's own excluded."""
+    from devtools.mariadb import MariaDBServer
+    from devtools.postgres import PostgresServer
+
+    server = env.server
+    if isinstance(server, MariaDBServer):
+        mariadb = server.connect_as(server.admin_user, server.admin_password)
+
+        def count_mariadb() -> int:
+            with mariadb.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) - 1 FROM information_schema.PROCESSLIST")
+                return int(cursor.fetchone()[0])
+
+        return count_mariadb
+    assert isinstance(server, PostgresServer)
+    postgres = server.admin_connection()
+
+    def count_postgres() -> int:
+        with postgres.cursor() as cursor:
+            cursor.execute("SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'")
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    return count_postgres
+
+
+def run_fleet(env: Embedded, engine: str, members: list[Member], concurrency: int) -> FleetResult:
+    """Rotate every member once, at most ``concurrency`` at a time, each rotation in its own
+    container (containers are started first and reused, as warm Lambda containers are)."""
+    containers = [Container(engine, env.env) for _ in range(min(concurrency, len(members)))]
+    free = list(containers)
+    lock = threading.Lock()
+    result = FleetResult()
+    refused_before = env.server.failed_logins()
+
+    def rotate(member: Member) -> None:
+        with lock:
+            container = free.pop()
+        try:
+            elapsed, failure = container.rotate(env, member.arn)
+        finally:
+            with lock:
+                free.append(container)
+        with lock:
+            result.rotation_ms.append(elapsed)
+            if failure:
+                result.failures.append(f"{member.arn} ({member.strategy}) {failure}")
+
+    started = time.perf_counter()
+    try:
+        with SessionSampler(env) as sampler, ThreadPoolExecutor(len(containers)) as pool:
+            list(pool.map(rotate, members))
+        result.peak_sessions = sampler.peak
+    finally:
+        for container in containers:
+            container.stop()
+    result.wall_s = time.perf_counter() - started
+    result.refused_logins = env.server.failed_logins() - refused_before
+    return result
+
+
+def logs_in_as_own_user(env: Embedded, member: Member) -> bool:
+    """Whether the secret's AWSCURRENT logs in, as the user it names."""
+    current = env.current(member.arn)
+    login, _, _ = env.server.whoami(current["username"], current["password"], current.get("dbname"))
+    return login == current["username"]
+
+
+def child(handler_name: str, preload: list[str]) -> None:
+    """The container: import, say ``ready``, then run one event per line."""
+    from devtools.lambda_child import Context
+
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for module in ["boto3", *preload]:
+        importlib.import_module(module)
+    module_name, attribute = handler_name.split(":")
+    handler = getattr(importlib.import_module(module_name), attribute)
+    print("ready", file=answers, flush=True)
+    for line in sys.stdin:
+        try:
+            handler(json.loads(line), Context(module_name))
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
+            print(f"error {type(error).__name__}: {error}", file=answers, flush=True)
+        else:
+            print("ok", file=answers, flush=True)
+
+
+def bench(engine: str, single: int, alternating: int, concurrency_levels: list[int], lone_runs: int) -> None:
+    from devtools.embedded import embedded
+
+    with embedded(engine) as env:
+        lone = make_fleet(env, 1, 1, prefix="lone")
+        lone_ms = [run_fleet(env, engine, lone, 1).rotation_ms for _ in range(lone_runs)]
+        lone_median = statistics.median(ms for run in lone_ms for ms in run)
+        print(f"\n{engine}: a lone rotation (median of {2 * lone_runs}): {lone_median:.0f} ms")
+        print(
+            f"  {'fleet':<28} {'p50 ms':>7} {'p95 ms':>7} {'p95/lone':>9} {'peak sessions':>14} "
+            f"{'refused':>8} {'failed':>7} {'wall s':>7}"
+        )
+        for level, concurrency in enumerate(concurrency_levels):
+            members = make_fleet(env, single, alternating, prefix=f"fleet{level}")
+            result = run_fleet(env, engine, members, concurrency)
+            own = sum(logs_in_as_own_user(env, member) for member in members)
+            label = f"{single}+{alternating}, concurrency {concurrency}"
+            print(
+                f"  {label:<28} {result.percentile(0.5):>7.0f} {result.percentile(0.95):>7.0f} "
+                f"{result.percentile(0.95) / lone_median:>9.2f} {result.peak_sessions:>14} "
+                f"{result.refused_logins:>8} {len(result.failures):>7} {result.wall_s:>7.1f}"
+            )
+            print(f"  {'':<28} AWSCURRENT logs in as its own user: {own}/{len(members)}")
+            for failure in result.failures[:3]:
+                print(f"  failed: {failure}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--preload", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=sorted(HANDLERS), action="append", help="default: both")
+    parser.add_argument("--single", type=int, default=25)
+    parser.add_argument("--alternating", type=int, default=25)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        action="append",
+        help=f"containers at once (repeatable; default: all at once, then {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--lone-runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.preload)
+        return 0
+    from common.observability import logger
+
+    logger.setLevel("WARNING")
+    levels = args.concurrency or [args.single + args.alternating, DEFAULT_CONCURRENCY]
+    print(
+        f"\nFleet benchmark: {args.single} single-user + {args.alternating} alternating secrets "
+        "(one shared master), each rotation in its own process"
+    )
+    for engine in args.engine or sorted(HANDLERS):
+        bench(engine, args.single, args.alternating, levels, args.lone_runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
