@@ -223,7 +223,7 @@ def logs_in_as_own_user(env: Embedded, member: Member) -> bool:
     """Whether the secret's AWSCURRENT logs in, as the user it names."""
     current = env.current(member.arn)
     login, _, _ = env.server.whoami(current["username"], current["password"], current.get("dbname"))
-    return login == current["username"]
+    return bool(login == current["username"])
 
 
 def child(handler_name: str, preload: list[str]) -> None:
