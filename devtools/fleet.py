@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency",
         type=int,
         action="append",
-        help=f"containers at once (repeatable; default: all at once, then {DEFAULT_CONCURRENCY})",
+        help=f"containers at once (repeatable; default: all at once, {DEFAULT_CONCURRENCY}, one per core)",
     )
     parser.add_argument("--lone-runs", type=int, default=5)
     args = parser.parse_args(argv)
@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     from common.observability import logger
 
     logger.setLevel("WARNING")
-    levels = args.concurrency or [args.single + args.alternating, DEFAULT_CONCURRENCY]
+    # All at once; the template's default; one container per core of this machine (each
+    # Lambda container has a CPU of its own, these share the machine's).
+    cores = os.cpu_count() or 1
+    levels = args.concurrency or [args.single + args.alternating, DEFAULT_CONCURRENCY, cores]
     print(
         f"\nFleet benchmark: {args.single} single-user + {args.alternating} alternating secrets "
         "(one shared master), each rotation in its own process"
