@@ -20,7 +20,7 @@ from rotators.redshift.catalog import (
     object_statements,
     quote,
 )
-from rotators.redshift.engine import RedshiftEngine, driver_socket, md5_password
+from rotators.redshift.engine import RedshiftEngine, driver_socket, is_login_refusal, md5_password
 from tests.conftest import new_password, unique
 
 if TYPE_CHECKING:
@@ -156,6 +156,22 @@ def test_a_refused_password_is_a_login_error(redshift: RedshiftStandIn) -> None:
         DatabaseLoginError, match=re.escape(f"refused the AWSCURRENT credentials for user {user!r}")
     ):
         RedshiftEngine().open(_login(redshift, user, "Wrong-pass-1"))
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "refused"),
+    [
+        ("28P01", 'password authentication failed for user "app"', True),
+        # Redshift answers a wrong password with 28000.
+        ("28000", 'password authentication failed for user "app"', True),
+        ("28000", 'no pg_hba.conf entry for host "10.0.0.9", user "app", database "dev", SSL off', False),
+        ("28000", 'pg_hba.conf rejects connection for host "10.0.0.9", user "app"', False),
+        ("3D000", 'database "nope" does not exist', False),
+    ],
+)
+def test_only_a_refused_password_counts_as_a_refused_login(code: str, message: str, refused: bool) -> None:
+    assert is_login_refusal(Exception({"S": "FATAL", "C": code, "M": message})) is refused
+    assert not is_login_refusal(Exception("communication error"))
 
 
 def test_a_host_rule_rejection_is_a_connection_error_not_a_refused_password(
