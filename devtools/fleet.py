@@ -68,6 +68,9 @@ class FleetResult:
     refused_logins: int = 0
     peak_sessions: int = 0
     wall_s: float = 0.0
+    #: CPU time of this process (moto's server answering every container, and the
+    #: rotations' start) while the members rotated: near ``wall_s``, it is the bottleneck.
+    service_cpu_s: float = 0.0
 
     def percentile(self, share: float, cold: bool = False) -> float:
         ordered = sorted(self.cold_ms if cold else self.rotation_ms)
@@ -216,18 +219,18 @@ def run_fleet(
             if failure:
                 result.failures.append(f"{member.arn} ({member.strategy}) {failure}")
 
-    started = time.perf_counter()
     try:
         with SessionSampler(env) as sampler, ThreadPoolExecutor(len(containers)) as pool:
             if warmups:
                 list(pool.map(lambda member: rotate(member, result.cold_ms), warmups[: len(containers)]))
-                started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             list(pool.map(lambda member: rotate(member, result.rotation_ms), members))
+            result.wall_s = time.perf_counter() - started
+            result.service_cpu_s = time.process_time() - cpu
         result.peak_sessions = sampler.peak
     finally:
         for container in containers:
             container.stop()
-    result.wall_s = time.perf_counter() - started
     result.refused_logins = env.server.failed_logins() - refused_before
     return result
 
@@ -241,23 +244,15 @@ def logs_in_as_own_user(env: Embedded, member: Member) -> bool:
 
 def child(handler_name: str, preload: list[str]) -> None:
     """The container: import, say ``ready``, then run one event per line."""
-    from devtools.lambda_child import Context
+    from devtools.lambda_child import answers_apart, serve
 
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    answers = answers_apart()
     for module in ["boto3", *preload]:
         importlib.import_module(module)
     module_name, attribute = handler_name.split(":")
     handler = getattr(importlib.import_module(module_name), attribute)
     print("ready", file=answers, flush=True)
-    for line in sys.stdin:
-        try:
-            handler(json.loads(line), Context(module_name))
-        except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
-            print(f"error {type(error).__name__}: {error}", file=answers, flush=True)
-        else:
-            print("ok", file=answers, flush=True)
+    serve(handler, module_name, answers)
 
 
 def bench(engine: str, single: int, alternating: int, concurrency_levels: list[int], lone_runs: int) -> None:
@@ -278,7 +273,7 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
         )
         print(
             f"  {'fleet':<28} {'p50 ms':>7} {'p95 ms':>7} {'p95/lone':>9} {'first p95':>10} "
-            f"{'peak sessions':>14} {'refused':>8} {'failed':>7} {'wall s':>7}"
+            f"{'peak sessions':>14} {'refused':>8} {'failed':>7} {'wall s':>7} {'moto CPU s':>11}"
         )
         for level, concurrency in enumerate(concurrency_levels):
             members = make_fleet(env, single, alternating, prefix=f"fleet{level}")
@@ -290,7 +285,7 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
                 f"  {label:<28} {result.percentile(0.5):>7.0f} {result.percentile(0.95):>7.0f} "
                 f"{result.percentile(0.95) / lone_ms:>9.2f} {result.percentile(0.95, cold=True):>10.0f} "
                 f"{result.peak_sessions:>14} {result.refused_logins:>8} {len(result.failures):>7} "
-                f"{result.wall_s:>7.1f}"
+                f"{result.wall_s:>7.1f} {result.service_cpu_s:>11.1f}"
             )
             print(f"  {'':<28} AWSCURRENT logs in as its own user: {own}/{len(members)}")
             for failure in result.failures[:3]:

@@ -97,16 +97,19 @@ def _pair_but_clones(original: str, clone: str) -> tuple[str, ...]:
     return (original, clone, clone)
 
 
-def _privilege_columns(function: str, oid: str, privileges: Sequence[str]) -> str:
-    return ", ".join(f"{function}(u.usename, {oid}, '{privilege}')" for privilege in privileges)
-
-
-def _any_of(count: int, first: int) -> str:
-    return " OR ".join(f"t.c{index}" for index in range(first, first + count))
-
-
-def _columns(count: int, first: int) -> str:
-    return ", ".join(f"c{index}" for index in range(first, first + count))
+def _held_by_pair(
+    names: Sequence[str], *, source: str, where: str, function: str, oid: str, privileges: Sequence[str]
+) -> str:
+    """The rows of ``source`` on which either user of the pair holds one of
+    ``privileges``: the user, ``names``, then one flag per privilege."""
+    flags = ", ".join(f"{function}(u.usename, {oid}, '{privilege}')" for privilege in privileges)
+    width = 1 + len(names) + len(privileges)
+    columns = ", ".join(f"c{index}" for index in range(width))
+    held = " OR ".join(f"t.c{index}" for index in range(1 + len(names), width))
+    return (
+        f"SELECT * FROM (SELECT u.usename, {', '.join(names)}, {flags} "  # noqa: S608 - constants only
+        f"FROM {source}, {_PAIR} AND {where}) AS t ({columns}) WHERE {held}"
+    )
 
 
 GROUPS = Read(
@@ -122,39 +125,52 @@ ROLES = Read(
     ],
 )
 DATABASES = Read(
-    "SELECT * FROM (SELECT u.usename, d.datname, "  # noqa: S608 - constants only
-    f"{_privilege_columns('has_database_privilege', 'd.oid', DATABASE_PRIVILEGES)} "
-    f"FROM pg_database d, {_PAIR} AND d.datname IN "
-    "(SELECT database_name FROM svv_redshift_databases WHERE database_type = 'local')) "
-    f"AS t ({_columns(4, 0)}) WHERE {_any_of(2, 2)}",
+    _held_by_pair(
+        ["d.datname"],
+        source="pg_database d",
+        where="d.datname IN (SELECT database_name FROM svv_redshift_databases WHERE database_type = 'local')",
+        function="has_database_privilege",
+        oid="d.oid",
+        privileges=DATABASE_PRIVILEGES,
+    ),
     _pair,
     lambda row: [(str(row[0]), Target("database", str(row[1])), _held(DATABASE_PRIVILEGES, row[2:]))],
 )
 SCHEMAS = Read(
-    "SELECT * FROM (SELECT u.usename, n.nspname, "  # noqa: S608 - constants only
-    f"{_privilege_columns('has_schema_privilege', 'n.oid', SCHEMA_PRIVILEGES)} "
-    f"FROM pg_namespace n, {_PAIR} AND {_USER_SCHEMA} AND n.nspowner {_NOT_CLONES}) "
-    f"AS t ({_columns(4, 0)}) WHERE {_any_of(2, 2)}",
+    _held_by_pair(
+        ["n.nspname"],
+        source="pg_namespace n",
+        where=f"{_USER_SCHEMA} AND n.nspowner {_NOT_CLONES}",
+        function="has_schema_privilege",
+        oid="n.oid",
+        privileges=SCHEMA_PRIVILEGES,
+    ),
     _pair_but_clones,
     lambda row: [(str(row[0]), Target("schema", str(row[1])), _held(SCHEMA_PRIVILEGES, row[2:]))],
 )
 # Tables, views, late-binding and materialised views.
 RELATIONS = Read(
-    "SELECT * FROM (SELECT u.usename, n.nspname, c.relname, "  # noqa: S608 - constants only
-    f"{_privilege_columns('has_table_privilege', 'c.oid', TABLE_PRIVILEGES)} "
-    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, {_PAIR} "
-    f"AND c.relkind IN ('r', 'v', 'm') AND {_USER_SCHEMA} AND c.relowner {_NOT_CLONES}) "
-    f"AS t ({_columns(8, 0)}) WHERE {_any_of(5, 3)}",
+    _held_by_pair(
+        ["n.nspname", "c.relname"],
+        source="pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+        where=f"c.relkind IN ('r', 'v', 'm') AND {_USER_SCHEMA} AND c.relowner {_NOT_CLONES}",
+        function="has_table_privilege",
+        oid="c.oid",
+        privileges=TABLE_PRIVILEGES,
+    ),
     _pair_but_clones,
     lambda row: [(str(row[0]), Target("table", str(row[2]), str(row[1])), _held(TABLE_PRIVILEGES, row[3:]))],
 )
 # Functions and stored procedures; pg_proc_info tells them apart (prokind).
 ROUTINES = Read(
-    "SELECT * FROM (SELECT u.usename, n.nspname, p.proname, oidvectortypes(p.proargtypes), p.prokind, "  # noqa: S608 - constants only
-    "has_function_privilege(u.usename, p.prooid, 'EXECUTE') "
-    f"FROM pg_proc_info p JOIN pg_namespace n ON n.oid = p.pronamespace, {_PAIR} "
-    f"AND p.prokind IN ('f', 'p') AND {_USER_SCHEMA} AND p.proowner {_NOT_CLONES}) "
-    f"AS t ({_columns(6, 0)}) WHERE t.c5",
+    _held_by_pair(
+        ["n.nspname", "p.proname", "oidvectortypes(p.proargtypes)", "p.prokind"],
+        source="pg_proc_info p JOIN pg_namespace n ON n.oid = p.pronamespace",
+        where=f"p.prokind IN ('f', 'p') AND {_USER_SCHEMA} AND p.proowner {_NOT_CLONES}",
+        function="has_function_privilege",
+        oid="p.prooid",
+        privileges=("EXECUTE",),
+    ),
     _pair_but_clones,
     lambda row: [
         (
