@@ -62,6 +62,9 @@ class FleetResult:
     """What a fleet run measured."""
 
     rotation_ms: list[float] = field(default_factory=list)
+    #: Each rotation's time less the time its container waited for a CPU (run queue):
+    #: what it would have taken with a CPU of its own, as each Lambda container has.
+    own_cpu_ms: list[float] = field(default_factory=list)
     #: The containers' first rotations (untimed warm-ups, all at once), when asked for.
     cold_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -72,8 +75,8 @@ class FleetResult:
     #: rotations' start) while the members rotated: near ``wall_s``, it is the bottleneck.
     service_cpu_s: float = 0.0
 
-    def percentile(self, share: float, cold: bool = False) -> float:
-        ordered = sorted(self.cold_ms if cold else self.rotation_ms)
+    def percentile(self, share: float, of: str = "rotation_ms") -> float:
+        ordered = sorted(getattr(self, of))
         return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
 
 
@@ -118,25 +121,32 @@ class Container:
             text=True,
             env={**os.environ, **environ},
         )
-        if self._answer() != "ready":
+        answer, self.waited_ns = self._answer()
+        if answer != "ready":
             raise RuntimeError("the container did not start")
 
-    def _answer(self) -> str:
+    def _answer(self) -> tuple[str, int]:
+        """The child's answer and the time it has waited for a CPU so far (ns)."""
         assert self.process.stdout is not None
-        return self.process.stdout.readline().strip()
+        answer, _, waited = self.process.stdout.readline().strip().rpartition(" ")
+        return answer, int(waited)
 
-    def rotate(self, env: Embedded, arn: str) -> tuple[float, str]:
-        """Start a rotation and run its steps here; (milliseconds, "" or the failure)."""
+    def rotate(self, env: Embedded, arn: str) -> tuple[float, float, str]:
+        """Start a rotation and run its steps here; (milliseconds, of which milliseconds
+        the container waited for a CPU, "" or the failure)."""
         assert self.process.stdin is not None
         request = env.service.start(arn)
-        started = time.perf_counter()
+        started, waited_before = time.perf_counter(), self.waited_ns
+        failure = ""
         for step in STEPS:
             self.process.stdin.write(json.dumps(request.event(step)) + "\n")
             self.process.stdin.flush()
-            answer = self._answer()
+            answer, self.waited_ns = self._answer()
             if answer != "ok":
-                return (time.perf_counter() - started) * 1000, f"{step}: {answer}"
-        return (time.perf_counter() - started) * 1000, ""
+                failure = f"{step}: {answer}"
+                break
+        elapsed = (time.perf_counter() - started) * 1000
+        return elapsed, (self.waited_ns - waited_before) / 1e6, failure
 
     def stop(self) -> None:
         if self.process.stdin is not None:
@@ -210,12 +220,14 @@ def run_fleet(
         with lock:
             container = free.pop()
         try:
-            elapsed, failure = container.rotate(env, member.arn)
+            elapsed, waited, failure = container.rotate(env, member.arn)
         finally:
             with lock:
                 free.append(container)
         with lock:
             into.append(elapsed)
+            if into is result.rotation_ms:
+                result.own_cpu_ms.append(elapsed - waited)
             if failure:
                 result.failures.append(f"{member.arn} ({member.strategy}) {failure}")
 
@@ -251,8 +263,18 @@ def child(handler_name: str, preload: list[str]) -> None:
         importlib.import_module(module)
     module_name, attribute = handler_name.split(":")
     handler = getattr(importlib.import_module(module_name), attribute)
-    print("ready", file=answers, flush=True)
-    serve(handler, module_name, answers)
+    print(f"ready {run_queue_wait_ns()}", file=answers, flush=True)
+    serve(handler, module_name, answers, note=lambda: f" {run_queue_wait_ns()}")
+
+
+def run_queue_wait_ns() -> int:
+    """How long this process has waited for a CPU, runnable but not running (Linux's
+    schedstat; 0 where there is none)."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as schedstat:
+            return int(schedstat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def bench(engine: str, single: int, alternating: int, concurrency_levels: list[int], lone_runs: int) -> None:
@@ -267,13 +289,16 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
             warmups=make_fleet(env, 1, 0, prefix="lone_warmup"),
         )
         lone_ms = statistics.median(lone.rotation_ms)
+        lone_own = statistics.median(lone.own_cpu_ms)
         print(
-            f"\n{engine}: a lone rotation in a warm container: {lone_ms:.0f} ms "
-            f"(median of {len(lone.rotation_ms)}); its container's first: {lone.cold_ms[0]:.0f} ms"
+            f"\n{engine}: a lone rotation in a warm container: {lone_ms:.0f} ms, {lone_own:.0f} ms without "
+            f"waiting for a CPU (medians of {len(lone.rotation_ms)}); its container's first: "
+            f"{lone.cold_ms[0]:.0f} ms"
         )
         print(
-            f"  {'fleet':<28} {'p50 ms':>7} {'p95 ms':>7} {'p95/lone':>9} {'first p95':>10} "
-            f"{'peak sessions':>14} {'refused':>8} {'failed':>7} {'wall s':>7} {'moto CPU s':>11}"
+            f"  {'fleet':<26} {'p50 ms':>6} {'p95 ms':>6} {'x lone':>6} | {'own CPU p50':>11} {'p95':>5} "
+            f"{'x lone':>6} | {'1st p95':>7} {'sessions':>8} {'refused':>7} {'failed':>6} {'wall s':>6} "
+            f"{'moto CPU s':>10}"
         )
         for level, concurrency in enumerate(concurrency_levels):
             members = make_fleet(env, single, alternating, prefix=f"fleet{level}")
@@ -281,13 +306,15 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
             result = run_fleet(env, engine, members, concurrency, warmups)
             own = sum(logs_in_as_own_user(env, member) for member in members)
             label = f"{single}+{alternating}, concurrency {concurrency}"
+            p95, own_p95 = result.percentile(0.95), result.percentile(0.95, "own_cpu_ms")
             print(
-                f"  {label:<28} {result.percentile(0.5):>7.0f} {result.percentile(0.95):>7.0f} "
-                f"{result.percentile(0.95) / lone_ms:>9.2f} {result.percentile(0.95, cold=True):>10.0f} "
-                f"{result.peak_sessions:>14} {result.refused_logins:>8} {len(result.failures):>7} "
-                f"{result.wall_s:>7.1f} {result.service_cpu_s:>11.1f}"
+                f"  {label:<26} {result.percentile(0.5):>6.0f} {p95:>6.0f} {p95 / lone_ms:>6.1f} | "
+                f"{result.percentile(0.5, 'own_cpu_ms'):>11.0f} {own_p95:>5.0f} {own_p95 / lone_own:>6.1f} | "
+                f"{result.percentile(0.95, 'cold_ms'):>7.0f} {result.peak_sessions:>8} "
+                f"{result.refused_logins:>7} {len(result.failures):>6} {result.wall_s:>6.1f} "
+                f"{result.service_cpu_s:>10.1f}"
             )
-            print(f"  {'':<28} AWSCURRENT logs in as its own user: {own}/{len(members)}")
+            print(f"  {'':<26} AWSCURRENT logs in as its own user: {own}/{len(members)}")
             for failure in result.failures[:3]:
                 print(f"  failed: {failure}")
 

@@ -62,16 +62,18 @@ def answers_apart() -> TextIO:
     return answers
 
 
-def serve(handler: Callable[[Any, Context], Any], name: str, answers: TextIO) -> None:
+def serve(
+    handler: Callable[[Any, Context], Any], name: str, answers: TextIO, note: Callable[[], str] = str
+) -> None:
     """Invoke ``handler`` with each JSON event line of stdin; answer ``ok`` or
-    ``error <type>`` per line."""
+    ``error <type>`` per line, followed by what ``note`` returns (nothing by default)."""
     for line in sys.stdin:
         try:
             handler(json.loads(line), Context(name))
         except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
-            print(f"error {type(error).__name__}", file=answers, flush=True)
+            print(f"error {type(error).__name__}{note()}", file=answers, flush=True)
         else:
-            print("ok", file=answers, flush=True)
+            print(f"ok{note()}", file=answers, flush=True)
 
 
 def main() -> None:
