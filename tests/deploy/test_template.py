@@ -36,6 +36,7 @@ ROTATION_ACTIONS = {
     "secretsmanager:GetSecretValue",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:ListSecretVersionIds",
 }
 EXAMPLE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:example-AbCdEf"
 ALL_FUNCTIONS = functions(load(), {"ExampleSecretArn": EXAMPLE_SECRET})
@@ -80,6 +81,18 @@ def test_sam_validate_lint_is_clean(sam_cli: str) -> None:
 def test_every_engine_has_a_function() -> None:
     packages = {p.name for p in (ROOT / "rotators").iterdir() if (p / "app.py").exists()}
     assert {package_of(f) for f in TEMPLATE_FUNCTIONS} == packages
+
+
+@pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
+def test_password_length_cannot_exceed_what_the_engine_accepts(function: Function) -> None:
+    """The template's PasswordLength bounds must be lengths every deployed engine takes."""
+    import importlib
+
+    app = importlib.import_module(function.module)
+    policy = getattr(app, function.attribute).engine.password_policy
+    parameter = load()["Parameters"]["PasswordLength"]
+    assert policy.min_length <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"]
+    assert parameter["MaxValue"] <= policy.max_length
 
 
 @pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
