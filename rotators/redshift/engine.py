@@ -179,10 +179,6 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         except Exception:  # noqa: BLE001 - already closed by the server: nothing to release
             return
 
-    def is_broken(self, connection: RedshiftConnection) -> bool:
-        # The driver closes its socket when the session ends; it keeps no public state.
-        return driver_socket(connection).fileno() == -1
-
     def change_own_password(self, connection: RedshiftConnection, login: Login, new_password: str) -> None:
         _set_password(connection, login.username, new_password)
 
