@@ -82,7 +82,8 @@ class FleetResult:
 
 def make_fleet(env: Embedded, single: int, alternating: int, prefix: str = "fleet") -> list[Member]:
     """``single`` single-user secrets and ``alternating`` alternating-users secrets that
-    share one master user and its secret (names start with ``prefix`` and the engine's)."""
+    share one master user and its secret, and one database (names start with ``prefix``
+    and the engine's)."""
     server = env.server
     prefix = f"{prefix}_{server.engine_key}"
     master, master_password = f"{prefix}_master", secrets.token_urlsafe(24)
@@ -94,12 +95,15 @@ def make_fleet(env: Embedded, single: int, alternating: int, prefix: str = "flee
             base | {"username": master, "password": master_password, "dbname": server.admin_database}
         ),
     )["ARN"]
+    # Every user may use one database: an alternating pair's proof needs something to hold.
+    database = f"{prefix}_db"
+    server.create_database(database)
     members = []
     for index in range(single + alternating):
         strategy = "single" if index < single else "alternating"
         user, password = f"{prefix}_{strategy[0]}{index:03}", secrets.token_urlsafe(24)
-        server.create_user(user, password)
-        body = base | {"username": user, "password": password}
+        server.create_user(user, password, database)
+        body = base | {"username": user, "password": password, "dbname": database}
         if strategy == "alternating":
             body["masterarn"] = master_arn
         arn = env.client.create_secret(Name=f"{prefix}/{user}", SecretString=json.dumps(body))["ARN"]
