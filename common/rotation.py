@@ -323,6 +323,7 @@ class Rotator(Generic[ConnectionT]):
         master_login = self._login(master, "master", dbname=dbname or current.dbname)
         with self.engine.connect(master_login) as connection:
             original = original_username(current.username)
+            # The core proved this login above; engines read which account it opens.
             self.engine.set_alternate_user(
                 connection,
                 original=original,
@@ -330,6 +331,7 @@ class Rotator(Generic[ConnectionT]):
                 user=pending.username,
                 password=pending.password,
                 database=current.dbname or self.engine.default_dbname,
+                current=self._login(current, AWSCURRENT),
             )
         return f"user {pending.username!r} set by the master user"
 

@@ -217,6 +217,9 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         MYSQL_8,
         {
             "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
+            "SELECT Host, plugin, authentication_string": [
+                ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
+            ],
             "SELECT 1 FROM mysql.user": [],
             "SELECT ssl_type": [("ANY", "", "", "")],
             "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
@@ -231,6 +234,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         user="app_clone",
         password="new-Pass-2",
         database=None,
+        current=LOGIN,
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
@@ -255,4 +259,5 @@ def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
             user="application_clone",
             password="new-Pass-2",
             database=None,
+            current=LOGIN,
         )
