@@ -275,7 +275,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         "app_clone": [],
     }
 
-    def by_user(params: tuple[str]) -> list[tuple[str, ...]]:
+    def by_user(params: tuple[str]) -> list[tuple[str, str, str]]:
         return accounts[params[0]]
 
     def hosts(params: tuple[str]) -> list[tuple[str]]:
