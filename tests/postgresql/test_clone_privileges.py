@@ -112,7 +112,8 @@ def test_what_the_clone_was_given_itself_is_taken_away_at_every_rotation(
     # Nothing was dropped: a table the clone owned now belongs to the original.
     if drift == "owned table":
         assert postgres.execute(
-            "SELECT relowner::regrole::text, (SELECT v FROM clones_own) FROM pg_class WHERE relname = 'clones_own'",
+            "SELECT relowner::regrole::text, (SELECT v FROM clones_own) "
+            "FROM pg_class WHERE relname = 'clones_own'",
             dbname=database,
         ) == [(original, 7)]
     assert run_as(postgres, clone, current["password"], database, ["SELECT salary FROM payroll"]) == [
