@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from appkit.sessions import sessions_for
 from common.engine import ConnectionT, Engine, Login
-from common.errors import DatabaseLoginError, StagingError
+from common.errors import DatabaseLoginError, SecretFormatError, StagingError
 from common.secret import DatabaseSecret
 from common.settings import Settings
 
@@ -60,16 +60,25 @@ class RotationAwareConnection(Generic[ConnectionT]):
         self.refreshes = 0
         self._session: ConnectionT | None = None
         self._released_at = 0.0
-        # The credentials that last opened a session: tried first, so that during a
-        # single-user rotation new sessions do not each meet a refused password.
+        # The credentials that last opened a session, and the AWSCURRENT value read at the
+        # time: tried first while AWSCURRENT is unchanged, so that during a single-user
+        # rotation new sessions do not each meet a refused password; once the (cached,
+        # SECRETS_MAX_AGE-bound) AWSCURRENT changes, it is taken first instead.
         self._working: DatabaseSecret | None = None
+        self._working_since: DatabaseSecret | None = None
+        self._current: DatabaseSecret | None = None
         self._lock = threading.Lock()
 
     def prime(self) -> None:
         """Read and check the secret now (at initialisation), so the first request does
-        not, and a wrong secret id or a secret that is not a database secret fails here,
-        named."""
-        self._secret("AWSCURRENT", refresh=False)
+        not, and a wrong secret id, a secret that is not a database secret, or one for
+        another engine fails here, named."""
+        secret = self._secret("AWSCURRENT", refresh=False)
+        if secret.engine not in self.engine.engines:
+            served = ", ".join(sorted(self.engine.engines))
+            raise SecretFormatError(
+                f"secret {self.secret_id} has engine {secret.engine!r}; this connection serves {served}"
+            )
 
     def run(self, work: Callable[[ConnectionT], ResultT], *, retry: bool = False) -> ResultT:
         """Run ``work`` as one unit of work and return its result.
@@ -136,7 +145,7 @@ class RotationAwareConnection(Generic[ConnectionT]):
                 refused.append(label)
                 last = error
                 continue
-            self._working = secret
+            self._working, self._working_since = secret, self._current
             return session
         raise DatabaseLoginError(
             f"the database refused the credentials of {self.secret_id} ({', '.join(refused)}), "
@@ -144,8 +153,9 @@ class RotationAwareConnection(Generic[ConnectionT]):
         ) from last
 
     def _candidates(self) -> Iterator[tuple[str, DatabaseSecret]]:
-        """Each distinct credential once: the last that worked, the cached AWSCURRENT,
-        then (read again) AWSCURRENT and AWSPENDING; each read only when needed."""
+        """Each distinct credential once: the last that worked (while the cached
+        AWSCURRENT is the one it was found with), the cached AWSCURRENT, the last that
+        worked, then (read again) AWSCURRENT and AWSPENDING; each read only when needed."""
         # Between setSecret and finishSecret of a single-user rotation the database has
         # the AWSPENDING password while AWSCURRENT still holds the old one.
         tried: set[tuple[str, str]] = set()
@@ -157,11 +167,14 @@ class RotationAwareConnection(Generic[ConnectionT]):
             tried.add(key)
             return True
 
-        if self._working is not None and new(self._working):
+        cached = self._current = self._secret("AWSCURRENT", refresh=False)
+        unchanged = self._working_since is not None and _same(self._working_since, cached)
+        if self._working is not None and unchanged and new(self._working):
             yield "the last working credentials", self._working
-        cached = self._secret("AWSCURRENT", refresh=False)
         if new(cached):
             yield "AWSCURRENT (cached)", cached
+        if self._working is not None and new(self._working):
+            yield "the last working credentials", self._working
         self.refreshes += 1
         fresh = self._secret("AWSCURRENT", refresh=True)
         if new(fresh):
@@ -183,3 +196,12 @@ class RotationAwareConnection(Generic[ConnectionT]):
         if value is None:
             raise StagingError(f"no version of {self.secret_id} is labelled {stage}")
         return DatabaseSecret.from_dict(value, f"{stage} of {self.secret_id}")
+
+
+def _same(one: DatabaseSecret, other: DatabaseSecret) -> bool:
+    return (one.host, one.port, one.username, one.password) == (
+        other.host,
+        other.port,
+        other.username,
+        other.password,
+    )

@@ -9,6 +9,14 @@ mistaken for a rotation step (an event with both ``Preflight`` and ``Step`` is r
 staging label to try as well: after an abandoned rotation the database may hold one of
 them (``secrets-rotation repair`` passes them).
 
+Who may ask: anyone allowed to invoke the function, so the preflight answers only for
+the function's own secrets. It is refused (:class:`~common.errors.PreflightRefusedError`)
+unless the secret's ``RotationLambdaARN`` is the invoked function (the Lambda context's
+``invoked_function_arn``, qualifier or alias dropped on both sides). An invocation with
+no context ARN (a local run that passes no context) is refused too: the function cannot
+tell which secrets are its own, and no switch turns the check off (a switch could be
+left on in a deployment). Local runs pass a context, e.g. ``devtools.lambda_child.Context``.
+
 What it checks, with the rotation core's own code (:class:`Preflight` is a
 :class:`~common.rotation.Rotator` that never calls a writing step): the ``AWSCURRENT``
 version's format, the master secret and its server (alternating users), a login over the
@@ -32,6 +40,7 @@ from common.errors import (
     DatabaseError,
     DatabaseLoginError,
     EventFormatError,
+    PreflightRefusedError,
     RotationError,
     SecretsManagerError,
     StagingError,
@@ -51,11 +60,24 @@ LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
 Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", "not tried"]
+#: The parts of an unqualified function ARN: ``arn:aws:lambda:<region>:<account>:function:<name>``.
+FUNCTION_ARN_PARTS = 7
 
 
 def is_preflight(event: object) -> bool:
     """Whether an invocation asks for a preflight rather than a rotation step."""
     return isinstance(event, Mapping) and PREFLIGHT_KEY in event
+
+
+def invoked_function(context: object) -> str | None:
+    """The invoked function's ARN without qualifier or alias, from a Lambda context."""
+    arn = getattr(context, "invoked_function_arn", None)
+    return unqualified(arn) if isinstance(arn, str) and arn else None
+
+
+def unqualified(function_arn: str) -> str:
+    """A function ARN without its version or alias (``...:function:name:alias``)."""
+    return ":".join(function_arn.split(":")[:FUNCTION_ARN_PARTS])
 
 
 @dataclass(frozen=True)
@@ -96,13 +118,18 @@ class Finding:
 
 @dataclass(frozen=True)
 class VersionLogin:
-    """What the database said to one version's credentials."""
+    """What the database said to one version's credentials.
+
+    ``privileges`` (alternating users, accepted logins only): whether the session passes
+    testSecret's and finishSecret's proof that the user acts with the original user's
+    privileges; None where not checked (single user, or the login was not accepted)."""
 
     version: str
     labels: tuple[str, ...]
     user: str | None
     outcome: Outcome
     detail: str = ""
+    privileges: bool | None = None
 
 
 @dataclass
@@ -153,12 +180,14 @@ class Preflight(Rotator[ConnectionT]):
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
         return cls(rotator.engine, rotator.store, rotator.settings)
 
-    def answer(self, event: object) -> dict[str, Any]:
-        """Answer a preflight event, logging one line as a step does."""
+    def answer(self, event: object, function_arn: str | None) -> dict[str, Any]:
+        """Answer a preflight event for the function ``function_arn`` (the invoked one,
+        unqualified: :func:`invoked_function`), logging one line as a step does.
+        Raises PreflightRefusedError for a secret that is not this function's."""
         request = PreflightRequest.parse(event)
         logger.append_keys(step="preflight", secret_id=request.secret_id, engine=self.engine.name)
         try:
-            report = self.check(request)
+            report = self.check(request, function_arn)
             failed = [f.check for f in report.checks if f.ok is False]
             failed += [c.what for c in report.capabilities if c.held is False]
             logger.info(
@@ -170,15 +199,19 @@ class Preflight(Rotator[ConnectionT]):
                 },
             )
             return report.to_dict()
+        except RotationError as error:
+            logger.error("preflight refused", extra={"error": type(error).__name__, "reason": str(error)})
+            raise
         except Exception as error:
             logger.error("preflight failed unexpectedly", extra={"error": type(error).__name__})
             raise
         finally:
             logger.remove_keys(["step", "secret_id", "engine"])
 
-    def check(self, request: PreflightRequest) -> PreflightReport:
+    def check(self, request: PreflightRequest, function_arn: str | None) -> PreflightReport:
         """Every check, in createSecret's order; a failed one ends the report only when
-        the checks after it cannot run without it."""
+        the checks after it cannot run without it. Nothing is read but the secret's
+        description unless the secret is ``function_arn``'s own (see the module)."""
         report = PreflightReport(secret=request.secret_id, engine=self.engine.name)
         try:
             metadata = self.store.describe(request.secret_id)
@@ -186,6 +219,7 @@ class Preflight(Rotator[ConnectionT]):
             return report.fail(
                 "secret", str(error), "give the function's role secretsmanager:DescribeSecret on the secret"
             )
+        self._require_own(metadata, function_arn)
         report.secret, report.rotation_enabled = metadata.arn, metadata.rotation_enabled
         try:
             current = self._current(metadata)
@@ -201,10 +235,29 @@ class Preflight(Rotator[ConnectionT]):
         master = self._check_master(current, report) if strategy is Strategy.ALTERNATING_USERS else None
         accepted = self._check_logins(metadata, current, request.version_ids, report)
         if strategy is Strategy.ALTERNATING_USERS:
+            self._check_current_privileges(report)
             self._check_master_capabilities(current, master, accepted, report)
         return report
 
     # -- the parts --------------------------------------------------------------------
+
+    @staticmethod
+    def _require_own(metadata: SecretMetadata, function_arn: str | None) -> None:
+        if function_arn is None:
+            raise PreflightRefusedError(
+                "the preflight was invoked without a Lambda context naming the function: "
+                "it answers only for the function's own secrets"
+            )
+        if metadata.rotation_lambda_arn is None:
+            raise PreflightRefusedError(
+                f"secret {metadata.arn} has no rotation function: the preflight answers only "
+                "for the function's own secrets"
+            )
+        if unqualified(metadata.rotation_lambda_arn) != function_arn:
+            raise PreflightRefusedError(
+                f"secret {metadata.arn} is rotated by another function: the preflight answers only "
+                "for the function's own secrets"
+            )
 
     def _check_master(self, current: DatabaseSecret, report: PreflightReport) -> DatabaseSecret | None:
         try:
@@ -292,11 +345,14 @@ class Preflight(Rotator[ConnectionT]):
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
             )
         login = self._login(secret, name)
+        privileges: tuple[bool | None, str] = (None, "")
         try:
             with self.engine.connect(login) as connection:
                 self.engine.verify_session(connection)
                 if single and not report.capabilities and secret.username == current.username:
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
+                if not single:
+                    privileges = self._acts_as_original(connection, secret, current)
         except DatabaseLoginError as error:
             return VersionLogin(version, labels, secret.username, "refused", str(error))
         except DatabaseConnectionError as error:
@@ -304,7 +360,24 @@ class Preflight(Rotator[ConnectionT]):
         except DatabaseError as error:
             # Logged in, then a query failed: the credentials work, the session does not.
             report.checks.append(Finding(f"session of {name}", ok=False, detail=str(error)))
-        return VersionLogin(version, labels, secret.username, "accepted")
+        held, why = privileges
+        return VersionLogin(version, labels, secret.username, "accepted", why, privileges=held)
+
+    def _acts_as_original(
+        self, connection: ConnectionT, secret: DatabaseSecret, current: DatabaseSecret
+    ) -> tuple[bool, str]:
+        """testSecret's and finishSecret's privilege proof for one accepted version of an
+        alternating pair (read only): whether the version may become ``AWSCURRENT``."""
+        original = original_username(current.username)
+        if original_username(secret.username) != original:
+            return False, f"user {secret.username!r} is not one of {original!r}'s pair"
+        try:
+            self.engine.verify_privileges(
+                connection, original=original, user=secret.username, database=self._secret_database(secret)
+            )
+        except DatabaseError as error:
+            return False, str(error)
+        return True, ""
 
     @staticmethod
     def _login_finding(logins: list[VersionLogin], accepted: set[str], single: bool) -> Finding:
@@ -336,6 +409,22 @@ class Preflight(Rotator[ConnectionT]):
             fix="set the user's password to the AWSCURRENT version's, or run secrets-rotation repair",
         )
 
+    @staticmethod
+    def _check_current_privileges(report: PreflightReport) -> None:
+        current = next((login for login in report.logins if AWSCURRENT in login.labels), None)
+        if current is None or current.privileges is None:
+            return
+        if current.privileges:
+            detail = f"user {current.user!r} acts with the original user's privileges"
+            report.checks.append(Finding("privileges", ok=True, detail=detail))
+            return
+        report.fail(
+            "privileges",
+            current.detail,
+            "rotate (the next rotation makes the other user of the pair current), or grant "
+            "this user what the original user holds",
+        )
+
     def _check_master_capabilities(
         self,
         current: DatabaseSecret,
@@ -354,11 +443,9 @@ class Preflight(Rotator[ConnectionT]):
                 _not_checked(what, f"the master user logs in only after {AWSCURRENT}'s credentials did")
             )
             return
-        dbname = current.dbname if self.engine.master_session_on_secret_database else master.dbname
         original = original_username(current.username)
-        master_login = self._login(master, "master", dbname=dbname or current.dbname)
         try:
-            session = self.engine.open(master_login)
+            session = self.engine.open(self._master_login(current, master))
         except DatabaseError as error:
             report.fail(
                 "master login", str(error), "the master secret's credentials must log in to this server"
@@ -371,7 +458,7 @@ class Preflight(Rotator[ConnectionT]):
                     session,
                     original=original,
                     clone=partner_username(original),
-                    database=current.dbname or self.engine.default_dbname,
+                    database=self._secret_database(current),
                 )
             )
         except DatabaseError as error:

@@ -2,7 +2,9 @@
 
 Exit status: 0 when all is well (or, for ``repair``, the plan was shown or carried out),
 1 when a check failed, a secret is stuck or overdue, or a repair was refused or failed,
-2 for a usage error. Imports boto3 only when a subcommand runs.
+2 for a usage error, 3 when ``repair --apply`` started a rotation that was still running
+when ``--wait`` ran out (not a failure: check ``secrets-rotation status``). Imports boto3
+only when a subcommand runs.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from operator_tools.suite import DEFAULT_WAIT_S
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from operator_tools.aws import Aws
+
+#: ``repair --apply`` started a rotation still running when the wait ran out.
+EXIT_IN_PROGRESS = 3
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,9 +52,19 @@ def parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("secret", help="secret name or ARN")
     repair.add_argument(
-        "--function", help="function to run the preflight (default: the secret's rotation function)"
+        "--function",
+        help="function to run the preflight (default: the secret's rotation function; another "
+        "function refuses: a preflight answers only for its own secrets)",
     )
     repair.add_argument("--apply", action="store_true", help="carry out the plan")
+    repair.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        metavar="SECONDS",
+        help="how long --apply waits for a rotation it started (default: %(default)g); "
+        f"exit status {EXIT_IN_PROGRESS} when it is still running then",
+    )
     repair.add_argument("--json", action="store_true", help="print JSON")
     return root
 
@@ -91,7 +108,7 @@ def run_status(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
 
     functions = suite_functions(aws, arguments.stack, arguments.function)
     rows = collect(aws, functions)
-    ok = not any(row.stuck_version or row.overdue for row in rows)
+    ok = not any(row.stuck or row.overdue for row in rows)
     if arguments.json:
         print_json({"functions": sorted(functions), "ok": ok, "secrets": rows_json(rows)}, out)
     else:
@@ -105,7 +122,7 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
     from operator_tools.repair import Repair
     from operator_tools.report import print_json
 
-    repair = Repair(aws, arguments.secret, arguments.function)
+    repair = Repair(aws, arguments.secret, arguments.function, wait_s=arguments.wait)
     plan = repair.plan()
     document = {
         "secret": repair.arn or arguments.secret,
@@ -114,11 +131,11 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
         "actions": plan.actions,
         "applied": False,
     }
-    outcome = ""
+    outcome = None
     acts = plan.kind not in ("refuse", "nothing to do")
     if arguments.apply and acts:
         outcome = repair.apply(plan)
-        document |= {"applied": True, "outcome": outcome}
+        document |= {"applied": True, "finished": outcome.finished, "outcome": outcome.message}
     if arguments.json:
         print_json(document, out)
     else:
@@ -129,7 +146,9 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
         if acts and not arguments.apply:
             print("  nothing changed: run again with --apply to carry this out", file=out)
         if outcome:
-            print(f"  {outcome}", file=out)
+            print(f"  {outcome.message}", file=out)
+    if outcome is not None and not outcome.finished:
+        return EXIT_IN_PROGRESS
     return 1 if plan.kind == "refuse" else 0
 
 

@@ -11,7 +11,6 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from operator_tools.aws import (
@@ -20,26 +19,22 @@ from operator_tools.aws import (
     AWSPENDING,
     ToolError,
     account_of,
+    created_date,
     error_code,
+    function_timeout,
     now,
     stuck_pending,
     version_with,
     when,
 )
 from operator_tools.report import Result, Status, failed, passed, skipped, unknown
+from operator_tools.suite import ROTATION_STEPS, SUITE_HANDLERS, overdue, pending_state, rotating_window
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from operator_tools.aws import Aws
 
-#: The handler of each of this suite's functions, and the secret engines it serves.
-SUITE_HANDLERS = {
-    "rotators.postgresql.app.lambda_handler": frozenset({"postgres", "aurora-postgresql"}),
-    "rotators.mysql.app.lambda_handler": frozenset({"mysql", "aurora-mysql", "mariadb"}),
-    "rotators.mongodb.app.lambda_handler": frozenset({"mongo"}),
-    "rotators.redshift.app.lambda_handler": frozenset({"redshift"}),
-}
 ROTATION_ACTIONS = (
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -202,8 +197,7 @@ def check_rotation(diagnosis: Diagnosis) -> list[Result]:
     window = f", window {rules['Duration']}" if rules.get("Duration") else ""
     times = f"last rotated {when(secret.get('LastRotatedDate'))}, next {when(secret.get('NextRotationDate'))}"
     reason = f"enabled, {schedule}{window}; {times}; function {function.split(':')[-1]}"
-    next_rotation = secret.get("NextRotationDate")
-    if next_rotation is not None and next_rotation < now() - timedelta(days=1):
+    if overdue(secret, now()):
         return [failed("rotation", f"overdue: {reason}", "see the labels and preflight checks below")]
     return [passed("rotation", reason)]
 
@@ -219,14 +213,23 @@ def check_labels(diagnosis: Diagnosis) -> list[Result]:
         return [
             passed("labels", f"{AWSCURRENT} on {version_with(versions, AWSCURRENT)}, no rotation in progress")
         ]
-    since = "-"
     try:
-        listed = diagnosis.aws.client("secretsmanager").list_secret_version_ids(SecretId=diagnosis.arn)
-        since = next(
-            (when(v.get("CreatedDate")) for v in listed["Versions"] if v["VersionId"] == pending), "-"
-        )
+        created = created_date(diagnosis.aws, diagnosis.arn, pending)
+        since = when(created)
     except AWS_ERRORS:
-        since = "a time the caller may not read (ListSecretVersionIds)"
+        created, since = None, "a time the caller may not read (ListSecretVersionIds)"
+    timeout = function_timeout(diagnosis.aws, diagnosis.secret.get("RotationLambdaARN"))
+    if pending_state(created, timeout, now()) == "rotating":
+        minutes = int(rotating_window(timeout).total_seconds() // 60)
+        return [
+            Result(
+                "labels",
+                "info",
+                f"a rotation is in progress: version {pending} is labelled {AWSPENDING} since {since}, "
+                f"within the {minutes} min a rotation may take ({ROTATION_STEPS} steps at the "
+                "function's time-out, and a margin)",
+            )
+        ]
     return [
         failed(
             "labels",
