@@ -11,7 +11,10 @@ before they are sent, so the clear text never reaches the server's statement log
 Alternating users: the clone is a member of the original role and its sessions start
 as the original (``ALTER ROLE clone SET role = original``). It therefore holds exactly
 the original's privileges, including grants given later, and objects either user
-creates belong to the original, usable by both.
+creates belong to the original, usable by both. A clone session can still leave that
+role (``SET ROLE NONE``), and role settings follow the login role: so at every rotation
+the clone is also given the original's attributes and settings and stripped of other
+memberships, of what it owns and of privileges granted to it (``catalog.py`` reads them).
 """
 
 from __future__ import annotations
