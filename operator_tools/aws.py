@@ -90,11 +90,19 @@ class Aws:
         return payload
 
     def preflight(
-        self, function: str, secret_arn: str, version_ids: list[str] | None = None
+        self,
+        function: str,
+        secret_arn: str,
+        version_ids: list[str] | None = None,
+        max_refused: int | None = None,
     ) -> dict[str, Any]:
+        """The function's preflight report; ``max_refused`` asks it to risk that many
+        refused logins in a row per user (None: the function's default)."""
         body: dict[str, Any] = {"SecretId": secret_arn}
         if version_ids:
             body["VersionIds"] = version_ids
+        if max_refused is not None:
+            body["MaxRefusedLogins"] = max_refused
         return self.invoke(function, {PREFLIGHT_KEY: body})
 
     def start_rotation(self, secret_arn: str) -> str:

@@ -10,6 +10,7 @@ only when a subcommand runs.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("secret", help="secret name or ARN")
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    add_max_refused(doctor)
     status = commands.add_parser("status", help="every secret this suite's functions rotate, one row each")
     status.add_argument(
         "--stack", default="secrets-rotation", help="the stack of the functions (default: %(default)s)"
@@ -66,7 +68,19 @@ def parser() -> argparse.ArgumentParser:
         f"exit status {EXIT_IN_PROGRESS} when it is still running then",
     )
     repair.add_argument("--json", action="store_true", help="print JSON")
+    add_max_refused(repair)
     return root
+
+
+def add_max_refused(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-refused-logins",
+        type=int,
+        metavar="N",
+        help="let the preflight risk N refused logins in a row per user (default: the function's, "
+        "2; never as many as the server's lockout, where it can read it): every refused login "
+        "counts towards MariaDB's max_password_errors or MySQL's FAILED_LOGIN_ATTEMPTS",
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: TextIO | None = None) -> int:
@@ -90,15 +104,20 @@ def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: Text
 
 
 def run_doctor(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
+    """Everything the doctor prints goes through the mask of the secret's credentials."""
     from operator_tools.doctor import diagnose
+    from operator_tools.masking import Masker
     from operator_tools.report import print_json, print_results, results_json
 
-    results = diagnose(aws, arguments.secret)
+    masker = Masker()
+    results = diagnose(aws, arguments.secret, masker, arguments.max_refused_logins)
     ok = not any(result.status == "fail" for result in results)
+    shown = io.StringIO()
     if arguments.json:
-        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, out)
+        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, shown)
     else:
-        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, out)
+        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, shown)
+    out.write(masker.mask(shown.getvalue()))
     return 0 if ok else 1
 
 
@@ -122,7 +141,13 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
     from operator_tools.repair import Repair
     from operator_tools.report import print_json
 
-    repair = Repair(aws, arguments.secret, arguments.function, wait_s=arguments.wait)
+    repair = Repair(
+        aws,
+        arguments.secret,
+        arguments.function,
+        wait_s=arguments.wait,
+        max_refused=arguments.max_refused_logins,
+    )
     plan = repair.plan()
     document = {
         "secret": repair.arn or arguments.secret,

@@ -2,7 +2,9 @@
 
 Each check is a function of the :class:`Diagnosis` gathered so far, returning one or
 more results; a check whose inputs an earlier check could not get is skipped. Values of
-secrets are read only to compare them (the environment check) and are never printed.
+secrets are read only to compare them (the environment check) and are never printed:
+every credential read is registered with the run's :class:`~operator_tools.masking.Masker`,
+through which the command prints everything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from operator_tools.aws import (
     version_with,
     when,
 )
+from operator_tools.masking import Masker, hide_url_credentials
 from operator_tools.report import Result, Status, failed, passed, skipped, unknown
 from operator_tools.suite import ROTATION_STEPS, SUITE_HANDLERS, overdue, pending_state, rotating_window
 
@@ -74,6 +77,8 @@ class Diagnosis:
     secret: dict[str, Any] | None = None
     value: dict[str, Any] | None = field(default=None, repr=False)
     function: dict[str, Any] | None = None
+    masker: Masker = field(default_factory=Masker)
+    max_refused: int | None = None
 
     @property
     def arn(self) -> str:
@@ -84,9 +89,13 @@ class Diagnosis:
         return f"secrets-rotation repair {self.secret_id}"
 
 
-def diagnose(aws: Aws, secret_id: str) -> list[Result]:
-    """Every check, in order."""
-    diagnosis = Diagnosis(aws, secret_id)
+def diagnose(
+    aws: Aws, secret_id: str, masker: Masker | None = None, max_refused: int | None = None
+) -> list[Result]:
+    """Every check, in order; the secret's credentials are registered with ``masker``
+    (print the results only through it). ``max_refused``: the preflight's
+    ``MaxRefusedLogins`` (None: the function's default)."""
+    diagnosis = Diagnosis(aws, secret_id, masker=masker or Masker(), max_refused=max_refused)
     results: list[Result] = []
     checks: list[Callable[[Diagnosis], list[Result]]] = [
         check_secret,
@@ -164,7 +173,8 @@ def check_secret(diagnosis: Diagnosis) -> list[Result]:
     if not isinstance(value, dict):
         return [failed("secret", f"its {AWSCURRENT} version is not a JSON object", "store AWS's JSON format")]
     diagnosis.value = value
-    where = f"{value.get('host', '?')}:{value.get('port', 'default port')}"
+    diagnosis.masker.register_secret(value)
+    where = f"{hide_url_credentials(str(value.get('host', '?')))}:{value.get('port', 'default port')}"
     return [
         passed(
             "secret",
@@ -644,7 +654,9 @@ def check_environment(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Re
 @needs_function("preflight")
 def check_preflight(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
-        report = diagnosis.aws.preflight(function["FunctionArn"], diagnosis.arn)
+        report = diagnosis.aws.preflight(
+            function["FunctionArn"], diagnosis.arn, max_refused=diagnosis.max_refused
+        )
     except ToolError as error:
         return [failed("preflight", str(error), "see the function's log; the checks above say where to look")]
     except AWS_ERRORS as error:

@@ -2,7 +2,9 @@
 
 The deployed function's preflight logs in with every version (labelled ones, and the
 newest unlabelled ones, which the database may hold after an abandoned rotation) and
-says which the database accepts. From that, one plan:
+says which the database accepts (it stops trying a user's versions before refused logins
+could block the account: ``--max-refused-logins`` asks for more, and the plan's reason
+says when it stopped). From that, one plan:
 
 * **discard**: ``AWSCURRENT``'s credentials are accepted: remove ``AWSPENDING`` from the
   stale version (its credentials were never put in effect, or, alternating users, the
@@ -14,8 +16,15 @@ says which the database accepts. From that, one plan:
   a rotation, whose setSecret recovers with ``AWSPREVIOUS``;
 * **restore**: otherwise, when some other version is accepted: ``AWSCURRENT`` moves to it.
 
+Every plan keeps the secret's user: it moves a label only to a version of ``AWSCURRENT``'s
+own user (single user) or of its alternating pair (``name``/``name_clone``), from the
+preflight's ``relation``. A version of another user (the secret was moved to another user
+by PutSecretValue) is never made current: repair cannot tell which user is the intended
+one, and refuses. "hand over" is chosen only when the rotation's own recovery would
+find the accepted credentials (``AWSPREVIOUS`` of the same user on the same server).
+
 It refuses when it cannot tell: the database could not be reached, or accepts none of
-the versions. ``AWSCURRENT`` and ``AWSPENDING`` never end on credentials the database
+the versions (of the secret's user). ``AWSCURRENT`` and ``AWSPENDING`` never end on credentials the database
 refused; ``AWSPREVIOUS`` follows ``AWSCURRENT`` as in every rotation. For alternating
 users, "complete" and "restore" move ``AWSCURRENT`` only to a version that also passes
 the proof finishSecret requires (the user acts with the original user's privileges, the
@@ -75,12 +84,41 @@ def may_become_current(login: dict[str, Any], strategy: str | None) -> bool:
     return strategy != "alternating-users" or login.get("privileges") is True
 
 
+def own_user(login: dict[str, Any], current_user: object, strategy: str | None) -> bool:
+    """Whether a version holds ``AWSCURRENT``'s user (single user) or a user of its
+    alternating pair: the preflight's ``relation``, or for a function too old to report
+    it, the user names compared (where it reports none, as before: it is accepted)."""
+    relation = login.get("relation")
+    if AWSCURRENT in (login.get("labels") or []):
+        return True
+    if relation is None:
+        user = login.get("user")
+        if not isinstance(user, str) or not isinstance(current_user, str):
+            # A function too old to name the users: the privilege proof still guards.
+            return True
+        relation = (
+            "same user" if user == current_user else "pair" if _pair(user, current_user) else "other user"
+        )
+    return relation == "same user" or (relation == "pair" and strategy == "alternating-users")
+
+
+def _pair(user: str, other: str) -> bool:
+    suffix = "_clone"
+    return user.removesuffix(suffix) == other.removesuffix(suffix)
+
+
 def decide(versions: dict[str, list[str]], report: dict[str, Any]) -> Plan:  # noqa: PLR0911 - one per plan
     """The plan for a secret's labels (``VersionIdsToStages``) and a preflight report."""
     logins, strategy = report.get("logins", []), report.get("strategy")
+    current_user = next((x.get("user") for x in logins if AWSCURRENT in (x.get("labels") or [])), None)
+    logins = [login for login in logins if own_user(login, current_user, strategy)]
+    others = [
+        login for login in report.get("logins", []) if login not in logins and login["outcome"] == "accepted"
+    ]
+    # Only the secret's own user's versions count from here on.
     outcome = {login["version"]: login["outcome"] for login in logins}
     usable = {login["version"] for login in logins if may_become_current(login, strategy)}
-    unreachable = [login for login in logins if login["outcome"] == "unreachable"]
+    unreachable = [login for login in report.get("logins", []) if login["outcome"] == "unreachable"]
     if unreachable:
         return Plan(
             "refuse", f"cannot tell: {unreachable[0].get('detail') or 'the database could not be reached'}"
@@ -117,6 +155,15 @@ def decide(versions: dict[str, list[str]], report: dict[str, Any]) -> Plan:  # n
     accepted = next((login["version"] for login in logins if login["version"] in usable), None)
     if accepted is None:
         unproven = next((login for login in logins if login["outcome"] == "accepted"), None)
+        if unproven is None and others:
+            return Plan(
+                "refuse",
+                f"cannot tell: the database refuses {AWSCURRENT}'s credentials (user {current_user!r}) "
+                f"and accepts only another user's, version {others[0]['version']}'s (user "
+                f"{others[0].get('user')!r}); repair never switches the secret to another user: "
+                f"set {current_user!r}'s password to the {AWSCURRENT} version's by hand, or store "
+                "the intended user's credentials as a new version",
+            )
         if unproven is not None:
             return Plan(
                 "refuse",
@@ -168,6 +215,7 @@ class Repair:
     secret_id: str
     function: str | None = None
     wait_s: float = DEFAULT_WAIT_S
+    max_refused: int | None = None
     arn: str = ""
     versions: dict[str, list[str]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
@@ -182,12 +230,17 @@ class Repair:
                 "cannot tell: the secret has no rotation function, and a function's preflight "
                 "answers only for its own secrets",
             )
-        self.report = self.aws.preflight(self.function, self.arn, self._unlabelled())
+        self.report = self.aws.preflight(self.function, self.arn, self._unlabelled(), self.max_refused)
         if self.report.get("secret") is None or not self.report.get("logins"):
             failing = [c for c in self.report.get("checks", []) if c.get("ok") is False]
             why = failing[0]["detail"] if failing else "the preflight tried no login"
             return Plan("refuse", f"cannot tell: {why}")
-        return decide(self.versions, self.report)
+        plan = decide(self.versions, self.report)
+        stopped = next((c for c in self.report.get("checks", []) if c.get("check") == "logins stopped"), None)
+        if stopped is not None:
+            # The plan rests on fewer versions than asked for: say so, and how to try more.
+            plan.reason += f"; the preflight {stopped['detail']} ({stopped.get('fix', '')})"
+        return plan
 
     def _unlabelled(self) -> list[str]:
         """The newest unlabelled versions, newest first, ties in the listing's order later

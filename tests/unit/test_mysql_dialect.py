@@ -14,7 +14,7 @@ from common.engine import Login
 from common.errors import DatabaseOperationError
 from common.tls import TlsPolicy
 from rotators.mysql.dialect import Grant, Server, native_password_hash, parse_grants, require_clause
-from rotators.mysql.engine import MySQLEngine
+from rotators.mysql.engine import MySQLEngine, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -307,3 +307,19 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
     changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     assert changes
     assert all(params is not None and params[:2] == ("app_clone", "%") for params in changes), changes
+
+
+@pytest.mark.parametrize(
+    ("create_user", "limit"),
+    [
+        ("CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' REQUIRE NONE", None),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 1", 3),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 4 PASSWORD_LOCK_TIME UNBOUNDED", 4),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 0", None),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 0 PASSWORD_LOCK_TIME 2", None),
+    ],
+)
+def test_mysql_8_account_lockout_is_read_from_show_create_user(create_user: str, limit: int | None) -> None:
+    lockout = account_lockout("app", create_user)
+    assert (lockout.limit, lockout.known) == (limit, True)
+    assert "'app'" in lockout.detail
