@@ -191,6 +191,7 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         if not _user_exists(connection, original):
             raise DatabaseOperationError(f"user {original!r} does not exist")
