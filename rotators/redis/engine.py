@@ -147,6 +147,7 @@ class RedisEngine(Engine[RedisSession]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         raise DatabaseOperationError(
             "Redis users hold two passwords: the master user gives the same user a second one "
