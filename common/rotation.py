@@ -13,6 +13,7 @@ Contract (see the README for the long form):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +31,14 @@ from common.errors import (
     StagingError,
 )
 from common.observability import logger, metrics
+from common.rds import RdsDirectory
 from common.redaction import register
+from common.replicas import ReplicaWait
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
     from common.passwords import PasswordPolicy
+    from common.rds import Endpoint, Topology
     from common.secret import DatabaseSecret
     from common.settings import Settings
 
@@ -104,10 +108,19 @@ class RotationEvent:
 class Rotator(Generic[ConnectionT]):
     """Runs one step of a rotation for one engine. Steps are methods, one per step."""
 
-    def __init__(self, engine: Engine[ConnectionT], store: SecretStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine[ConnectionT],
+        store: SecretStore,
+        settings: Settings,
+        rds: RdsDirectory | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
+        # RDS answers where a master or a replica's writer is; its client is built lazily.
+        self.rds = rds or RdsDirectory()
+        self.replica_wait = ReplicaWait(engine, settings.replica_wait)
         self.password_policy: PasswordPolicy = engine.password_policy.with_environment(settings.environ or {})
 
     # -- the protocol -------------------------------------------------------------
@@ -241,15 +254,26 @@ class Rotator(Generic[ConnectionT]):
         pending = self.store.version(metadata.arn, request.token, AWSPENDING)
         self._validate_engine(pending)
         logger.append_keys(user=pending.username)
-        with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
-            self.engine.verify_session(connection)
-            if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
-                self.engine.verify_privileges(
-                    connection,
-                    original=original_username(pending.username),
-                    user=pending.username,
-                    database=pending.dbname or self.engine.default_dbname,
-                )
+
+        def log_in() -> None:
+            with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+                self.engine.verify_session(connection)
+                if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
+                    self.engine.verify_privileges(
+                        connection,
+                        original=original_username(pending.username),
+                        user=pending.username,
+                        database=pending.dbname or self.engine.default_dbname,
+                    )
+
+        try:
+            log_in()
+        except DatabaseLoginError:
+            # A reader or read replica may not have the password changed on its writer yet
+            # (engines that tell their position waited in setSecret); any other host refuses.
+            if not self.rds.is_reader(pending):
+                raise
+            self.replica_wait.for_login(log_in)
         return "pending credentials work"
 
     def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -267,6 +291,8 @@ class Rotator(Generic[ConnectionT]):
         def apply(connection: ConnectionT, login: Login) -> None:
             if login.label == AWSPENDING:
                 self.engine.verify_session(connection)
+            elif self.engine.is_replica(connection):
+                self._set_single_on_writer(metadata, current, pending, connection)
             else:
                 self.engine.change_own_password(connection, login, pending.password)
 
@@ -276,6 +302,25 @@ class Rotator(Generic[ConnectionT]):
         if used == AWSPENDING:
             return "pending credentials already in effect"
         return f"password changed with the {used} credentials"
+
+    def _set_single_on_writer(
+        self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret, replica: ConnectionT
+    ) -> None:
+        """The secret's host is a read-only replica: change the password with the user's
+        own session on its writer (found through RDS), then wait for the replica."""
+        writer = self.rds.writer_for(current)
+        positions: list[str | None] = []
+
+        def change(connection: ConnectionT, login: Login) -> None:
+            if login.label != AWSPENDING:
+                self.engine.change_own_password(connection, login, pending.password)
+            positions.append(self.engine.write_position(connection))
+
+        used = self._log_in_with_first(
+            self._single_user_logins(metadata, current, lambda: pending), current, change, server=writer
+        )
+        logger.info("password set on the writer", extra={"writer": writer.host, "label": used})
+        self.replica_wait.for_position(replica, positions[-1])
 
     def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         # Prove the secret's own credentials work on this host before the master
@@ -295,6 +340,16 @@ class Rotator(Generic[ConnectionT]):
                 password=pending.password,
                 database=current.dbname or self.engine.default_dbname,
             )
+            on_reader = current.host.lower() != master.host.lower()
+            position = self.engine.write_position(connection) if on_reader else None
+        if position is not None:
+            # The secret names a reader of the master's database: wait, in a session of the
+            # current user (unchanged), until it has the pending user's password.
+            self._log_in_with_first(
+                [(AWSCURRENT, current)],
+                current,
+                lambda replica, _: self.replica_wait.for_position(replica, position),
+            )
         return f"user {pending.username!r} set by the master user"
 
     # -- logging in --------------------------------------------------------------------
@@ -304,13 +359,17 @@ class Rotator(Generic[ConnectionT]):
         candidates: Iterable[tuple[str, DatabaseSecret]],
         current: DatabaseSecret,
         act: Callable[[ConnectionT, Login], None],
+        server: Endpoint | None = None,
     ) -> str:
         """Log in with each labelled version in turn and run ``act`` in the first session
         the server accepts; returns that label. Only a refused login moves on to the next
-        candidate: an unreachable server or a TLS failure stops at once."""
+        candidate: an unreachable server or a TLS failure stops at once. ``server`` logs in
+        elsewhere than the secrets' host (a replica's writer)."""
         tried: list[str] = []
         for label, secret in candidates:
             login = self._login(secret, label)
+            if server is not None:
+                login = dataclasses.replace(login, host=server.host, port=server.port)
             try:
                 with self.engine.connect(login) as connection:
                     act(connection, login)
@@ -320,9 +379,9 @@ class Rotator(Generic[ConnectionT]):
                 last_error: DatabaseLoginError = error
                 continue
             return label
+        where = f"{server.host}:{server.port}" if server else f"{current.host}:{self._port(current)}"
         raise DatabaseLoginError(
-            f"user {current.username!r} could not log in to {current.host}:{self._port(current)} "
-            f"with the {', '.join(tried)} credentials"
+            f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
@@ -351,11 +410,35 @@ class Rotator(Generic[ConnectionT]):
     # -- reading and checking versions --------------------------------------------
 
     def _master(self, current: DatabaseSecret) -> DatabaseSecret:
-        """The master secret, refused unless it is for the same server as ``current``."""
-        master = self.store.current_of(str(current.masterarn), "master secret")
+        """The master secret (its server from RDS when RDS manages it), refused unless it
+        is for the same server as ``current`` or RDS lists ``current``'s host as a reader
+        endpoint, reader instance or read replica of the master's database."""
+        master, topology = self.rds.master_secret(self.store, str(current.masterarn), current)
         self._validate_engine(master)
-        self._require_same_server(master, current, "the master secret")
+        try:
+            self._require_same_server(master, current, "the master secret")
+        except SecretMismatchError as mismatch:
+            self._require_reader_of_master(master, current, topology, mismatch)
         return master
+
+    def _require_reader_of_master(
+        self,
+        master: DatabaseSecret,
+        current: DatabaseSecret,
+        topology: Topology | None,
+        mismatch: SecretMismatchError,
+    ) -> None:
+        """Accept ``current`` on another host of the master's RDS database; otherwise
+        raise ``mismatch``, with what RDS said."""
+        database = topology or self.rds.shared_database(master, current)
+        if database is None:
+            raise mismatch
+        if not self.rds.serves(database, current.host):
+            raise SecretMismatchError(
+                f"{mismatch}; RDS does not list {current.host} as a host of {database.name}, "
+                "the master secret's database"
+            ) from None
+        logger.info("the secret's host serves the master's database", extra={"database": database.name})
 
     def _stored_pending(
         self, request: RotationEvent, metadata: SecretMetadata, current: DatabaseSecret

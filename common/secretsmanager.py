@@ -13,12 +13,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.errors import SecretsManagerError, StagingError
-from common.secret import DatabaseSecret
+from common.errors import SecretFormatError, SecretsManagerError, StagingError
+from common.secret import DatabaseSecret, parse_object
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from botocore.config import Config
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 AWSCURRENT = "AWSCURRENT"
@@ -43,22 +44,23 @@ class SecretMetadata:
         return None
 
 
+def client_config() -> Config:
+    """Bounded time-outs and standard retries, for every AWS client of the functions."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 4, "mode": "standard"})
+
+
 def build_client() -> SecretsManagerClient:
-    """A client with bounded time-outs and standard retries.
+    """A client with :func:`client_config`.
 
     Honours ``SECRETS_MANAGER_ENDPOINT`` (AWS's sample functions read it) and, through
     boto3 itself, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
     """
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        connect_timeout=5,
-        read_timeout=10,
-        retries={"max_attempts": 4, "mode": "standard"},
-    )
     endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
-    return boto3.client("secretsmanager", endpoint_url=endpoint, config=config)
+    return boto3.client("secretsmanager", endpoint_url=endpoint, config=client_config())
 
 
 class SecretStore:
@@ -103,8 +105,21 @@ class SecretStore:
     def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
         """The ``AWSCURRENT`` value of another secret (the master secret); never cached,
         because that secret rotates on its own schedule."""
+        return DatabaseSecret.from_dict(self.current_object(secret_id, what), f"{what} {AWSCURRENT}")
+
+    def current_object(self, secret_id: str, what: str) -> dict[str, Any]:
+        """The ``AWSCURRENT`` value of another secret as a JSON object, not yet validated
+        (an RDS-managed master secret holds only ``username`` and ``password``)."""
         response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
-        return DatabaseSecret.from_json(response.get("SecretString"), f"{what} {AWSCURRENT}")
+        text = response.get("SecretString")
+        if text is None:
+            raise SecretFormatError(f"secret version {what} {AWSCURRENT} has no SecretString")
+        return parse_object(text, f"{what} {AWSCURRENT}")
+
+    def tags(self, secret_id: str) -> dict[str, str]:
+        """The secret's tags from ``DescribeSecret``, system tags (``aws:...``) included."""
+        response = self._call("DescribeSecret", SecretId=secret_id)
+        return {str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags", [])}
 
     def put_pending(self, arn: str, token: str, secret: DatabaseSecret, rotation_token: str | None) -> bool:
         """Store ``secret`` as version ``token`` labelled ``AWSPENDING``.

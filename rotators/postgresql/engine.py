@@ -148,6 +148,41 @@ class PostgresEngine(Engine["PgConnection"]):
                 f"{current_user!r} (member of {original!r}: {bool(member)})"
             )
 
+    def is_replica(self, connection: PgConnection) -> bool:
+        return bool(self._value(connection, "SELECT pg_is_in_recovery()", (), "ask whether it is a standby"))
+
+    def write_position(self, connection: PgConnection) -> str | None:
+        # The write position covers the change once its commit is flushed, which
+        # synchronous_commit (on by default, and on RDS) makes it before COMMIT returns.
+        try:
+            value = self._value(connection, "SELECT pg_current_wal_lsn()::text", (), "read the WAL position")
+        except DatabaseOperationError:
+            return None  # a server without WAL functions (or refusing them) cannot tell
+        return str(value) if value else None
+
+    def has_replayed(self, connection: PgConnection, position: str) -> bool | None:
+        try:
+            value = self._value(
+                connection,
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                (position,),
+                "read the standby's replay position",
+            )
+        except DatabaseOperationError:
+            return None
+        return None if value is None else bool(value)  # NULL: not a streaming standby
+
+    @staticmethod
+    def _value(connection: PgConnection, query: str, params: tuple[str, ...], what: str) -> object:
+        """The first column of the first row, in a transaction of its own."""
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(query, params or None)
+                row = cursor.fetchone()
+        except Exception as error:
+            raise _operation_error(what, error) from error
+        return None if row is None else row[0]
+
     def _set_password(self, connection: PgConnection, user: str, password: str, what: str) -> None:
         from psycopg2 import sql
 
