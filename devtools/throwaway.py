@@ -25,6 +25,9 @@ class ThrowawayServer(ABC):
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ca: CertificateAuthority | None = None
+        #: Host names the certificate also carries (set before start), e.g. RDS endpoint
+        #: names that a test points at this server.
+        self.server_names: list[str] = []
 
     @property
     def ca_file(self) -> str:
@@ -32,14 +35,14 @@ class ThrowawayServer(ABC):
         return str(self.ca.cert_path)
 
     def make_certificates(self) -> tuple[Path, Path]:
-        """A CA of this server's own and a certificate for 127.0.0.1 only (so that a
-        connection to ``localhost`` shows a name mismatch being refused); the server's
-        certificate and key paths."""
+        """A CA of this server's own and a certificate for 127.0.0.1 and ``server_names``
+        only (so that a connection to ``localhost`` shows a name mismatch being refused);
+        the server's certificate and key paths."""
         self.root.chmod(0o755)
         tls_dir = self.root / "tls"
         tls_dir.mkdir()
         self.ca = CertificateAuthority.create(tls_dir, "test-ca")
-        return self.ca.issue_server(tls_dir, "server", ["127.0.0.1"])
+        return self.ca.issue_server(tls_dir, "server", ["127.0.0.1", *self.server_names])
 
     @property
     def as_root(self) -> bool:
