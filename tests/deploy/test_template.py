@@ -37,6 +37,7 @@ ROTATION_ACTIONS = {
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 }
+RDS_ACTIONS = {"rds:DescribeDBInstances", "rds:DescribeDBClusters"}
 EXAMPLE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:example-AbCdEf"
 ALL_FUNCTIONS = functions(load(), {"ExampleSecretArn": EXAMPLE_SECRET})
 TEMPLATE_FUNCTIONS = [f for f in ALL_FUNCTIONS if f.module.startswith("rotators.")]
@@ -158,8 +159,9 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "VpcId": "vpc-1",
             "CreateSecretsManagerEndpoint": "true",
         },
+        {"RdsLookups": "false"},
     ],
-    ids=["defaults", "master-kms-vpc"],
+    ids=["defaults", "master-kms-vpc", "no-rds"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     from samtranslator.translator.transform import transform
@@ -179,6 +181,8 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     statements = [s for s in iam_statements(resolved, resolver) if not s.get("Sid", "").endswith("ItsSecret")]
     granted = set().union(*(actions(s) for s in statements if s.get("Effect") == "Allow"))
     allowed = set(ROTATION_ACTIONS)
+    if overrides.get("RdsLookups", "true") == "true":
+        allowed |= RDS_ACTIONS
     if overrides.get("KmsKeyArn"):
         allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
     assert granted == allowed  # no GetRandomPassword: passwords are generated in the function
@@ -192,8 +196,11 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
                 "secretsmanager:ResourceTag/RotatedBy": "secrets-rotation"
             }
         if statement.get("Sid") == "ReadMasterSecrets":
-            assert actions(statement) == {"secretsmanager:GetSecretValue"}
+            assert actions(statement) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
             assert resources == [overrides["MasterSecretArnPattern"]]
+        if statement.get("Sid") == "FindRdsDatabases":
+            assert actions(statement) == RDS_ACTIONS
+            assert {r.rsplit(":", 2)[-2] for r in resources} == {"db", "cluster"}
         if statement.get("Sid") == "UseTheSecretsKey":
             assert resources == [overrides["KmsKeyArn"]]
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
