@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from common.engine import Engine
     from common.handler import RotationFunction
+    from devtools.mariadb import MariaDBServer
     from devtools.service import RotationService
 
 
@@ -76,13 +77,18 @@ class Database:
 
 
 def managed_instance(
-    rds: RDSClient, sm: SecretsManagerClient, endpoints: EndpointMap, writer_port: int, replica_port: int
+    rds: RDSClient,
+    sm: SecretsManagerClient,
+    endpoints: EndpointMap,
+    writer_port: int,
+    replica_port: int,
+    engine: str = "postgres",
 ) -> Database:
-    """A PostgreSQL DB instance with an RDS-managed master secret and one read replica."""
-    identifier = unique("pg").replace("_", "-")
+    """A DB instance with an RDS-managed master secret and one read replica."""
+    identifier = unique("db").replace("_", "-")
     instance = rds.create_db_instance(
         DBInstanceIdentifier=identifier,
-        Engine="postgres",
+        Engine=engine,
         DBInstanceClass="db.t3.micro",
         AllocatedStorage=20,
         MasterUsername=unique("admin"),
@@ -165,8 +171,8 @@ class User:
     arn: str
 
 
-def pg_user_on(
-    primary: PostgresServer,
+def user_on(
+    primary: PostgresServer | MariaDBServer,
     sm: SecretsManagerClient,
     service: RotationService,
     host: str,
@@ -175,14 +181,14 @@ def pg_user_on(
     **extra: Any,
 ) -> User:
     """A user owning a database of its own on the primary, and its secret naming ``host``
-    (port 5432, as RDS gives it), rotation enabled."""
+    (the engine's default port, as RDS gives it), rotation enabled."""
     name, password, dbname = unique("app"), new_password(), unique("db")
     primary.create_database(dbname)
     primary.create_user(name, password, dbname)
     body: dict[str, Any] = {
-        "engine": "postgres",
+        "engine": primary.engine_key,
         "host": host,
-        "port": 5432,
+        "port": 5432 if primary.engine_key == "postgres" else 3306,
         "username": name,
         "password": password,
         "dbname": dbname,

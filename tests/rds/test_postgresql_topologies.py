@@ -17,7 +17,7 @@ from devtools.rds_endpoints import instance_address
 from devtools.service import LambdaContext
 from rotators.postgresql.engine import PostgresEngine
 from tests.helpers import value
-from tests.rds.conftest import managed_cluster, managed_instance, pg_user_on, rds_handler
+from tests.rds.conftest import managed_cluster, managed_instance, rds_handler, user_on
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -80,7 +80,7 @@ def test_alternating_pair_on_the_replica_with_an_rds_managed_master(
 ) -> None:
     database = managed_instance(rds, sm_client, endpoints, primary.port, delayed.port)
     primary.create_master(database.master_user, database.master_password)
-    user = pg_user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
+    user = user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
 
     rotate_without_refusals(service, handler, user.arn, delayed)
@@ -107,7 +107,7 @@ def test_single_user_on_the_replica_changes_its_password_on_the_writer(
     endpoints: EndpointMap,
 ) -> None:
     database = managed_instance(rds, sm_client, endpoints, primary.port, delayed.port)
-    user = pg_user_on(primary, sm_client, service, database.reader)  # the writer found from the host
+    user = user_on(primary, sm_client, service, database.reader)  # the writer found from the host
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
 
     for _ in range(2):
@@ -132,9 +132,9 @@ def test_cluster_reader_endpoint_and_reader_instance(
 ) -> None:
     database = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port, engine)
     primary.create_master(database.master_user, database.master_password)
-    pair = pg_user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
+    pair = user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
     reader_instance = instance_address(f"{database.identifier}-b")
-    single = pg_user_on(primary, sm_client, service, reader_instance, dbClusterIdentifier=database.identifier)
+    single = user_on(primary, sm_client, service, reader_instance, dbClusterIdentifier=database.identifier)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
 
     for arn in (pair.arn, single.arn, pair.arn):
@@ -169,7 +169,7 @@ def test_master_of_another_instance_is_refused(
 ) -> None:
     ours = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
     theirs = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
-    user = pg_user_on(primary, sm_client, service, ours.writer, masterarn=theirs.master_arn)
+    user = user_on(primary, sm_client, service, ours.writer, masterarn=theirs.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
     with pytest.raises(SecretMismatchError, match=f"RDS does not list {ours.writer}.*{theirs.identifier}"):
         refused_at_create(handler, service, sm_client, user.arn)
@@ -185,7 +185,7 @@ def test_host_outside_the_masters_cluster_is_refused(
 ) -> None:
     ours = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port)
     other = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port)
-    user = pg_user_on(
+    user = user_on(
         primary, sm_client, service, instance_address(f"{other.identifier}-b"), masterarn=ours.master_arn
     )
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
@@ -204,7 +204,7 @@ def test_rds_denied_fails_create_naming_the_permission(
     endpoints: EndpointMap,
 ) -> None:
     database = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
-    user = pg_user_on(primary, sm_client, service, database.writer, masterarn=database.master_arn)
+    user = user_on(primary, sm_client, service, database.writer, masterarn=database.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
     with Stubber(rds) as stubber:
         stubber.add_client_error("describe_db_instances", service_error_code=code, http_status_code=403)
@@ -220,7 +220,7 @@ def test_replica_without_a_known_writer_is_refused_and_nothing_changes(
     rds: RDSClient,
 ) -> None:
     # The standby's own address, not an RDS name: no RDS database says where its writer is.
-    user = pg_user_on(primary, sm_client, service, "127.0.0.1")
+    user = user_on(primary, sm_client, service, "127.0.0.1")
     body = value(sm_client, user.arn, "AWSCURRENT")
     sm_client.put_secret_value(SecretId=user.arn, SecretString=json.dumps({**body, "port": standby.port}))
     standby.catch_up()
@@ -242,7 +242,7 @@ def test_pending_refused_on_a_host_rds_does_not_list_fails_at_once(
 ) -> None:
     """testSecret waits only on a reader: on the writer a refused login is final."""
     database = managed_instance(rds, sm_client, endpoints, primary.port, primary.port)
-    user = pg_user_on(primary, sm_client, service, database.writer)
+    user = user_on(primary, sm_client, service, database.writer)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file, REPLICA_WAIT_SECONDS="30")
     request = service.start(user.arn)
     for step in ("createSecret", "setSecret"):
