@@ -36,6 +36,7 @@ CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
 #: What the function's role needs for RDS-managed masters, readers and replicas.
 DESCRIBE_PERMISSIONS = "rds:DescribeDBInstances and rds:DescribeDBClusters"
 DEFAULT_CACHE_SECONDS = 900.0
+MASTER_WHAT = "the master secret (key 'masterarn')"
 # Host names RDS gives endpoints (commercial, China, DocumentDB).
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
@@ -147,8 +148,8 @@ class RdsDirectory:
         secret's, as AWS's functions take it. TLS stays the function's default: a user
         secret cannot weaken the master user's session. Returns the topology, if read.
         """
-        raw = store.current_object(masterarn, "master secret")
-        where = f"master secret {AWSCURRENT}"
+        raw = store.current_object(masterarn, MASTER_WHAT)
+        where = f"{MASTER_WHAT} {AWSCURRENT}"
         if "host" in raw and "engine" in raw:
             return DatabaseSecret.from_dict(raw, where), None
         database = self._managed_database(store, masterarn)

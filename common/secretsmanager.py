@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
+from common.redaction import clip
 from common.secret import DatabaseSecret, parse_object
 
 if TYPE_CHECKING:
@@ -103,14 +104,23 @@ class SecretStore:
         return secret
 
     def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
-        """The ``AWSCURRENT`` value of another secret (the master secret); never cached,
-        because that secret rotates on its own schedule."""
+        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``);
+        never cached, because that secret rotates on its own schedule."""
         return DatabaseSecret.from_dict(self.current_object(secret_id, what), f"{what} {AWSCURRENT}")
 
     def current_object(self, secret_id: str, what: str) -> dict[str, Any]:
-        """The ``AWSCURRENT`` value of another secret as a JSON object, not yet validated
-        (an RDS-managed master secret holds only ``username`` and ``password``)."""
-        response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
+        """:meth:`current_of` as a JSON object, not yet validated (an RDS-managed master
+        secret holds only ``username`` and ``password``)."""
+        try:
+            response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
+        except SecretsManagerError as error:
+            if error.code == "ResourceNotFoundException":
+                raise SecretFormatError(
+                    f"{what} {clip(secret_id)} does not exist or has no {AWSCURRENT} version"
+                ) from error
+            raise SecretsManagerError(
+                f"cannot read {what} {clip(secret_id)}: GetSecretValue failed with {error.code}", error.code
+            ) from error
         text = response.get("SecretString")
         if text is None:
             raise SecretFormatError(f"secret version {what} {AWSCURRENT} has no SecretString")
@@ -120,6 +130,17 @@ class SecretStore:
         """The secret's tags from ``DescribeSecret``, system tags (``aws:...``) included."""
         response = self._call("DescribeSecret", SecretId=secret_id)
         return {str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags", [])}
+
+    def unlabelled_versions(self, arn: str, limit: int) -> list[str]:
+        """The ids of the ``limit`` newest versions that carry no staging label, newest
+        first (``ListSecretVersionIds`` with deprecated versions; one page holds them all,
+        since Secrets Manager keeps about 100 versions)."""
+        response = self._call("ListSecretVersionIds", SecretId=arn, IncludeDeprecated=True, MaxResults=100)
+        versions = response.get("Versions", [])
+        # Newest first; versions created in the same second keep the listing's order, later first.
+        order = sorted(range(len(versions)), key=lambda i: (_created(versions[i]), i), reverse=True)
+        unlabelled = [versions[i] for i in order if not versions[i].get("VersionStages")]
+        return [str(v["VersionId"]) for v in unlabelled[:limit]]
 
     def put_pending(self, arn: str, token: str, secret: DatabaseSecret, rotation_token: str | None) -> bool:
         """Store ``secret`` as version ``token`` labelled ``AWSPENDING``.
@@ -178,6 +199,11 @@ class SecretStore:
                 f"{operation} failed: {type(error).__name__}", type(error).__name__
             ) from error
         return response
+
+
+def _created(version: Mapping[str, Any]) -> float:
+    created = version.get("CreatedDate")
+    return created.timestamp() if created is not None else 0.0
 
 
 def _method_name(operation: str) -> str:
