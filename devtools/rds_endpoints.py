@@ -10,12 +10,18 @@ verifies the host name it was given.
 
 from __future__ import annotations
 
+import json
+import secrets
 import socket
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -79,3 +85,104 @@ class EndpointMap:
         finally:
             psycopg2.connect = connect
             socket.create_connection = create_connection
+
+
+@dataclass
+class Database:
+    """An RDS database in moto whose endpoints reach the throwaway servers."""
+
+    kind: str
+    identifier: str
+    writer: str
+    reader: str
+    master_arn: str
+    master_user: str
+    master_password: str
+
+
+def managed_instance(
+    rds: RDSClient,
+    sm: SecretsManagerClient,
+    endpoints: EndpointMap,
+    ports: tuple[int, int],
+    engine: str = "postgres",
+) -> Database:
+    """A DB instance with an RDS-managed master secret and one read replica, whose names
+    reach ``ports`` (the writer's, the replica's) on 127.0.0.1."""
+    writer_port, replica_port = ports
+    identifier = _name("db")
+    instance = rds.create_db_instance(
+        DBInstanceIdentifier=identifier,
+        Engine=engine,
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="admin",
+        ManageMasterUserPassword=True,
+    )["DBInstance"]
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=f"{identifier}-replica", SourceDBInstanceIdentifier=identifier
+    )
+    endpoints.point(instance_address(identifier), writer_port)
+    endpoints.point(instance_address(f"{identifier}-replica"), replica_port)
+    hosts = instance_address(identifier), instance_address(f"{identifier}-replica")
+    return _database(sm, "instance", identifier, hosts, instance)
+
+
+def managed_cluster(
+    rds: RDSClient,
+    sm: SecretsManagerClient,
+    endpoints: EndpointMap,
+    ports: tuple[int, int],
+    engine: str = "aurora-postgresql",
+) -> Database:
+    """A cluster (Aurora, or a Multi-AZ DB cluster when ``engine`` is ``postgres`` or
+    ``mysql``) with an RDS-managed master secret and a writer and a reader instance, whose
+    names reach ``ports`` (the writer's, the readers') on 127.0.0.1."""
+    writer_port, reader_port = ports
+    identifier = _name("cl")
+    multi_az: dict[str, Any] = {}
+    if not engine.startswith("aurora"):
+        multi_az = {
+            "DBClusterInstanceClass": "db.m6gd.large",
+            "AllocatedStorage": 100,
+            "StorageType": "io1",
+            "Iops": 1000,
+        }
+    rds.create_db_cluster(
+        DBClusterIdentifier=identifier,
+        Engine=engine,
+        MasterUsername="admin",
+        ManageMasterUserPassword=True,
+        **multi_az,
+    )
+    pin_cluster_endpoints(identifier)
+    for member in ("a", "b"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{identifier}-{member}",
+            DBClusterIdentifier=identifier,
+            Engine=engine,
+            DBInstanceClass="db.r6g.large",
+        )
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
+    endpoints.point(cluster["Endpoint"], writer_port)
+    endpoints.point(cluster["ReaderEndpoint"], reader_port)
+    endpoints.point(instance_address(f"{identifier}-a"), writer_port)
+    endpoints.point(instance_address(f"{identifier}-b"), reader_port)
+    return _database(sm, "cluster", identifier, (cluster["Endpoint"], cluster["ReaderEndpoint"]), cluster)
+
+
+def _database(
+    sm: SecretsManagerClient, kind: str, identifier: str, hosts: tuple[str, str], described: Any
+) -> Database:
+    writer, reader = hosts
+    arn = described["MasterUserSecret"]["SecretArn"]
+    assert set(json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])) == {"username", "password"}
+    # moto gives every database the same master user and password: give each its own, in
+    # the form RDS stores (no host, no engine).
+    master = {"username": _name("admin").replace("-", "_"), "password": secrets.token_urlsafe(24)}
+    sm.put_secret_value(SecretId=arn, SecretString=json.dumps(master))
+    return Database(kind, identifier, writer, reader, arn, master["username"], master["password"])
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"

@@ -11,10 +11,10 @@ import pytest
 
 from common.errors import SecretMismatchError
 from devtools.mariadb import MariaDBServer
-from devtools.rds_endpoints import CERTIFICATE_NAMES
+from devtools.rds_endpoints import CERTIFICATE_NAMES, managed_instance
 from rotators.mysql.engine import MySQLEngine
 from tests.helpers import value
-from tests.rds.conftest import managed_instance, rds_handler, user_on
+from tests.rds.conftest import rds_handler, user_on
 from tests.rds.test_postgresql_topologies import refused_at_create
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def test_managed_master_and_replica_name_rotate_both_strategies(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    database = managed_instance(rds, sm_client, endpoints, maria.port, maria.port, engine="mysql")
+    database = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
     maria.create_master(database.master_user, database.master_password)
     pair = user_on(maria, sm_client, service, database.reader, masterarn=database.master_arn)
     single = user_on(maria, sm_client, service, database.reader)
@@ -70,8 +70,8 @@ def test_managed_master_of_another_instance_is_refused(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    ours = managed_instance(rds, sm_client, endpoints, maria.port, maria.port, engine="mysql")
-    theirs = managed_instance(rds, sm_client, endpoints, maria.port, maria.port, engine="mysql")
+    ours = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
+    theirs = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
     user = user_on(maria, sm_client, service, ours.reader, masterarn=theirs.master_arn)
     handler = rds_handler(MySQLEngine(), sm_client, rds, maria.ca_file)
     with pytest.raises(SecretMismatchError, match=f"RDS does not list {ours.reader}"):

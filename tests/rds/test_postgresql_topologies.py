@@ -13,11 +13,11 @@ from botocore.stub import Stubber
 
 from common.errors import DatabaseLoginError, RdsError, SecretMismatchError
 from common.replicas import FIRST_DELAY
-from devtools.rds_endpoints import instance_address
+from devtools.rds_endpoints import instance_address, managed_cluster, managed_instance
 from devtools.service import LambdaContext
 from rotators.postgresql.engine import PostgresEngine
 from tests.helpers import value
-from tests.rds.conftest import managed_cluster, managed_instance, rds_handler, user_on
+from tests.rds.conftest import rds_handler, user_on
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -78,7 +78,7 @@ def test_alternating_pair_on_the_replica_with_an_rds_managed_master(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    database = managed_instance(rds, sm_client, endpoints, primary.port, delayed.port)
+    database = managed_instance(rds, sm_client, endpoints, (primary.port, delayed.port))
     primary.create_master(database.master_user, database.master_password)
     user = user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
@@ -106,7 +106,7 @@ def test_single_user_on_the_replica_changes_its_password_on_the_writer(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    database = managed_instance(rds, sm_client, endpoints, primary.port, delayed.port)
+    database = managed_instance(rds, sm_client, endpoints, (primary.port, delayed.port))
     user = user_on(primary, sm_client, service, database.reader)  # the writer found from the host
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
 
@@ -130,7 +130,7 @@ def test_cluster_reader_endpoint_and_reader_instance(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    database = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port, engine)
+    database = managed_cluster(rds, sm_client, endpoints, (primary.port, standby.port), engine)
     primary.create_master(database.master_user, database.master_password)
     pair = user_on(primary, sm_client, service, database.reader, masterarn=database.master_arn)
     reader_instance = instance_address(f"{database.identifier}-b")
@@ -167,8 +167,8 @@ def test_master_of_another_instance_is_refused(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    ours = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
-    theirs = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
+    ours = managed_instance(rds, sm_client, endpoints, (primary.port, standby.port))
+    theirs = managed_instance(rds, sm_client, endpoints, (primary.port, standby.port))
     user = user_on(primary, sm_client, service, ours.writer, masterarn=theirs.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
     with pytest.raises(SecretMismatchError, match=f"RDS does not list {ours.writer}.*{theirs.identifier}"):
@@ -183,8 +183,8 @@ def test_host_outside_the_masters_cluster_is_refused(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    ours = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port)
-    other = managed_cluster(rds, sm_client, endpoints, primary.port, standby.port)
+    ours = managed_cluster(rds, sm_client, endpoints, (primary.port, standby.port))
+    other = managed_cluster(rds, sm_client, endpoints, (primary.port, standby.port))
     user = user_on(
         primary, sm_client, service, instance_address(f"{other.identifier}-b"), masterarn=ours.master_arn
     )
@@ -203,7 +203,7 @@ def test_rds_denied_fails_create_naming_the_permission(
     rds: RDSClient,
     endpoints: EndpointMap,
 ) -> None:
-    database = managed_instance(rds, sm_client, endpoints, primary.port, standby.port)
+    database = managed_instance(rds, sm_client, endpoints, (primary.port, standby.port))
     user = user_on(primary, sm_client, service, database.writer, masterarn=database.master_arn)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file)
     with Stubber(rds) as stubber:
@@ -241,7 +241,7 @@ def test_pending_refused_on_a_host_rds_does_not_list_fails_at_once(
     endpoints: EndpointMap,
 ) -> None:
     """testSecret waits only on a reader: on the writer a refused login is final."""
-    database = managed_instance(rds, sm_client, endpoints, primary.port, primary.port)
+    database = managed_instance(rds, sm_client, endpoints, (primary.port, primary.port))
     user = user_on(primary, sm_client, service, database.writer)
     handler = rds_handler(PostgresEngine(), sm_client, rds, primary.ca_file, REPLICA_WAIT_SECONDS="30")
     request = service.start(user.arn)
