@@ -52,6 +52,7 @@ rotate: setup
 bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
 	$(BIN)/python -m devtools.bench_retrieval
+	$(BIN)/python -m devtools.bench_rds
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -290,6 +290,8 @@ class RdsDirectory:
             return True
         if not topology.member_ids:
             return False
+        if host in _member_addresses(topology):
+            return True
         key = (topology.kind, topology.identifier.lower())
         kept = self._member_hosts.get(key)
         if kept is None or not self._fresh(kept[0]):
@@ -350,6 +352,15 @@ class RdsDirectory:
 
     def _fresh(self, fetched_at: float) -> bool:
         return self._clock() - fetched_at < self._cache_seconds
+
+
+def _member_addresses(topology: Topology) -> frozenset[str]:
+    """The members' addresses as RDS spells them, without a call: ``<instance id>.`` and the
+    zone of the writer's endpoint (``<id>.cluster-<zone>`` for a cluster), which is the
+    account's and region's. A member elsewhere (another region) is found by the call."""
+    first_label_removed = _normal(topology.writer.host).partition(".")[2]
+    zone = first_label_removed.removeprefix("cluster-") if topology.kind == "cluster" else first_label_removed
+    return frozenset(f"{member.lower()}.{zone}" for member in topology.member_ids)
 
 
 def _secret_engine(rds_engine: str) -> str:

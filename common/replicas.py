@@ -23,7 +23,8 @@ LONGEST_DELAY = 1.0
 
 
 class ReplicaWait(Generic[ConnectionT]):
-    """The waits of one container; ``waits`` records each one's seconds (for benchmarks)."""
+    """The waits of one container; ``waits`` records each one's kind (``position`` or
+    ``login``) and seconds, for tests and benchmarks."""
 
     def __init__(
         self,
@@ -37,7 +38,7 @@ class ReplicaWait(Generic[ConnectionT]):
         self.seconds = seconds
         self._clock = clock
         self._sleep = sleep
-        self.waits: list[float] = []
+        self.waits: list[tuple[str, float]] = []
 
     def for_position(self, replica: ConnectionT, position: str | None) -> None:
         """Wait until the replica of session ``replica`` has applied ``position``; returns
@@ -87,6 +88,6 @@ class ReplicaWait(Generic[ConnectionT]):
 
     def _record(self, started: float, how: str) -> None:
         waited = self._clock() - started
-        self.waits.append(waited)
+        self.waits.append((how, waited))
         metrics.add_metric(name="ReplicaWait", unit="Milliseconds", value=waited * 1000)
         logger.info("waited for the replica", extra={"waited_ms": round(waited * 1000), "by": how})
