@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotations", type=int, default=20)
     parser.add_argument("--apply-delay-ms", type=int, default=200, help="the delayed standby's lag")
     args = parser.parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # figures, not metric lines
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SecretsRotationBench")
 
     import boto3
     from moto import mock_aws
