@@ -10,7 +10,15 @@ import boto3
 import pytest
 
 from devtools.postgres import PostgresServer, PostgresStandby
-from devtools.rds_endpoints import CERTIFICATE_NAMES, EndpointMap
+from devtools.rds_endpoints import (
+    CERTIFICATE_NAMES,
+    Database,
+    EndpointMap,
+    managed_cluster,
+    managed_instance,
+)
+from devtools.service import LambdaContext
+from rotators.postgresql.engine import PostgresEngine
 from tests.conftest import REGION, new_password, unique
 from tests.helpers import handler_for, store_secret
 
@@ -70,35 +78,76 @@ class User:
     arn: str
 
 
-def user_on(
-    primary: PostgresServer | MariaDBServer,
-    sm: SecretsManagerClient,
+@dataclass
+class World:
+    """moto's RDS and Secrets Manager, with RDS names leading to ``writer`` and ``replica``
+    (throwaway servers of one engine), and the function under test."""
+
+    writer: PostgresServer | MariaDBServer
+    replica: PostgresServer | MariaDBServer
+    engine: Engine[Any]
+    sm: SecretsManagerClient
+    service: RotationService
+    rds: RDSClient
+    endpoints: EndpointMap
+
+    def instance(self, engine: str = "postgres") -> Database:
+        return managed_instance(
+            self.rds, self.sm, self.endpoints, (self.writer.port, self.replica.port), engine
+        )
+
+    def cluster(self, engine: str = "aurora-postgresql") -> Database:
+        return managed_cluster(
+            self.rds, self.sm, self.endpoints, (self.writer.port, self.replica.port), engine
+        )
+
+    def master_user(self, database: Database) -> None:
+        """The RDS-managed master user, on the writer."""
+        self.writer.create_master(database.master_user, database.master_password)
+
+    def user_on(self, host: str, *, masterarn: str | None = None, **extra: Any) -> User:
+        """A user owning a database of its own on the writer, and its secret naming
+        ``host`` (the engine's default port, as RDS gives it), rotation enabled."""
+        name, password, dbname = unique("app"), new_password(), unique("db")
+        self.writer.create_database(dbname)
+        self.writer.create_user(name, password, dbname)
+        body: dict[str, Any] = {
+            "engine": self.writer.engine_key,
+            "host": host,
+            "port": self.engine.default_port,
+            "username": name,
+            "password": password,
+            "dbname": dbname,
+            **extra,
+        }
+        if masterarn:
+            body["masterarn"] = masterarn
+        return User(name, password, dbname, store_secret(self.sm, self.service, name, body))
+
+    def handler(self, **environ: str) -> RotationFunction[Any]:
+        """A new container of the function, with this world's clients."""
+        return handler_for(
+            self.engine, self.sm, rds_client=self.rds, DB_CA_BUNDLE=self.writer.ca_file, **environ
+        )
+
+    def refused_at_create(self, handler: RotationFunction[Any], arn: str) -> None:
+        """Run createSecret, which must fail leaving no pending value; re-raises its error."""
+        request = self.service.start(arn)
+        try:
+            handler(request.event("createSecret"), LambdaContext())
+        finally:
+            with pytest.raises(self.sm.exceptions.ResourceNotFoundException):
+                self.sm.get_secret_value(SecretId=arn, VersionId=request.token)
+
+
+@pytest.fixture
+def world(
+    primary: PostgresServer,
+    standby: PostgresStandby,
+    sm_client: SecretsManagerClient,
     service: RotationService,
-    host: str,
-    *,
-    masterarn: str | None = None,
-    **extra: Any,
-) -> User:
-    """A user owning a database of its own on the primary, and its secret naming ``host``
-    (the engine's default port, as RDS gives it), rotation enabled."""
-    name, password, dbname = unique("app"), new_password(), unique("db")
-    primary.create_database(dbname)
-    primary.create_user(name, password, dbname)
-    body: dict[str, Any] = {
-        "engine": primary.engine_key,
-        "host": host,
-        "port": 5432 if primary.engine_key == "postgres" else 3306,
-        "username": name,
-        "password": password,
-        "dbname": dbname,
-        **extra,
-    }
-    if masterarn:
-        body["masterarn"] = masterarn
-    return User(name, password, dbname, store_secret(sm, service, name, body))
-
-
-def rds_handler(
-    engine: Engine[Any], sm: SecretsManagerClient, rds: RDSClient, ca_file: str, **environ: str
-) -> RotationFunction[Any]:
-    return handler_for(engine, sm, rds_client=rds, DB_CA_BUNDLE=ca_file, **environ)
+    rds: RDSClient,
+    endpoints: EndpointMap,
+) -> World:
+    """PostgreSQL: the primary as the writer, its streaming standby as every replica."""
+    return World(primary, standby, PostgresEngine(), sm_client, service, rds, endpoints)

@@ -11,11 +11,10 @@ import pytest
 
 from common.errors import SecretMismatchError
 from devtools.mariadb import MariaDBServer
-from devtools.rds_endpoints import CERTIFICATE_NAMES, managed_instance
+from devtools.rds_endpoints import CERTIFICATE_NAMES
 from rotators.mysql.engine import MySQLEngine
 from tests.helpers import value
-from tests.rds.conftest import rds_handler, user_on
-from tests.rds.test_postgresql_topologies import refused_at_create
+from tests.rds.conftest import World
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,41 +37,39 @@ def maria() -> Iterator[MariaDBServer]:
         server.stop()
 
 
-def test_managed_master_and_replica_name_rotate_both_strategies(
+@pytest.fixture
+def maria_world(
     maria: MariaDBServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
     rds: RDSClient,
     endpoints: EndpointMap,
-) -> None:
-    database = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
-    maria.create_master(database.master_user, database.master_password)
-    pair = user_on(maria, sm_client, service, database.reader, masterarn=database.master_arn)
-    single = user_on(maria, sm_client, service, database.reader)
-    handler = rds_handler(MySQLEngine(), sm_client, rds, maria.ca_file)
+) -> World:
+    return World(maria, maria, MySQLEngine(), sm_client, service, rds, endpoints)
+
+
+def test_managed_master_and_replica_name_rotate_both_strategies(maria_world: World) -> None:
+    world, maria = maria_world, maria_world.writer
+    database = world.instance("mysql")
+    world.master_user(database)
+    pair = world.user_on(database.reader, masterarn=database.master_arn)
+    single = world.user_on(database.reader)
+    handler = world.handler()
 
     for arn in (pair.arn, single.arn, pair.arn):
-        service.rotate(handler, arn)
-    pair_current = value(sm_client, pair.arn, "AWSCURRENT")
+        world.service.rotate(handler, arn)
+    pair_current = value(world.sm, pair.arn, "AWSCURRENT")
     assert pair_current["username"] == pair.name and pair_current["host"] == database.reader
     assert maria.can_login(pair.name, pair_current["password"], pair.dbname)
     assert not maria.can_login(pair.name, pair.password, pair.dbname)
-    single_current = value(sm_client, single.arn, "AWSCURRENT")
+    single_current = value(world.sm, single.arn, "AWSCURRENT")
     assert maria.can_login(single.name, single_current["password"], single.dbname)
     assert not maria.can_login(single.name, single.password, single.dbname)
     assert handler.rds_calls["DescribeDBInstances"] >= 1
 
 
-def test_managed_master_of_another_instance_is_refused(
-    maria: MariaDBServer,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    rds: RDSClient,
-    endpoints: EndpointMap,
-) -> None:
-    ours = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
-    theirs = managed_instance(rds, sm_client, endpoints, (maria.port, maria.port), engine="mysql")
-    user = user_on(maria, sm_client, service, ours.reader, masterarn=theirs.master_arn)
-    handler = rds_handler(MySQLEngine(), sm_client, rds, maria.ca_file)
+def test_managed_master_of_another_instance_is_refused(maria_world: World) -> None:
+    ours, theirs = maria_world.instance("mysql"), maria_world.instance("mysql")
+    user = maria_world.user_on(ours.reader, masterarn=theirs.master_arn)
     with pytest.raises(SecretMismatchError, match=f"RDS does not list {ours.reader}"):
-        refused_at_create(handler, service, sm_client, user.arn)
+        maria_world.refused_at_create(maria_world.handler(), user.arn)

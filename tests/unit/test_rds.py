@@ -14,7 +14,7 @@ from common.replicas import ReplicaWait
 from common.secret import DatabaseSecret
 from devtools.rds_endpoints import EndpointMap, instance_address, managed_cluster, managed_instance
 from tests.conftest import REGION
-from tests.fake_engine import FakeDatabase, FakeEngine
+from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -153,3 +153,19 @@ def test_login_wait_is_bounded_and_backs_off() -> None:
     wait.for_login(third_time)
     how, seconds = wait.waits[-1]
     assert how == "login" and seconds == pytest.approx(0.06)
+
+
+class BehindReplica(FakeEngine):
+    """A replica that never reaches the writer's position."""
+
+    def has_replayed(self, connection: Any, position: str) -> bool | None:
+        return False
+
+
+def test_position_wait_gives_up_in_time_without_failing_the_step() -> None:
+    clock = Clock()
+    wait = ReplicaWait(BehindReplica(FakeDatabase()), 2, clock=clock, sleep=clock.sleep)
+    wait.for_position(FakeSession("u"), "0/3000060")  # logged, not raised: testSecret's login decides
+    assert wait.waits == [("position", 2.0)]
+    wait.for_position(FakeSession("u"), None)  # an engine that cannot tell: no wait at all
+    assert len(wait.waits) == 1
