@@ -105,6 +105,11 @@ class PostgresServer(ThrowawayServer):
         self.give_to_service_user(
             self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf", self.log_path
         )
+        self._start_server()
+        return self
+
+    def _start_server(self) -> None:
+        """``pg_ctl start`` on the data directory, waiting until it accepts connections."""
         subprocess.run(
             self.as_service_user(
                 [
@@ -124,7 +129,6 @@ class PostgresServer(ThrowawayServer):
             timeout=90,
         )
         self._running = True
-        return self
 
     def stop(self) -> None:
         if self._running:
@@ -284,23 +288,7 @@ class PostgresStandby(PostgresServer):
             conf.write(f"port = {self.port}\nunix_socket_directories = '{self.root}'\n")
         self.log_path.touch()
         self.give_to_service_user(self.data_dir / "postgresql.conf", self.log_path)
-        subprocess.run(
-            self.as_service_user(
-                [
-                    str(self.bin_dir / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_path),
-                    "-w",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=90,
-        )
-        self._running = True
+        self._start_server()
         return self
 
     def catch_up(self, timeout: float = 30) -> None:
