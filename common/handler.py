@@ -40,6 +40,10 @@ class RotationFunction(Generic[ConnectionT]):
         self._rotator: Rotator[ConnectionT] | None = None
 
     @property
+    def engine(self) -> Engine[ConnectionT]:
+        return self._engine
+
+    @property
     def rotator(self) -> Rotator[ConnectionT]:
         if self._rotator is None:
             store = SecretStore(self._client or build_client())

@@ -398,6 +398,7 @@ class Rotator(Generic[ConnectionT]):
             login = self._login(secret, label)
             if server is not None:
                 login = dataclasses.replace(login, host=server.host, port=server.port)
+            logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:
                     act(connection, login)
