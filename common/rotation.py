@@ -274,26 +274,14 @@ class Rotator(Generic[ConnectionT]):
         pending = self.store.version(metadata.arn, request.token, AWSPENDING)
         self._validate_engine(pending)
         logger.append_keys(user=pending.username)
-
-        def log_in() -> None:
-            with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
-                self.engine.verify_session(connection)
-                if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
-                    self.engine.verify_privileges(
-                        connection,
-                        original=original_username(pending.username),
-                        user=pending.username,
-                        database=pending.dbname or self.engine.default_dbname,
-                    )
-
         try:
-            log_in()
+            self._prove(pending)
         except DatabaseLoginError:
             # A reader or read replica may not have the password changed on its writer yet
             # (engines that tell their position waited in setSecret); any other host refuses.
             if not self.rds.is_reader(pending):
                 raise
-            self.replica_wait.for_login(log_in)
+            self.replica_wait.for_login(lambda: self._prove(pending))
         return "pending credentials work"
 
     def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -302,16 +290,30 @@ class Rotator(Generic[ConnectionT]):
         and a retry only clears the label.
 
         Nothing moves unless the pending version has a value, passes setSecret's checks
-        and logs in: a finishSecret run out of order (before setSecret, or before
-        createSecret) must not make refused credentials current. The value is cached by
-        version id, so a warm container pays no extra Secrets Manager call for this."""
+        and testSecret's proof: a finishSecret run out of order (before setSecret, or
+        before createSecret) must not make refused credentials current. The values are
+        cached by version id, so a warm container pays no extra Secrets Manager call."""
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
-        self._log_in_with_first([(AWSPENDING, pending)], pending, self._verify)
+        logger.append_keys(user=pending.username)
+        self._prove(pending)
         current_version = metadata.version_with(AWSCURRENT)
         self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
         self.store.remove_label(metadata.arn, AWSPENDING, request.token)
         return f"{AWSCURRENT} moved from version {current_version}"
+
+    def _prove(self, pending: DatabaseSecret) -> None:
+        """Log in with the pending credentials; for alternating users, prove the pending
+        user acts with the original user's privileges."""
+        with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+            self.engine.verify_session(connection)
+            if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
+                self.engine.verify_privileges(
+                    connection,
+                    original=original_username(pending.username),
+                    user=pending.username,
+                    database=pending.dbname or self.engine.default_dbname,
+                )
 
     # -- setSecret strategies ---------------------------------------------------------
 

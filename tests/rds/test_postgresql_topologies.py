@@ -184,3 +184,27 @@ def test_pending_refused_on_the_writer_fails_at_once(world: World) -> None:
     with pytest.raises(DatabaseLoginError):
         handler(request.event("testSecret"), LambdaContext())
     assert handler.rotator.replica_wait.waits == []
+
+
+def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
+    world: World, standby: PostgresStandby
+) -> None:
+    database = world.instance()
+    world.master_user(database)
+    user = world.user_on(database.reader, masterarn=database.master_arn)
+    handler = world.handler()
+    standby.catch_up()
+
+    report = handler({"Preflight": {"SecretId": user.arn}}, LambdaContext())
+    assert report is not None
+    master = next(check for check in report["checks"] if check["check"] == "master secret")
+    assert master["ok"] is True, master
+
+    with Stubber(world.rds) as stubber:
+        stubber.add_client_error(
+            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
+        )
+        denied = world.handler()({"Preflight": {"SecretId": user.arn}}, LambdaContext())
+    assert denied is not None and denied["ok"] is False
+    master = next(check for check in denied["checks"] if check["check"] == "master secret")
+    assert "rds:DescribeDBInstances was refused" in master["detail"] and "RdsLookups" in master["fix"]

@@ -60,7 +60,7 @@ def test_finish_right_after_create_moves_nothing(
     request = service.start(arn)
     handler = handler_for(FakeEngine(database), sm_client)
     handler(request.event("createSecret"), None)
-    with pytest.raises(DatabaseLoginError, match="with the AWSPENDING credentials"):
+    with pytest.raises(DatabaseLoginError, match="refused the AWSPENDING credentials"):
         handler(request.event("finishSecret"), None)
     assert labels(sm_client, arn) == {"AWSCURRENT": current, "AWSPENDING": request.token}
     # The rotation then completes normally, and a later one too.
