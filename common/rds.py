@@ -20,9 +20,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.clients import build_rds_client
 from common.errors import RdsError, SecretsManagerError
 from common.secret import DatabaseSecret
-from common.secretsmanager import AWSCURRENT, client_config
+from common.secretsmanager import AWSCURRENT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,13 +78,6 @@ class Topology:
         return f"DB {self.kind} {self.identifier!r}"
 
 
-def build_client() -> RDSClient:
-    """An RDS client with the same bounded time-outs and retries as Secrets Manager's."""
-    import boto3
-
-    return boto3.client("rds", config=client_config())
-
-
 def database_of_tags(tags: dict[str, str]) -> tuple[Kind, str] | None:
     """The database an RDS-managed secret's system tag names (its ARN), or None."""
     if tags.get(CLUSTER_TAG):
@@ -122,7 +116,7 @@ class RdsDirectory:
         self,
         client: RDSClient | None = None,
         *,
-        factory: Callable[[], RDSClient] = build_client,
+        factory: Callable[[], RDSClient] = build_rds_client,
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

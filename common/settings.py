@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigurationError
@@ -29,7 +29,8 @@ class Settings:
     statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT
     replica_wait: int = DEFAULT_REPLICA_WAIT
     ca_bundle: str | None = None
-    environ: Mapping[str, str] | None = None
+    # The whole environment holds the function's AWS credentials: never in a repr.
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

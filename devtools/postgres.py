@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devtools.ports import PortInUseError, start_on_free_port
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class PostgresServer(ThrowawayServer):
         )
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(
-                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                "listen_addresses = '127.0.0.1'\ninclude_if_exists = 'port.conf'\n"
                 f"unix_socket_directories = '{self.root}'\n"
                 f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n"
                 f"password_encryption = '{self.password_encryption}'\n"
@@ -105,12 +106,18 @@ class PostgresServer(ThrowawayServer):
         self.give_to_service_user(
             self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf", self.log_path
         )
-        self._start_server()
+        self.port = start_on_free_port(self._launch, self.port)
+        self._running = True
         return self
 
-    def _start_server(self) -> None:
-        """``pg_ctl start`` on the data directory, waiting until it accepts connections."""
-        subprocess.run(
+    def _launch(self, port: int) -> int:
+        """Start the server on ``port`` (in a file of its own, which a later restart reads
+        too); PortInUseError when another process holds the port."""
+        port_conf = self.data_dir / "port.conf"
+        port_conf.write_text(f"port = {port}\n")
+        self.give_to_service_user(port_conf)
+        logged_before = self.log_path.stat().st_size
+        started = subprocess.run(
             self.as_service_user(
                 [
                     str(self.bin_dir / "pg_ctl"),
@@ -124,11 +131,18 @@ class PostgresServer(ThrowawayServer):
                     "start",
                 ]
             ),
-            check=True,
+            check=False,
             capture_output=True,
             timeout=90,
         )
-        self._running = True
+        if started.returncode != 0:
+            with self.log_path.open("rb") as log:
+                log.seek(logged_before)
+                text = log.read().decode(errors="replace")
+            if "could not bind" in text or "Address already in use" in text:
+                raise PortInUseError(f"port {port} is taken")
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr.decode(errors='replace')}{text}")
+        return port
 
     def stop(self) -> None:
         if self._running:
@@ -219,8 +233,12 @@ class PostgresServer(ThrowawayServer):
         """A login role; owner of ``dbname`` when given."""
         from psycopg2 import sql
 
+        # Composed whole, no parameters: psycopg2's %-substitution would rewrite a % in the
+        # quoted name (DESIGN.md section 6).
         self.execute(
-            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,)
+            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(password)
+            )
         )
         if dbname is not None:
             self.execute(
@@ -232,8 +250,9 @@ class PostgresServer(ThrowawayServer):
         from psycopg2 import sql
 
         self.execute(
-            sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE PASSWORD %s").format(sql.Identifier(user)),
-            (password,),
+            sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(password)
+            )
         )
 
     def failed_logins(self) -> int:
@@ -283,12 +302,14 @@ class PostgresStandby(PostgresServer):
             capture_output=True,
             timeout=120,
         )
-        # Later lines win: the copied configuration names the primary's port and socket.
+        # A later line wins: the copied configuration names the primary's socket directory
+        # (and the copied port.conf its port, which _launch rewrites).
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {self.port}\nunix_socket_directories = '{self.root}'\n")
+            conf.write(f"unix_socket_directories = '{self.root}'\n")
         self.log_path.touch()
         self.give_to_service_user(self.data_dir / "postgresql.conf", self.log_path)
-        self._start_server()
+        self.port = start_on_free_port(self._launch, self.port)
+        self._running = True
         return self
 
     def catch_up(self, timeout: float = 30) -> None:
