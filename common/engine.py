@@ -175,11 +175,17 @@ class Engine(ABC, Generic[ConnectionT]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         """Logged in as the master user, make ``user`` (``original`` or ``clone``) log in
         with ``password``, and bring ``clone`` in line with ``original``'s privileges at
         every rotation (``clone`` is created here when it is ``user`` and missing).
-        ``database`` is the secret's (where MongoDB keeps its users). Safe to run again."""
+        ``database`` is the secret's (where MongoDB keeps its users). Safe to run again.
+
+        ``current`` is the secret's current login (``current.username`` is the other
+        user of the two), which the core has just proved the server accepts. An engine
+        whose user names do not name one account (MySQL's ``user@host``) uses it to act
+        only on the accounts those credentials proved; others may ignore it."""
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:
@@ -215,6 +221,13 @@ class Engine(ABC, Generic[ConnectionT]):
         """Logged in as ``login.username``, whether that user may change its own password
         here (single user). Reads only; the default checks nothing."""
         return [Capability("change its own password", None, f"not checked by the {self.name} engine")]
+
+    def login_lockout(self, connection: ConnectionT, login: Login) -> Lockout:
+        """Logged in as ``login.username``, after how many refused logins in a row the
+        server blocks that account (read only, where the account may read it). Raises
+        DatabaseError when it cannot be read; the default (an engine whose servers have no
+        such lockout) checks nothing and is not reported."""
+        return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
 
     def alternate_user_capabilities(
         self, connection: ConnectionT, *, original: str, clone: str, database: str | None
@@ -295,6 +308,17 @@ def first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(error).__name__
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Whether the server blocks an account after refused logins (MariaDB's
+    ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``): ``limit`` refused logins
+    in a row block it, None when they never do or it is not ``known``."""
+
+    limit: int | None
+    known: bool
+    detail: str
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic
 
 from common.engine import ConnectionT, Engine
-from common.preflight import Preflight, is_preflight
+from common.preflight import Preflight, invoked_function, is_preflight
 from common.rds import RdsDirectory
 from common.rotation import Rotator, reported_step
 from common.secretsmanager import SecretStore, build_client
@@ -65,13 +65,14 @@ class RotationFunction(Generic[ConnectionT]):
 
     def __call__(self, event: dict[str, Any], context: object = None) -> dict[str, Any] | None:
         """Lambda's calling convention: the event and the context. A rotation step returns
-        nothing; a preflight event (``common.preflight``) returns its report.
+        nothing; a preflight event (``common.preflight``) returns its report, for the
+        function's own secrets only (the context names the function).
 
         Building the rotator (settings, client) happens inside the step's report, so a
         configuration error is a failed step like any other: logged with its reason and
         counted."""
         if is_preflight(event):
-            return Preflight.of(self.rotator).answer(event)
+            return Preflight.of(self.rotator).answer(event, invoked_function(context))
         with reported_step(self._engine.name, event, self._calls_made) as done:
             done(self.rotator.run(event))
         return None

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel("WARNING")
     behave_like_aws()
     primary = PostgresServer()
-    primary.server_names = list(CERTIFICATE_NAMES)
+    primary.certificate_hosts += CERTIFICATE_NAMES
     primary.start()
     standby: PostgresStandby | None = None
     try:

@@ -14,9 +14,18 @@ no longer has are revoked from the clone. The master user's session checks the r
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, DriverErrors, Engine, Login, compare_with_original, first_line
+from common.engine import (
+    Capability,
+    DriverErrors,
+    Engine,
+    Lockout,
+    Login,
+    compare_with_original,
+    first_line,
+)
 from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
 from rotators.mysql.dialect import (
@@ -41,6 +50,8 @@ else:
 _LOGIN_REFUSED = frozenset({1045, 1698})
 # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
 _NOT_ALLOWED = frozenset({1044, 1142, 1227})
+#: MariaDB's max_password_errors when no limit is set (the default).
+MARIADB_UNLIMITED = 4294967295
 
 
 class MySQLEngine(Engine[MySQLConnection]):
@@ -132,16 +143,17 @@ class MySQLEngine(Engine[MySQLConnection]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         server = _server(connection)
-        hosts = _hosts(connection, original)
-        if not hosts:
-            raise DatabaseOperationError(f"user {original!r} has no account on this server")
         if len(clone) > server.username_limit:
             raise DatabaseOperationError(
                 f"user name {clone!r} is longer than the {server.username_limit} characters "
                 "this server allows"
             )
+        if not _hosts(connection, original):
+            raise DatabaseOperationError(f"user {original!r} has no account on this server")
+        hosts = self._proved_hosts(connection, original, current)
         if user == original:
             for host in hosts:
                 _set_account_password(connection, server, user, host, password)
@@ -159,6 +171,44 @@ class MySQLEngine(Engine[MySQLConnection]):
         for host in _hosts(connection, clone):
             if _grants(connection, clone, host) != _grants(connection, original, host):
                 raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
+
+    def _proved_hosts(self, connection: MySQLConnection, original: str, current: Login) -> list[str]:
+        """The host parts of ``original`` the master may act on: those of the accounts the
+        secret's current credentials open, never every account that shares the name
+        (``app@'%'`` and ``app@'10.9.9.9'`` are different accounts with their own
+        passwords and privileges: a confused deputy otherwise).
+
+        An account of the current user is proved when its authentication string is what
+        the current password gives (``mysql_native_password``: the hash is unsalted). When
+        none is, as with salted plugins (``caching_sha2_password``, ``ed25519``), the one
+        account a login with the current credentials opens (``CURRENT_USER()``) is proved,
+        with the accounts holding the very same authentication string. The original's host
+        parts are then those proved; when the clone is the current user, also the
+        original's accounts whose authentication string equals the original's at a proved
+        host (host parts an administrator added with the same password)."""
+        proving = current.username
+        accounts = _authentication(connection, proving)
+        proved = {
+            host
+            for host, (plugin, stored) in accounts.items()
+            if plugin == "mysql_native_password" and stored == native_password_hash(current.password)
+        }
+        if not proved:
+            with self.connect(current) as session:
+                account = _text(_rows(session, "SELECT CURRENT_USER()", (), "read the current account")[0][0])
+            name, _, host = account.rpartition("@")
+            if name == proving and host in accounts:
+                proved = {h for h, auth in accounts.items() if auth == accounts[host]}
+        if not proved:
+            raise DatabaseOperationError(
+                f"could not tell which account of {proving!r} the current credentials open: "
+                "the master user acts on no account the secret has not proved"
+            )
+        if proving == original:
+            return sorted(proved)
+        originals = _authentication(connection, original)
+        wanted = {originals[host] for host in proved if host in originals}
+        return sorted(host for host, auth in originals.items() if host in proved or auth in wanted)
 
     def _mirror_account(  # noqa: PLR0917 - one account, spelled out
         self,
@@ -254,6 +304,27 @@ class MySQLEngine(Engine[MySQLConnection]):
             return [Capability("change its own password", True, "any account may set its own password")]
         return [Capability("change its own password", False, detail)]
 
+    def login_lockout(self, connection: MySQLConnection, login: Login) -> Lockout:
+        if _server(connection).flavour == "mariadb":
+            # A global variable (10.4+) every account may read; it spares no account but
+            # those with CONNECTION ADMIN connecting from localhost.
+            rows = _rows(
+                connection, "SHOW GLOBAL VARIABLES LIKE 'max_password_errors'", (), "read max_password_errors"
+            )
+            limit = int(_text(rows[0][1])) if rows else None
+            if limit is None or limit >= MARIADB_UNLIMITED:
+                return Lockout(None, known=True, detail="MariaDB max_password_errors is unlimited")
+            return Lockout(
+                limit,
+                known=True,
+                detail=f"MariaDB max_password_errors = {limit}: the server blocks an account after "
+                f"{limit} refused logins in a row (error 4150, until FLUSH PRIVILEGES)",
+            )
+        # MySQL 8.0.19+: per account, and in effect only with a PASSWORD_LOCK_TIME; an
+        # account may read its own SHOW CREATE USER without privileges on mysql.*.
+        rows = _rows(connection, "SHOW CREATE USER CURRENT_USER()", (), "read its own account")
+        return account_lockout(login.username, _text(rows[0][0]) if rows else "")
+
     def alternate_user_capabilities(
         self, connection: MySQLConnection, *, original: str, clone: str, database: str | None
     ) -> list[Capability]:
@@ -299,6 +370,22 @@ class MySQLEngine(Engine[MySQLConnection]):
         return found
 
 
+def account_lockout(user: str, create_user: str) -> Lockout:
+    """MySQL 8's lock of ``user`` after refused logins, from its ``SHOW CREATE USER`` text:
+    in effect only with both ``FAILED_LOGIN_ATTEMPTS`` and a ``PASSWORD_LOCK_TIME``."""
+    attempts = re.search(r"FAILED_LOGIN_ATTEMPTS (\d+)", create_user)
+    lock_time = re.search(r"PASSWORD_LOCK_TIME (\d+|UNBOUNDED)", create_user)
+    limit = int(attempts[1]) if attempts else 0
+    if not limit or lock_time is None or lock_time[1] == "0":
+        return Lockout(None, known=True, detail=f"{user!r} has no FAILED_LOGIN_ATTEMPTS lock")
+    return Lockout(
+        limit,
+        known=True,
+        detail=f"{user!r} has FAILED_LOGIN_ATTEMPTS {limit} PASSWORD_LOCK_TIME {lock_time[1]}: "
+        f"the server locks it after {limit} refused logins in a row (error 3955)",
+    )
+
+
 def _set_account_password(
     connection: MySQLConnection, server: Server, user: str, host: str, password: str
 ) -> None:
@@ -309,6 +396,19 @@ def _set_account_password(
     hashed = bool(rows) and server.sends_hash(_text(rows[0][0]))
     secret = native_password_hash(password) if hashed else password
     _execute(connection, server.set_password(hashed), (user, host, secret), f"set the password of {user!r}")
+
+
+def _authentication(connection: MySQLConnection, user: str) -> dict[str, tuple[str, str]]:
+    """``user``'s accounts: host part -> (plugin, authentication string)."""
+    return {
+        _text(host): (_text(plugin), _text(stored))
+        for host, plugin, stored in _rows(
+            connection,
+            "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = %s",
+            (user,),
+            f"read the accounts of {user!r}",
+        )
+    }
 
 
 def _hosts(connection: MySQLConnection, user: str) -> list[str]:

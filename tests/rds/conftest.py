@@ -39,7 +39,7 @@ def primary() -> Iterator[PostgresServer]:
     """A PostgreSQL primary whose certificate carries moto's RDS endpoint names; commits
     are synchronous (as on RDS), so the WAL position read after a change covers it."""
     server = PostgresServer()
-    server.server_names = list(CERTIFICATE_NAMES)
+    server.certificate_hosts += CERTIFICATE_NAMES
     server.start()
     try:
         server.execute("ALTER SYSTEM SET synchronous_commit = on")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="module")
 def maria() -> Iterator[MariaDBServer]:
     server = MariaDBServer()
-    server.server_names = list(CERTIFICATE_NAMES)
+    server.certificate_hosts += CERTIFICATE_NAMES
     server.start()
     try:
         yield server
