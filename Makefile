@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
 	$(BIN)/python -m devtools.bench_retrieval
 	$(BIN)/python -m devtools.bench_dual
+	$(BIN)/python -m devtools.bench_rds
 	$(BIN)/python -m devtools.bench_scale
 	$(BIN)/python -m devtools.fleet
 

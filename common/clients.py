@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
@@ -46,3 +47,11 @@ def service_client(service: str, region: str) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region, config=_config())  # type: ignore[call-overload]
+
+
+def build_rds_client() -> RDSClient:
+    """An RDS client (RDS-managed master secrets, readers and replicas); boto3 honours
+    ``AWS_ENDPOINT_URL_RDS``."""
+    import boto3
+
+    return boto3.client("rds", config=_config())

@@ -229,6 +229,23 @@ class Engine(ABC, Generic[ConnectionT]):
         """Logged in as ``user``, prove it holds the privileges of ``original``;
         raise VerificationError when it does not."""
 
+    # -- read replicas: optional, the defaults suit an engine that cannot tell ----------
+
+    def is_replica(self, connection: ConnectionT) -> bool:
+        """Whether the session's server is a read-only replica, where a password cannot
+        change (it changes on the writer and reaches the replica by replication)."""
+        return False
+
+    def write_position(self, connection: ConnectionT) -> str | None:
+        """On the writer, after a change: a position in its change stream that a replica
+        has reached once it holds the change; None when the engine cannot tell."""
+        return None
+
+    def has_replayed(self, connection: ConnectionT, position: str) -> bool | None:
+        """On a replica: whether it has applied the writer's changes up to ``position``;
+        None when it cannot tell (the rotation then retries logins on it instead)."""
+        return None
+
     # -- preflight: read-only checks of what a strategy needs (engines override) ----------
 
     def own_password_capabilities(self, connection: ConnectionT, login: Login) -> list[Capability]:

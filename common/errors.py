@@ -56,6 +56,16 @@ class SecretsManagerError(RotationError):
         self.code = code
 
 
+class RdsError(RotationError):
+    """Amazon RDS could not say where a database is, or said something that forbids the
+    rotation (an instance or cluster that is not there, a host that is not one of its
+    members); ``code`` is the service's error code when RDS answered with one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class DatabaseError(RotationError):
     """A database operation failed."""
 

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from common.engine import ConnectionT, Engine
 from common.preflight import Preflight, invoked_function, is_preflight
+from common.rds import RdsDirectory
 from common.rotation import Rotator, reported_step
 from common.secretsmanager import SecretStore, build_client
 from common.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
@@ -19,7 +21,9 @@ class RotationFunction(Generic[ConnectionT]):
     """A Lambda handler for one engine.
 
     The Secrets Manager client and settings are built on the first invocation and
-    kept for the container's life; tests inject a client, settings or an engine.
+    kept for the container's life; the RDS client only when a rotation first needs RDS
+    (an RDS-managed master secret, a reader or replica). Tests inject clients, settings
+    or an engine.
     """
 
     def __init__(
@@ -28,9 +32,11 @@ class RotationFunction(Generic[ConnectionT]):
         *,
         client: SecretsManagerClient | None = None,
         settings: Settings | None = None,
+        rds_client: RDSClient | None = None,
     ) -> None:
         self._engine = engine
         self._client = client
+        self._rds_client = rds_client
         self._settings = settings
         self._rotator: Rotator[ConnectionT] | None = None
 
@@ -42,13 +48,20 @@ class RotationFunction(Generic[ConnectionT]):
     def rotator(self) -> Rotator[ConnectionT]:
         if self._rotator is None:
             store = SecretStore(self._client or build_client())
-            self._rotator = Rotator(self._engine, store, self._settings or Settings.from_environ())
+            self._rotator = Rotator(
+                self._engine, store, self._settings or Settings.from_environ(), RdsDirectory(self._rds_client)
+            )
         return self._rotator
 
     @property
     def secrets_manager_calls(self) -> Counter[str]:
         """Secrets Manager calls this container has made, by operation."""
         return Counter(self._rotator.store.calls) if self._rotator else Counter()
+
+    @property
+    def rds_calls(self) -> Counter[str]:
+        """RDS calls this container has made, by operation."""
+        return Counter(self._rotator.rds.calls) if self._rotator else Counter()
 
     def __call__(self, event: dict[str, Any], context: object = None) -> dict[str, Any] | None:
         """Lambda's calling convention: the event and the context. A rotation step returns

@@ -51,11 +51,13 @@ from common.errors import (
     DatabaseLoginError,
     EventFormatError,
     PreflightRefusedError,
+    RdsError,
     RotationError,
     SecretsManagerError,
     StagingError,
 )
 from common.observability import logger
+from common.rds import DESCRIBE_PERMISSIONS
 from common.rotation import Rotator, Strategy, original_username, partner_username
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
@@ -256,7 +258,7 @@ class Preflight(Rotator[ConnectionT]):
     @classmethod
     def of(cls, rotator: Rotator[ConnectionT]) -> Preflight[ConnectionT]:
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
-        return cls(rotator.engine, rotator.store, rotator.settings)
+        return cls(rotator.engine, rotator.store, rotator.settings, rotator.rds)
 
     def answer(self, event: object, function_arn: str | None) -> dict[str, Any]:
         """Answer a preflight event for the function ``function_arn`` (the invoked one,
@@ -351,6 +353,13 @@ class Preflight(Rotator[ConnectionT]):
                 str(error),
                 "give the function's role secretsmanager:GetSecretValue on the master "
                 "secret (the template's MasterSecretArnPattern)",
+            )
+            return None
+        except RdsError as error:
+            report.fail(
+                "master secret",
+                str(error),
+                f"give the function's role {DESCRIBE_PERMISSIONS} (the template's RdsLookups)",
             )
             return None
         except RotationError as error:

@@ -16,6 +16,7 @@ Contract (see the README for the long form):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,11 +38,14 @@ from common.errors import (
     UnexpectedError,
 )
 from common.observability import logger, metrics
+from common.rds import RdsDirectory
 from common.redaction import clip, redact, register
+from common.replicas import ReplicaWait
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
     from common.passwords import PasswordPolicy
+    from common.rds import Endpoint, Topology
     from common.secret import DatabaseSecret
     from common.settings import Settings
 
@@ -159,10 +163,19 @@ def reported_step(engine: str, event: object, calls: Callable[[], int]) -> Itera
 class Rotator(Generic[ConnectionT]):
     """Runs one step of a rotation for one engine. Steps are methods, one per step."""
 
-    def __init__(self, engine: Engine[ConnectionT], store: SecretStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine[ConnectionT],
+        store: SecretStore,
+        settings: Settings,
+        rds: RdsDirectory | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
+        # RDS answers where a master or a replica's writer is; its client is built lazily.
+        self.rds = rds or RdsDirectory()
+        self.replica_wait = ReplicaWait(engine, settings.replica_wait)
 
     @cached_property
     def password_policy(self) -> PasswordPolicy:
@@ -275,7 +288,15 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        self._prove(pending, self._strategy(current))
+        strategy = self._strategy(current)
+        try:
+            self._prove(pending, strategy)
+        except DatabaseLoginError:
+            # A reader or read replica may not have the password changed on its writer yet
+            # (engines that tell their position waited in setSecret); any other host refuses.
+            if not self.rds.is_reader(pending):
+                raise
+            self.replica_wait.for_login(lambda: self._prove(pending, strategy))
         return "pending credentials work"
 
     def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -318,6 +339,9 @@ class Rotator(Generic[ConnectionT]):
             if login.label == AWSPENDING:
                 self.engine.verify_session(connection)
                 return
+            if self.engine.is_replica(connection):
+                self._set_single_on_writer(metadata, current, pending, connection)
+                return
             # Where the server holds two passwords the current one keeps working until
             # the next rotation: no session is refused between setSecret and finishSecret.
             kept.append(
@@ -337,6 +361,25 @@ class Rotator(Generic[ConnectionT]):
             return f"pending password added beside the {used} one"
         return f"password changed with the {used} credentials"
 
+    def _set_single_on_writer(
+        self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret, replica: ConnectionT
+    ) -> None:
+        """The secret's host is a read-only replica: change the password with the user's
+        own session on its writer (found through RDS), then wait for the replica."""
+        writer = self.rds.writer_for(current)
+        positions: list[str | None] = []
+
+        def change(connection: ConnectionT, login: Login) -> None:
+            if login.label != AWSPENDING:
+                self.engine.change_own_password(connection, login, pending.password)
+            positions.append(self.engine.write_position(connection))
+
+        used = self._log_in_with_first(
+            self._single_user_logins(metadata, current, lambda: pending), current, change, server=writer
+        )
+        logger.info("password set on the writer", extra={"writer": writer.host, "label": used})
+        self.replica_wait.for_position(replica, positions[-1])
+
     def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         # Prove the secret's own credentials work on this host before the master
         # credentials act on it: the secret alone must not be able to point the master
@@ -354,6 +397,16 @@ class Rotator(Generic[ConnectionT]):
                 password=pending.password,
                 database=self._secret_database(current),
                 current=self._login(current, AWSCURRENT),
+            )
+            on_reader = current.host.lower() != master.host.lower()
+            position = self.engine.write_position(connection) if on_reader else None
+        if position is not None:
+            # The secret names a reader of the master's database: wait, in a session of the
+            # current user (unchanged), until it has the pending user's password.
+            self._log_in_with_first(
+                [(AWSCURRENT, current)],
+                current,
+                lambda replica, _: self.replica_wait.for_position(replica, position),
             )
         return f"user {pending.username!r} set by the master user"
 
@@ -396,14 +449,18 @@ class Rotator(Generic[ConnectionT]):
         candidates: Iterable[tuple[str, DatabaseSecret]],
         current: DatabaseSecret,
         act: Callable[[ConnectionT, Login], None],
+        server: Endpoint | None = None,
     ) -> str:
         """Log in with each labelled version in turn and run ``act`` in the first session
         the server accepts; returns that label. Only a refused login moves on to the next
-        candidate: an unreachable server or a TLS failure stops at once."""
+        candidate: an unreachable server or a TLS failure stops at once. ``server`` logs in
+        elsewhere than the secrets' host (a replica's writer)."""
         tried: list[str] = []
         last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
             login = self._login(secret, label)
+            if server is not None:
+                login = dataclasses.replace(login, host=server.host, port=server.port)
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:
@@ -414,9 +471,9 @@ class Rotator(Generic[ConnectionT]):
                 last_error = error
                 continue
             return label
+        where = f"{server.host}:{server.port}" if server else f"{current.host}:{self._port(current)}"
         raise DatabaseLoginError(
-            f"user {current.username!r} could not log in to {current.host}:{self._port(current)} "
-            f"with the {', '.join(tried)} credentials"
+            f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
@@ -468,10 +525,15 @@ class Rotator(Generic[ConnectionT]):
     # -- reading and checking versions --------------------------------------------
 
     def _master(self, current: DatabaseSecret) -> DatabaseSecret:
-        """The master secret, refused unless it is for the same server as ``current``."""
-        master = self.store.current_of(str(current.masterarn), "the master secret (key 'masterarn')")
+        """The master secret (its server from RDS when RDS manages it), refused unless it
+        is for the same server as ``current`` or RDS lists ``current``'s host as a reader
+        endpoint, reader instance or read replica of the master's database."""
+        master, topology = self.rds.master_secret(self.store, str(current.masterarn), current)
         self._validate_engine(master)
-        self._require_same_server(master, current, "the master secret")
+        try:
+            self._require_same_server(master, current, "the master secret")
+        except SecretMismatchError as mismatch:
+            self._require_reader_of_master(master, current, topology, mismatch)
         original = original_username(current.username)
         if master.username in (original, partner_username(original)):
             # The master would change its own password: every secret that uses it would
@@ -481,6 +543,25 @@ class Rotator(Generic[ConnectionT]):
                 "alternating users need a master user apart from the pair"
             )
         return master
+
+    def _require_reader_of_master(
+        self,
+        master: DatabaseSecret,
+        current: DatabaseSecret,
+        topology: Topology | None,
+        mismatch: SecretMismatchError,
+    ) -> None:
+        """Accept ``current`` on another host of the master's RDS database; otherwise
+        raise ``mismatch``, with what RDS said."""
+        database = topology or self.rds.shared_database(master, current)
+        if database is None:
+            raise mismatch
+        if not self.rds.serves(database, current.host):
+            raise SecretMismatchError(
+                f"{mismatch}; RDS does not list {current.host} as a host of {database.name}, "
+                "the master secret's database"
+            ) from None
+        logger.info("the secret's host serves the master's database", extra={"database": database.name})
 
     def _stored_pending(
         self, request: RotationEvent, metadata: SecretMetadata, current: DatabaseSecret

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
 from common.redaction import clip
-from common.secret import DatabaseSecret
+from common.secret import DatabaseSecret, parse_object
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -91,6 +91,11 @@ class SecretStore:
     def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
         """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``);
         never cached, because that secret rotates on its own schedule."""
+        return DatabaseSecret.from_dict(self.current_object(secret_id, what), f"{what} {AWSCURRENT}")
+
+    def current_object(self, secret_id: str, what: str) -> dict[str, Any]:
+        """:meth:`current_of` as a JSON object, not yet validated (an RDS-managed master
+        secret holds only ``username`` and ``password``)."""
         try:
             response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
         except SecretsManagerError as error:
@@ -101,7 +106,15 @@ class SecretStore:
             raise SecretsManagerError(
                 f"cannot read {what} {clip(secret_id)}: GetSecretValue failed with {error.code}", error.code
             ) from error
-        return DatabaseSecret.from_json(response.get("SecretString"), f"{what} {AWSCURRENT}")
+        text = response.get("SecretString")
+        if text is None:
+            raise SecretFormatError(f"secret version {what} {AWSCURRENT} has no SecretString")
+        return parse_object(text, f"{what} {AWSCURRENT}")
+
+    def tags(self, secret_id: str) -> dict[str, str]:
+        """The secret's tags from ``DescribeSecret``, system tags (``aws:...``) included."""
+        response = self._call("DescribeSecret", SecretId=secret_id)
+        return {str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags", [])}
 
     def unlabelled_versions(self, arn: str, limit: int) -> list[str]:
         """The ids of the ``limit`` newest versions that carry no staging label, newest

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_STATEMENT_TIMEOUT = 30
+DEFAULT_REPLICA_WAIT = 30
 
 
 @dataclass(frozen=True)
@@ -20,28 +21,32 @@ class Settings:
     """Time limits and the TLS trust anchor shared by every engine.
 
     ``ca_bundle`` is the ``DB_CA_BUNDLE`` path (``None`` means the system trust store);
-    ``environ`` is kept for the password policy variables.
+    ``replica_wait`` bounds how long a rotation waits for a read replica to receive a
+    changed password (0: not at all); ``environ`` is kept for the password policy variables.
     """
 
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT
+    replica_wait: int = DEFAULT_REPLICA_WAIT
     ca_bundle: str | None = None
     # The whole environment holds the function's AWS credentials: never in a repr.
     environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``DB_CONNECT_TIMEOUT``, ``DB_STATEMENT_TIMEOUT`` (seconds) and ``DB_CA_BUNDLE``."""
+        """Read ``DB_CONNECT_TIMEOUT``, ``DB_STATEMENT_TIMEOUT``, ``REPLICA_WAIT_SECONDS``
+        (seconds) and ``DB_CA_BUNDLE``."""
         env = dict(os.environ if environ is None else environ)
         return cls(
             connect_timeout=_seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
             statement_timeout=_seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
+            replica_wait=_seconds(env, "REPLICA_WAIT_SECONDS", DEFAULT_REPLICA_WAIT, minimum=0),
             ca_bundle=env.get("DB_CA_BUNDLE") or None,
             environ=env,
         )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -49,6 +54,6 @@ def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number of seconds") from None
-    if not 1 <= value <= 600:
-        raise ConfigurationError(f"{name} must be between 1 and 600 seconds")
+    if not minimum <= value <= 600:
+        raise ConfigurationError(f"{name} must be between {minimum} and 600 seconds")
     return value

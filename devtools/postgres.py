@@ -87,6 +87,8 @@ class PostgresServer(ThrowawayServer):
         pwfile.unlink()
         (self.data_dir / "pg_hba.conf").write_text(
             "local all all trust\n"
+            # A standby made with pg_basebackup streams over this server's Unix socket.
+            "local replication all trust\n"
             f"hostssl all all 127.0.0.1/32 {self.hba_method}\n"
             # Plaintext is accepted too, so that "ssl": false can be shown to mean it.
             f"hostnossl all all 127.0.0.1/32 {self.hba_method}\n"
@@ -260,3 +262,69 @@ class PostgresServer(ThrowawayServer):
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class PostgresStandby(PostgresServer):
+    """A streaming standby of a running :class:`PostgresServer` (``pg_basebackup -R``): its
+    own temp dir, port and log, the primary's certificate, CA and superuser password.
+    Stop it before the primary."""
+
+    def __init__(self, primary: PostgresServer) -> None:
+        super().__init__(hba_method=primary.hba_method, password_encryption=primary.password_encryption)
+        self.primary = primary
+        self.ca = primary.ca
+        self.admin_password = primary.admin_password
+
+    def start(self) -> PostgresStandby:
+        self.root.chmod(0o755)
+        self.give_to_service_user(self.root)
+        subprocess.run(
+            self.as_service_user(
+                [
+                    str(self.bin_dir / "pg_basebackup"),
+                    "-D",
+                    str(self.data_dir),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "--no-sync",
+                    "-h",
+                    str(self.primary.root),
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    self.primary.admin_user,
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        # A later line wins: the copied configuration names the primary's socket directory
+        # (and the copied port.conf its port, which _launch rewrites).
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(f"unix_socket_directories = '{self.root}'\n")
+        self.log_path.touch()
+        self.give_to_service_user(self.data_dir / "postgresql.conf", self.log_path)
+        self.port = start_on_free_port(self._launch, self.port)
+        self._running = True
+        return self
+
+    def catch_up(self, timeout: float = 30) -> None:
+        """Wait until this standby has applied everything the primary has written so far."""
+        import time
+
+        target = self.primary.execute("SELECT pg_current_wal_lsn()::text")[0][0]
+        deadline = time.monotonic() + timeout
+        while not self.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))[0][0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the standby has not reached {target} in {timeout:g} s")
+            time.sleep(0.02)
+
+    def set_apply_delay(self, milliseconds: int) -> None:
+        """Hold every replayed commit back this long (``recovery_min_apply_delay``): a lag
+        a test can count on."""
+        self.execute(f"ALTER SYSTEM SET recovery_min_apply_delay = '{int(milliseconds)}ms'")
+        self.execute("SELECT pg_reload_conf()")

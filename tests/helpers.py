@@ -9,6 +9,7 @@ from common.handler import RotationFunction
 from common.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.engine import Engine
@@ -43,9 +44,13 @@ def value(client: SecretsManagerClient, secret_id: str, label: str) -> dict[str,
     return result
 
 
-def handler_for(engine: Engine[Any], client: SecretsManagerClient, **environ: str) -> RotationFunction[Any]:
-    """A handler as a Lambda container would build it, with this test's client."""
-    return RotationFunction(engine, client=client, settings=Settings.from_environ(environ))
+def handler_for(
+    engine: Engine[Any], client: SecretsManagerClient, *, rds_client: RDSClient | None = None, **environ: str
+) -> RotationFunction[Any]:
+    """A handler as a Lambda container would build it, with this test's clients."""
+    return RotationFunction(
+        engine, client=client, settings=Settings.from_environ(environ), rds_client=rds_client
+    )
 
 
 def local_client(endpoint: str) -> SecretsManagerClient:

@@ -300,6 +300,16 @@ class MySQLEngine(Engine[MySQLConnection]):
             )
         return True
 
+    def is_replica(self, connection: MySQLConnection) -> bool:
+        # RDS read replicas run with read_only, Aurora MySQL readers with innodb_read_only.
+        rows = _rows(
+            connection,
+            "SELECT @@global.read_only OR @@global.innodb_read_only",
+            (),
+            "ask whether it is a replica",
+        )
+        return bool(rows and rows[0][0])
+
     def verify_privileges(
         self, connection: MySQLConnection, *, original: str, user: str, database: str | None
     ) -> None:

@@ -159,6 +159,30 @@ class PostgresEngine(Engine["PgConnection"]):
         if drift:
             raise VerificationError(f"user {user!r} holds more than {original!r}: {drift}")
 
+    def is_replica(self, connection: PgConnection) -> bool:
+        return bool(_row(connection, "SELECT pg_is_in_recovery()", {}, "ask whether it is a standby")[0])
+
+    def write_position(self, connection: PgConnection) -> str | None:
+        # The write position covers the change once its commit is flushed, which
+        # synchronous_commit (on by default, and on RDS) makes it before COMMIT returns.
+        try:
+            (value,) = _row(connection, "SELECT pg_current_wal_lsn()::text", {}, "read the WAL position")
+        except DatabaseOperationError:
+            return None  # a server without WAL functions (or refusing them) cannot tell
+        return str(value) if value else None
+
+    def has_replayed(self, connection: PgConnection, position: str) -> bool | None:
+        try:
+            (value,) = _row(
+                connection,
+                "SELECT pg_last_wal_replay_lsn() >= %(position)s::pg_lsn",
+                {"position": position},
+                "read the standby's replay position",
+            )
+        except DatabaseOperationError:
+            return None
+        return None if value is None else bool(value)  # NULL: not a streaming standby
+
     def _set_password(self, connection: PgConnection, user: str, password: str, what: str) -> None:
         from psycopg2 import sql
 

@@ -58,6 +58,7 @@ ROTATION_ACTIONS = {
     "secretsmanager:UpdateSecretVersionStage",
     "secretsmanager:ListSecretVersionIds",
 }
+RDS_ACTIONS = {"rds:DescribeDBInstances", "rds:DescribeDBClusters"}
 EXAMPLE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:example-AbCdEf"
 ALL_FUNCTIONS = functions(load(), {"ExampleSecretArn": EXAMPLE_SECRET})
 TEMPLATE_FUNCTIONS = [f for f in ALL_FUNCTIONS if f.module.startswith("rotators.")]
@@ -288,8 +289,9 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "CreateSecretsManagerEndpoint": "true",
         },
         {"CacheUserArns": CACHE_USERS},
+        {"RdsLookups": "false"},
     ],
-    ids=["defaults", "master-kms-vpc", "cache-users"],
+    ids=["defaults", "master-kms-vpc", "cache-users", "no-rds"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     expanded = expanded_template()
@@ -298,6 +300,8 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     statements = [s for s in iam_statements(resolved, resolver) if not s.get("Sid", "").endswith("ItsSecret")]
     granted = set().union(*(actions(s) for s in statements if s.get("Effect") == "Allow"))
     allowed = set(ROTATION_ACTIONS)
+    if overrides.get("RdsLookups", "true") == "true":
+        allowed |= RDS_ACTIONS
     if overrides.get("KmsKeyArn"):
         allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
     if overrides.get("CacheUserArns"):
@@ -313,7 +317,7 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
                 "secretsmanager:ResourceTag/RotatedBy": "secrets-rotation"
             }
         if statement.get("Sid") == "ReadMasterSecrets":
-            assert actions(statement) == {"secretsmanager:GetSecretValue"}
+            assert actions(statement) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
             assert resources == [overrides["MasterSecretArnPattern"]]
         if statement.get("Sid") == "ChangeCacheUsers":
             # Only the given users, and only when the Redis function's own code asks.
@@ -324,6 +328,9 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
             }
         elif actions(statement) & CACHE_USER_ACTIONS:
             raise AssertionError(f"{statement.get('Sid')} grants cache user actions")
+        if statement.get("Sid") == "FindRdsDatabases":
+            assert actions(statement) == RDS_ACTIONS
+            assert {r.rsplit(":", 2)[-2] for r in resources} == {"db", "cluster"}
         if statement.get("Sid") == "UseTheSecretsKey":
             assert resources == [overrides["KmsKeyArn"]]
             assert "kms:ViaService" in statement["Condition"]["StringEquals"]
