@@ -1,0 +1,92 @@
+"""Benchmark of a cold start: what a new container pays before the first statement.
+
+Three whole processes (interpreter start included), run as interleaved triples so that
+the machine's load falls on each alike; the figure is the median of ``--pairs`` runs:
+
+* ours: the PostgreSQL handler module imported, then its Secrets Manager client built
+  (boto3 imported) and psycopg2 imported: what a new container does before its first
+  statement;
+* floor: boto3 and psycopg2 imported and a Secrets Manager client built, nothing else;
+* AWS-sample-like: what AWS's sample PostgreSQL function does at module level (imports
+  boto3, json, logging, os and psycopg2, sets up the root logger, builds a client).
+
+Figures are printed, never asserted; the goal is ours <= 1.05x the floor and below the
+AWS-sample-like process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+# In Lambda's order: the runtime imports the handler module, then the first invocation
+# builds the rotator (boto3 and its client) and connects (psycopg2).
+OURS = """
+import rotators.postgresql.app as app
+app.lambda_handler.rotator
+import psycopg2
+"""
+
+FLOOR = """
+import boto3, psycopg2
+boto3.client("secretsmanager")
+"""
+
+# Written for this benchmark after the shape of AWS's sample function's module level.
+AWS_SAMPLE_LIKE = """
+import json, logging, os
+import boto3, psycopg2
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+service_client = boto3.client("secretsmanager", endpoint_url=os.environ.get("SECRETS_MANAGER_ENDPOINT"))
+"""
+
+PROGRAMS = {"ours": OURS, "floor": FLOOR, "aws-sample-like": AWS_SAMPLE_LIKE}
+
+
+def run_ms(program: str, environ: dict[str, str]) -> float:
+    """Wall time of one fresh interpreter running ``program``, in milliseconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", program], env=environ, check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def cold_start_ms(pairs: int) -> dict[str, float]:
+    """Median whole-process time of each program over ``pairs`` interleaved runs."""
+    environ = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        # As on Lambda: no .pyc written by the measured runs (they are read if present).
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    compiling = {**environ, "PYTHONDONTWRITEBYTECODE": ""}
+    for program in PROGRAMS.values():  # writes each module's .pyc once, outside the figures
+        subprocess.run([sys.executable, "-c", program], env=compiling, check=True)
+    samples: dict[str, list[float]] = {name: [] for name in PROGRAMS}
+    for _ in range(pairs):
+        for name, program in PROGRAMS.items():
+            samples[name].append(run_ms(program, environ))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=10)
+    args = parser.parse_args(argv)
+    figures = cold_start_ms(args.pairs)
+    ours, floor, sample = figures["ours"], figures["floor"], figures["aws-sample-like"]
+    version = "Python " + sys.version.split()[0]
+    print(f"\nCold start, PostgreSQL (whole process, median of {args.pairs} interleaved runs, {version})")
+    print(f"  ours (handler + boto3 + psycopg2 + client): {ours:.0f} ms")
+    print(f"  boto3 + psycopg2 + client alone:            {floor:.0f} ms")
+    print(f"  AWS-sample-like module level:               {sample:.0f} ms")
+    print(f"  ours / alone: x{ours / floor:.3f} (goal <= 1.05); ours / AWS-sample-like: x{ours / sample:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
