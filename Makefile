@@ -11,7 +11,7 @@ SAM_CLI_VERSION := 1.170.0
 # built handler under the runtime's Python, which pyenv provides here.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 
-.PHONY: setup system-deps test lint typecheck check rotate bench clean sam-cli
+.PHONY: setup system-deps test lint typecheck check rotate bench clean sam-cli build
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,7 @@ rotate: setup
 bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
 	$(BIN)/python -m devtools.bench_retrieval
+	$(BIN)/python -m devtools.bench_coldstart
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
@@ -59,10 +60,25 @@ clean:
 # --- sam build (BuildMethod: makefile): SAM calls these with ARTIFACTS_DIR set. -----------
 # The shared code and Powertools go into one layer; each function carries only its
 # handler package and its own driver, as wheels for the Lambda runtime (not this machine's).
+#
+# The architecture: SAM CLI (1.170) passes a makefile build nothing but ARTIFACTS_DIR, so
+# it comes from the environment, LAMBDA_ARCHITECTURE (x86_64 or arm64), and must match
+# the template's Architecture parameter: `make build LAMBDA_ARCHITECTURE=arm64` sets both.
 LAMBDA_PYTHON ?= 3.13
-LAMBDA_PLATFORM ?= manylinux2014_x86_64
-LAMBDA_PIP := python3 -m pip install --quiet --no-compile --only-binary=:all: \
+LAMBDA_ARCHITECTURE ?= x86_64
+LAMBDA_PLATFORM_x86_64 := manylinux2014_x86_64
+LAMBDA_PLATFORM_arm64 := manylinux2014_aarch64
+LAMBDA_PLATFORM = $(or $(LAMBDA_PLATFORM_$(LAMBDA_ARCHITECTURE)),$(error \
+	LAMBDA_ARCHITECTURE must be x86_64 or arm64, not "$(LAMBDA_ARCHITECTURE)"))
+# pip for the wheels: a virtualenv's of this repository when there is one (Debian's
+# python3 has no pip module without python3-pip).
+LAMBDA_PIP_PYTHON ?= $(firstword $(wildcard $(SAM_VENV)/bin/python $(VENV)/bin/python) python3)
+LAMBDA_PIP = $(LAMBDA_PIP_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
 	--implementation cp --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM)
+
+# sam build for one architecture (the default x86_64, or LAMBDA_ARCHITECTURE=arm64).
+build: $(SAM)
+	LAMBDA_ARCHITECTURE=$(LAMBDA_ARCHITECTURE) $(SAM) build --parameter-overrides Architecture=$(LAMBDA_ARCHITECTURE)
 build-SharedLayer:
 	mkdir -p $(ARTIFACTS_DIR)/python $(ARTIFACTS_DIR)/certs
 	cp -r common $(ARTIFACTS_DIR)/python/

@@ -26,10 +26,9 @@ def sam_cli() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``sam build`` of the whole template, once per session."""
-    build_dir = tmp_path_factory.mktemp("sam-build")
+def sam_build(sam_cli: str, build_dir: Path, architecture: str) -> None:
+    """``sam build`` of the whole template for one architecture (the Makefile's wheels
+    follow LAMBDA_ARCHITECTURE, the template's functions its Architecture parameter)."""
     result = subprocess.run(
         # In source: the Makefile targets copy only what each artifact needs, where a
         # scratch copy of the repository would also copy the virtualenvs.
@@ -41,15 +40,33 @@ def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
             str(build_dir),
             "--template-file",
             str(ROOT / "template.yaml"),
+            "--parameter-overrides",
+            f"Architecture={architecture}",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0", "LAMBDA_ARCHITECTURE": architecture},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``sam build`` of the whole template for x86_64 (the default), once per session."""
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    sam_build(sam_cli, build_dir, "x86_64")
+    yield build_dir
+    shutil.rmtree(build_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def built_arm64(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``sam build`` for arm64 (Graviton), once per session."""
+    build_dir = tmp_path_factory.mktemp("sam-build-arm64")
+    sam_build(sam_cli, build_dir, "arm64")
     yield build_dir
     shutil.rmtree(build_dir, ignore_errors=True)
 

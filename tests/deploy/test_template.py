@@ -101,6 +101,42 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
     print(f"{function.logical_id}: {zipped.stat().st_size / 1e6:.1f} MB zipped")
 
 
+# ELF e_machine of each Lambda architecture (the ELF specification's registry).
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}
+# Functions whose drivers carry compiled modules (MySQL's cryptography, psycopg2, bson).
+COMPILED = {"PostgreSQLRotationFunction", "MySQLRotationFunction", "MongoDBRotationFunction"}
+
+
+def elf_machine(path: Path) -> int | None:
+    """The e_machine field of an ELF file's header, or None for any other file."""
+    with path.open("rb") as file:
+        header = file.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+@pytest.mark.parametrize("architecture", sorted(ELF_MACHINES))
+def test_every_compiled_module_is_built_for_the_architecture(
+    architecture: str, request: pytest.FixtureRequest
+) -> None:
+    """Every ELF file of the build (extension modules and the libraries wheels bundle)
+    is for the processor the template's Architecture parameter names."""
+    build_dir: Path = request.getfixturevalue("built" if architecture == "x86_64" else "built_arm64")
+    machines = {path: elf_machine(path) for path in build_dir.rglob("*") if path.is_file()}
+    compiled = {path: machine for path, machine in machines.items() if machine is not None}
+    assert {path.relative_to(build_dir).parts[0] for path in compiled} >= COMPILED
+    assert all(".so" in path.name for path in compiled), sorted(map(str, compiled))
+    wrong = {str(p.relative_to(build_dir)): m for p, m in compiled.items() if m != ELF_MACHINES[architecture]}
+    assert not wrong
+    sizes = {
+        part.name: sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
+        for part in sorted(build_dir.iterdir())
+        if part.is_dir()
+    }
+    print(f"{architecture}: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items()))
+
+
 @pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
 def test_each_handler_imports_under_the_runtime_python(
     built: Path, runtime_python: str, function: Function
