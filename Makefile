@@ -14,6 +14,7 @@ export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 .PHONY: setup system-deps test lint typecheck check rotate bench clean sam-cli build
 
 $(STAMP): requirements.txt requirements-dev.txt
+	scripts/install-system-deps python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -46,7 +47,10 @@ typecheck: setup
 check: lint typecheck test
 
 ## The main job: a real rotation on a throwaway PostgreSQL and a local Secrets Manager.
-rotate: setup
+## With ARGS="--secret-id ..." it follows a deployed secret instead: the virtualenv is
+## all that needs (no database packages, no root).
+rotate: $(STAMP)
+	$(if $(findstring --secret-id,$(ARGS)),,scripts/install-system-deps)
 	$(BIN)/python -m devtools.rotate $(ARGS)
 
 bench: setup
