@@ -80,15 +80,28 @@ LAMBDA_PIP_PYTHON ?= $(firstword $(wildcard $(SAM_VENV)/bin/python $(VENV)/bin/p
 LAMBDA_PIP = $(LAMBDA_PIP_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
 	--implementation cp --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM)
 
+# Bytecode for the runtime's Python, compiled at build time when that Python is at hand:
+# Lambda's code directories are read-only, so a function shipped without it compiles
+# every module it imports at each cold start (~30 ms of CPU for a rotation function).
+# Checked-hash .pyc files stay correct if a source file is edited after the build.
+LAMBDA_BYTECODE_PYTHON ?= $(shell python$(LAMBDA_PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+define compile-bytecode
+	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	$(if $(LAMBDA_BYTECODE_PYTHON),$(LAMBDA_BYTECODE_PYTHON) -m compileall -q -j0 \
+		--invalidation-mode checked-hash $(ARTIFACTS_DIR) >/dev/null,\
+		@echo "no python$(LAMBDA_PYTHON) on PATH: no bytecode shipped (each cold start compiles)")
+endef
+
 # sam build for one architecture (the default x86_64, or LAMBDA_ARCHITECTURE=arm64).
 build: $(SAM)
 	LAMBDA_ARCHITECTURE=$(LAMBDA_ARCHITECTURE) $(SAM) build --parameter-overrides Architecture=$(LAMBDA_ARCHITECTURE)
+
 build-SharedLayer:
 	mkdir -p $(ARTIFACTS_DIR)/python $(ARTIFACTS_DIR)/certs
 	cp -r common $(ARTIFACTS_DIR)/python/
 	find certs -maxdepth 1 -name '*.pem' -exec cp {} $(ARTIFACTS_DIR)/certs/ \;
 	$(LAMBDA_PIP) -r common/requirements.txt -t $(ARTIFACTS_DIR)/python
-	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	$(compile-bytecode)
 
 # $(call build-function,<package under rotators/>)
 define build-function
@@ -96,7 +109,7 @@ define build-function
 	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
 	cp -r rotators/$(1) $(ARTIFACTS_DIR)/rotators/
 	$(LAMBDA_PIP) $(PIP_FLAGS_$(1)) -r rotators/$(1)/requirements.txt -t $(ARTIFACTS_DIR)
-	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	$(compile-bytecode)
 endef
 
 # redshift_connector depends on boto3 (the runtime's) and on IdP plugins' packages.
@@ -122,4 +135,4 @@ build-ExampleReaderFunction:
 	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
 	cp rotators/postgresql/__init__.py rotators/postgresql/engine.py $(ARTIFACTS_DIR)/rotators/postgresql/
 	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
-	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	$(compile-bytecode)

@@ -90,7 +90,10 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
     others = set().union(*(d for pkg, d in DRIVERS.items() if pkg != package_of(function)))
     assert not others & top_level
     assert not {"boto3", "botocore", "common", "devtools", "tests"} & top_level  # runtime / layer / dev only
-    assert {p.name for p in (code / "rotators").iterdir()} == {"__init__.py", package_of(function)}
+    assert {p.name for p in (code / "rotators").iterdir()} - {"__pycache__"} == {
+        "__init__.py",
+        package_of(function),
+    }
     layer = built / function.layers[0] / "python"
     assert {"common", "aws_lambda_powertools"} <= {p.name for p in layer.iterdir()}
     assert not set().union(*DRIVERS.values()) & {p.name for p in layer.iterdir()}
@@ -99,6 +102,25 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
         for path in code.rglob("*"):
             archive.write(path, path.relative_to(code))
     print(f"{function.logical_id}: {zipped.stat().st_size / 1e6:.1f} MB zipped")
+
+
+def test_every_module_ships_its_bytecode_for_the_runtime(built: Path, runtime_python: str) -> None:
+    """Lambda's code directories are read-only: without .pyc files in the build, every
+    cold start compiles every module it imports. Checked-hash, so an edited source wins."""
+    tag = subprocess.run(
+        [runtime_python, "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    sources = [p for p in built.rglob("*.py") if p.parent.name != "__pycache__"]
+    missing = [str(p) for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+    assert sources and not missing, missing[:5]
+    flags = {
+        int.from_bytes((p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").read_bytes()[4:8], "little")
+        for p in sources
+    }
+    assert flags == {0b11}  # PEP 552: hash-based, checked
 
 
 # ELF e_machine of each Lambda architecture (the ELF specification's registry).
