@@ -215,9 +215,10 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "SecurityGroupIds": "sg-1",
             "VpcId": "vpc-1",
             "CreateSecretsManagerEndpoint": "true",
+            "Tracing": "true",
         },
     ],
-    ids=["defaults", "master-kms-vpc"],
+    ids=["defaults", "master-kms-vpc-traced"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     from samtranslator.translator.transform import transform
@@ -258,11 +259,20 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     roles = [
         r for r in resolved["Resources"].values() if r["Type"] == "AWS::IAM::Role" and "Condition" not in r
     ]
-    managed = {arn for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])}
-    expected_managed = (
+    managed = {
+        arn.rpartition("/")[2] for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])
+    }
+    traced = overrides.get("Tracing") == "true"
+    # Network interfaces only in a VPC; X-Ray's write access only when traced.
+    assert managed == {
         "AWSLambdaVPCAccessExecutionRole" if overrides.get("SubnetIds") else "AWSLambdaBasicExecutionRole"
-    )
-    assert len(managed) == 1 and managed.pop().endswith(expected_managed)  # network interfaces only in a VPC
+    } | ({"AWSXRayDaemonWriteAccess"} if traced else set())
+    modes = {
+        r["Properties"].get("TracingConfig", {}).get("Mode")
+        for r in resolved["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert modes == {"Active" if traced else "PassThrough"}
     permissions = [
         r["Properties"] for r in resolved["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
     ]
