@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic
 
 from common.engine import ConnectionT, Engine
-from common.rotation import Rotator
+from common.rotation import Rotator, reported_step
 from common.secretsmanager import SecretStore, build_client
 from common.settings import Settings
 
@@ -46,5 +46,13 @@ class RotationFunction(Generic[ConnectionT]):
         return Counter(self._rotator.store.calls) if self._rotator else Counter()
 
     def __call__(self, event: dict[str, Any], context: object = None) -> None:
-        """Lambda's calling convention: the event and the context; returns nothing."""
-        self.rotator.handle(event)
+        """Lambda's calling convention: the event and the context; returns nothing.
+
+        Building the rotator (settings, client) happens inside the step's report, so a
+        configuration error is a failed step like any other: logged with its reason and
+        counted."""
+        with reported_step(self._engine.name, event, self._calls_made) as done:
+            done(self.rotator.run(event))
+
+    def _calls_made(self) -> int:
+        return sum(self._rotator.store.calls.values()) if self._rotator else 0

@@ -2,7 +2,8 @@
 
 One logger and one metrics object per container. Log lines carry the secret ARN, step,
 version token, engine and user as keys; the formatter masks every registered secret in
-the finished line, so even an unforeseen path cannot print a password.
+the finished line, and the process guard masks them in every other logger's records
+(botocore's included) and keeps the SDK's wire logs out even under a DEBUG root logger.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from common.redaction import redact
+from common.redaction import install_process_guard, redact
 
 if TYPE_CHECKING:
     import logging
@@ -37,3 +38,4 @@ metrics = Metrics(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
 )
+install_process_guard()

@@ -1,42 +1,118 @@
 """The registry of secret values that must never be printed, and the redactor.
 
 Every password parsed or generated and every ``RotationToken`` received is registered
-here; the log formatter then replaces any registered value in a finished log line,
-whatever path it took there (message, extra key, exception text). Error messages are
-passed through :func:`redact` before they leave the function.
+here. The log formatter masks registered values in every finished line of ours, and
+:func:`install_process_guard` does the same for every record any logger of the process
+creates (botocore's DEBUG wire log included). Messages are built so that no credential is
+put into a log field or an error in the first place: the mask is a safety net, not the
+defence.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections import OrderedDict
+from typing import Any
 
 MASK = "***"
 _MAX_REMEMBERED = 256
-# Values too short to be secrets would mask ordinary words.
-_MIN_LENGTH = 6
+# Shorter values are masked only where they stand alone (between non-word characters):
+# a three-letter password must not turn every word that contains it into ***.
+_SHORT = 6
+# Echoed inputs (a Step, a token, a secret id) are cut to this many characters.
+ECHO_LIMIT = 80
 
 _registered: OrderedDict[str, None] = OrderedDict()
+_pattern: re.Pattern[str] | None = None
 
 
 def register(value: str | None) -> None:
     """Remember ``value`` as secret for the rest of the container's life (bounded)."""
-    if not value or len(value) < _MIN_LENGTH:
+    global _pattern  # noqa: PLW0603 - one registry per process, rebuilt lazily
+    if not value:
+        return
+    if value in _registered:
+        _registered.move_to_end(value)
         return
     _registered[value] = None
-    _registered.move_to_end(value)
     while len(_registered) > _MAX_REMEMBERED:
         _registered.popitem(last=False)
+    _pattern = None
+
+
+def _forms(value: str) -> set[str]:
+    """The ways ``value`` can be written into a log line: as is, JSON-escaped with and
+    without ``ensure_ascii`` (Powertools writes non-ASCII as is), JSON-escaped twice (a
+    secret string inside a request body), and as Python reprs of the text and its UTF-8
+    bytes (what a logged ``dict`` or ``bytes`` body shows)."""
+    once = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms = set(once)
+    for text in once:
+        forms.add(json.dumps(text)[1:-1])
+        forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
+        forms.add(repr(text)[1:-1])
+        forms.add(repr(text.encode())[2:-1])
+    return {form for form in forms if form}
+
+
+def _compiled() -> re.Pattern[str] | None:
+    global _pattern  # noqa: PLW0603 - see register
+    if _pattern is None and _registered:
+        alternatives = []
+        # Longest first, so that a value containing another is masked whole.
+        for form in sorted({f for v in _registered for f in _forms(v)}, key=len, reverse=True):
+            escaped = re.escape(form)
+            alternatives.append(escaped if len(form) >= _SHORT else rf"(?<!\w){escaped}(?!\w)")
+        _pattern = re.compile("|".join(alternatives))
+    return _pattern
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered value, raw or JSON-escaped, replaced by ``***``."""
-    if not _registered:
+    """``text`` with every registered value, in any of its written forms, replaced by ``***``."""
+    pattern = _compiled()
+    if pattern is None or not text:
         return text
-    for value in sorted(_registered, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, MASK)
-        escaped = json.dumps(value)[1:-1]
-        if escaped != value and escaped in text:
-            text = text.replace(escaped, MASK)
-    return text
+    return pattern.sub(MASK, text)
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters for echoing an input back in a message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+# botocore's DEBUG records carry whole request and response bodies (secret values with
+# them, escaped in ways no mask can foresee), urllib3's the URLs and headers. Lambda's
+# advanced logging controls set the root logger's level, so these loggers are held at
+# INFO explicitly whatever the root level is.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools.utilities.parameters")
+
+
+def install_process_guard() -> None:
+    """Mask registered secrets in every log record the process creates, from any logger,
+    and keep the AWS SDK's wire loggers above DEBUG. Idempotent."""
+    for name in WIRE_LOGGERS:
+        wire = logging.getLogger(name)
+        if wire.level == logging.NOTSET or wire.level < logging.INFO:
+            wire.setLevel(logging.INFO)
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacting", False):
+        return
+
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if _registered and (isinstance(record.msg, str) or record.args):
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is logging's to report, not ours
+                return record
+            masked = redact(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return record
+
+    redacting_factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Generic, Literal
 
 from common.engine import ConnectionT, Engine, Login
@@ -30,7 +32,7 @@ from common.errors import (
     StagingError,
 )
 from common.observability import logger, metrics
-from common.redaction import register
+from common.redaction import clip, redact, register
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
 STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
 CLONE_SUFFIX = "_clone"
+#: How many of the newest unlabelled versions a single-user rotation tries when every
+#: labelled version is refused (Secrets Manager keeps about 100).
+UNLABELLED_TRIED = 3
 
 
 class Strategy(Enum):
@@ -88,7 +93,9 @@ class RotationEvent:
             values[key] = value
         step = next((known for known in STEPS if known == values["Step"]), None)
         if step is None:
-            raise EventFormatError(f"the event's Step {values['Step']!r} is not one of {', '.join(STEPS)}")
+            raise EventFormatError(
+                f"the event's Step {clip(values['Step'])!r} is not one of {', '.join(STEPS)}"
+            )
         rotation_token = event.get("RotationToken")
         if rotation_token is not None and not isinstance(rotation_token, str):
             raise EventFormatError("the event's 'RotationToken' is not a string")
@@ -101,6 +108,45 @@ class RotationEvent:
         )
 
 
+@contextmanager
+def reported_step(engine: str, event: object, calls: Callable[[], int]) -> Iterator[Callable[[str], None]]:
+    """Log and measure one invocation, whatever fails inside it (building the function's
+    settings included): one "rotation step done" or "rotation step failed" line with the
+    reason, and the step's metrics. Yields a callable that records the outcome."""
+    started = time.perf_counter()
+    calls_before = calls()
+    step = event.get("Step") if isinstance(event, Mapping) else None
+    metrics.add_dimension(name="Engine", value=engine)
+    metrics.add_dimension(name="Step", value=str(step) if step in STEPS else "invalid")
+    outcome: list[str] = []
+    try:
+        yield outcome.append
+    except RotationError as error:
+        metrics.add_metric(name="StepFailed", unit="Count", value=1)
+        logger.error("rotation step failed", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    except Exception as error:
+        metrics.add_metric(name="StepFailed", unit="Count", value=1)
+        # Foreign exceptions may quote their input: the reason goes through the mask, cut short.
+        logger.error(
+            "rotation step failed unexpectedly",
+            extra={"error": type(error).__name__, "reason": clip(redact(str(error)), 300)},
+        )
+        raise
+    else:
+        metrics.add_metric(name="StepSucceeded", unit="Count", value=1)
+        logger.info("rotation step done", extra={"outcome": outcome[0] if outcome else ""})
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.add_metric(name="StepDuration", unit="Milliseconds", value=elapsed_ms)
+        metrics.add_metric(name="SecretsManagerCalls", unit="Count", value=calls() - calls_before)
+        metrics.flush_metrics()
+        # Powertools keeps the set when POWERTOOLS_METRICS_DISABLED is on: clear it so
+        # dimensions do not pile up across invocations of a warm container.
+        metrics.clear_metrics()
+        logger.remove_keys(["step", "secret_id", "version", "engine", "secret_arn", "user"])
+
+
 class Rotator(Generic[ConnectionT]):
     """Runs one step of a rotation for one engine. Steps are methods, one per step."""
 
@@ -108,65 +154,36 @@ class Rotator(Generic[ConnectionT]):
         self.engine = engine
         self.store = store
         self.settings = settings
-        self.password_policy: PasswordPolicy = engine.password_policy.with_environment(settings.environ or {})
+
+    @cached_property
+    def password_policy(self) -> PasswordPolicy:
+        """The engine's policy with the deployment's overrides; read when first needed, so
+        that a bad variable fails a step (logged and counted) rather than the import."""
+        return self.engine.password_policy.with_environment(self.settings.environ or {})
 
     # -- the protocol -------------------------------------------------------------
 
-    def handle(self, event: object) -> None:
-        """Run the step the event names, logging and measuring it once."""
-        started = time.perf_counter()
-        calls_before = sum(self.store.calls.values())
-        step = event.get("Step") if isinstance(event, Mapping) else None
-        metrics.add_dimension(name="Engine", value=self.engine.name)
-        metrics.add_dimension(name="Step", value=str(step) if step in STEPS else "invalid")
-        try:
-            request = RotationEvent.parse(event)
-            logger.append_keys(
-                step=request.step,
-                secret_id=request.secret_id,
-                version=request.token,
-                engine=self.engine.name,
-            )
-            metadata = self.store.describe(request.secret_id)
-            logger.remove_keys(["secret_id"])
-            logger.append_keys(secret_arn=metadata.arn)
-            if self._nothing_to_do(request, metadata):
-                outcome = "nothing to do"
-            else:
-                steps: dict[Step, Callable[[RotationEvent, SecretMetadata], str]] = {
-                    "createSecret": self.create_secret,
-                    "setSecret": self.set_secret,
-                    "testSecret": self.test_secret,
-                    "finishSecret": self.finish_secret,
-                }
-                outcome = steps[request.step](request, metadata)
-        except RotationError as error:
-            metrics.add_metric(name="StepFailed", unit="Count", value=1)
-            logger.error(
-                "rotation step failed",
-                extra={"error": type(error).__name__, "reason": str(error)},
-            )
-            raise
-        except Exception as error:
-            metrics.add_metric(name="StepFailed", unit="Count", value=1)
-            logger.error("rotation step failed unexpectedly", extra={"error": type(error).__name__})
-            raise
-        else:
-            metrics.add_metric(name="StepSucceeded", unit="Count", value=1)
-            logger.info("rotation step done", extra={"outcome": outcome})
-        finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            metrics.add_metric(name="StepDuration", unit="Milliseconds", value=elapsed_ms)
-            metrics.add_metric(
-                name="SecretsManagerCalls",
-                unit="Count",
-                value=sum(self.store.calls.values()) - calls_before,
-            )
-            metrics.flush_metrics()
-            # Powertools keeps the set when POWERTOOLS_METRICS_DISABLED is on: clear it so
-            # dimensions do not pile up across invocations of a warm container.
-            metrics.clear_metrics()
-            logger.remove_keys(["step", "secret_id", "version", "engine", "secret_arn", "user"])
+    def run(self, event: object) -> str:
+        """Run the step the event names; returns what it did (for the log)."""
+        request = RotationEvent.parse(event)
+        logger.append_keys(
+            step=request.step,
+            secret_id=clip(request.secret_id),
+            version=clip(request.token),
+            engine=self.engine.name,
+        )
+        metadata = self.store.describe(request.secret_id)
+        logger.remove_keys(["secret_id"])
+        logger.append_keys(secret_arn=metadata.arn)
+        if self._nothing_to_do(request, metadata):
+            return "nothing to do"
+        steps: dict[Step, Callable[[RotationEvent, SecretMetadata], str]] = {
+            "createSecret": self.create_secret,
+            "setSecret": self.set_secret,
+            "testSecret": self.test_secret,
+            "finishSecret": self.finish_secret,
+        }
+        return steps[request.step](request, metadata)
 
     def _nothing_to_do(self, request: RotationEvent, metadata: SecretMetadata) -> bool:
         """The checks every step makes first; True when the token is already current."""
@@ -174,7 +191,10 @@ class Rotator(Generic[ConnectionT]):
             raise RotationNotEnabledError(f"secret {metadata.arn} does not have rotation enabled")
         labels = metadata.versions.get(request.token)
         if labels is None:
-            raise StagingError(f"version {request.token} is not a version of secret {metadata.arn}")
+            raise StagingError(
+                f"version {clip(request.token)} is not a version of secret {metadata.arn}, "
+                "or carries no staging label"
+            )
         if AWSCURRENT in labels:
             if request.step == "finishSecret" and AWSPENDING in labels:
                 # A finishSecret that moved AWSCURRENT and then stopped: finish the cleanup.
@@ -182,7 +202,7 @@ class Rotator(Generic[ConnectionT]):
             return True
         if AWSPENDING not in labels:
             raise StagingError(
-                f"version {request.token} of secret {metadata.arn} is not labelled {AWSPENDING}"
+                f"version {clip(request.token)} of secret {metadata.arn} is not labelled {AWSPENDING}"
             )
         return False
 
@@ -255,7 +275,15 @@ class Rotator(Generic[ConnectionT]):
     def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
         """Move ``AWSCURRENT`` to the token (``AWSPREVIOUS`` follows), then clear
         ``AWSPENDING``. In this order a crash in between leaves the new version current
-        and a retry only clears the label."""
+        and a retry only clears the label.
+
+        Nothing moves unless the pending version has a value, passes setSecret's checks
+        and logs in: a finishSecret run out of order (before setSecret, or before
+        createSecret) must not make refused credentials current. The value is cached by
+        version id, so a warm container pays no extra Secrets Manager call for this."""
+        current = self._current(metadata)
+        pending = self._pending(request, metadata, current)
+        self._log_in_with_first([(AWSPENDING, pending)], pending, self._verify)
         current_version = metadata.version_with(AWSCURRENT)
         self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
         self.store.remove_label(metadata.arn, AWSPENDING, request.token)
@@ -336,7 +364,9 @@ class Rotator(Generic[ConnectionT]):
     ) -> Iterator[tuple[str, DatabaseSecret]]:
         """Current first (the happy path: no refused login), then pending (an earlier
         attempt already changed the password), then previous (a password restored behind
-        the rotation's back); each is read only when the one before was refused."""
+        the rotation's back), then the newest versions that carry no label (an abandoned
+        rotation whose ``AWSPENDING`` an operator removed: the database may hold its
+        password). Each is read only when the one before was refused."""
         yield AWSCURRENT, current
         pending_secret = pending()
         if pending_secret is not None:
@@ -344,15 +374,32 @@ class Rotator(Generic[ConnectionT]):
         previous_version = metadata.version_with(AWSPREVIOUS)
         if previous_version is not None:
             previous = self.store.version(metadata.arn, previous_version, AWSPREVIOUS)
-            self._validate_engine(previous)
-            if previous.same_server(current) and previous.username == current.username:
+            if self._same_user(previous, current):
                 yield AWSPREVIOUS, previous
+        for version_id in self.store.unlabelled_versions(metadata.arn, limit=UNLABELLED_TRIED):
+            label = f"unlabelled version {version_id}"
+            try:
+                candidate = self.store.version(metadata.arn, version_id, label)
+            except RotationError as error:
+                # Not a secret of this shape (or not readable): it cannot be the one in effect.
+                logger.warning("unlabelled version skipped", extra={"label": label, "reason": str(error)})
+                continue
+            if self._same_user(candidate, current):
+                yield label, candidate
+
+    def _same_user(self, secret: DatabaseSecret, current: DatabaseSecret) -> bool:
+        """Whether another version is for the same user on the same server as ``current``."""
+        return (
+            secret.engine in self.engine.engines
+            and self._same_server(secret, current)
+            and secret.username == current.username
+        )
 
     # -- reading and checking versions --------------------------------------------
 
     def _master(self, current: DatabaseSecret) -> DatabaseSecret:
         """The master secret, refused unless it is for the same server as ``current``."""
-        master = self.store.current_of(str(current.masterarn), "master secret")
+        master = self.store.current_of(str(current.masterarn), "the master secret (key 'masterarn')")
         self._validate_engine(master)
         self._require_same_server(master, current, "the master secret")
         return master
@@ -400,8 +447,17 @@ class Rotator(Generic[ConnectionT]):
             raise SecretMismatchError(f"the {AWSPENDING} version has the same password as {AWSCURRENT}")
         return pending
 
+    def _server(self, secret: DatabaseSecret) -> tuple[str, int]:
+        """The server a version names: host (case-insensitive) and port, the engine's
+        default port when the version has none, so that two descriptions of one server
+        compare equal."""
+        return secret.host.lower(), self._port(secret)
+
+    def _same_server(self, secret: DatabaseSecret, current: DatabaseSecret) -> bool:
+        return self._server(secret) == self._server(current)
+
     def _require_same_server(self, secret: DatabaseSecret, current: DatabaseSecret, what: str) -> None:
-        if not secret.same_server(current):
+        if not self._same_server(secret, current):
             raise SecretMismatchError(
                 f"{what} is for {secret.host}:{self._port(secret)} but {AWSCURRENT} is for "
                 f"{current.host}:{self._port(current)}"

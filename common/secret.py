@@ -84,10 +84,6 @@ class DatabaseSecret:
         """The JSON to store: the raw object, so unknown keys survive."""
         return json.dumps(self.raw)
 
-    def same_server(self, other: DatabaseSecret) -> bool:
-        """Whether both versions name the same host and port (host case-insensitive)."""
-        return self.host.lower() == other.host.lower() and self.port == other.port
-
 
 def parse_object(text: str, where: str) -> dict[str, Any]:
     """A secret's SecretString as a JSON object; errors name ``where``, never the text.

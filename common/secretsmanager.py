@@ -13,7 +13,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.errors import SecretsManagerError, StagingError
+from common.errors import SecretFormatError, SecretsManagerError, StagingError
+from common.redaction import clip
 from common.secret import DatabaseSecret
 
 if TYPE_CHECKING:
@@ -101,10 +102,30 @@ class SecretStore:
         return secret
 
     def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
-        """The ``AWSCURRENT`` value of another secret (the master secret); never cached,
-        because that secret rotates on its own schedule."""
-        response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
+        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``);
+        never cached, because that secret rotates on its own schedule."""
+        try:
+            response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
+        except SecretsManagerError as error:
+            if error.code == "ResourceNotFoundException":
+                raise SecretFormatError(
+                    f"{what} {clip(secret_id)} does not exist or has no {AWSCURRENT} version"
+                ) from error
+            raise SecretsManagerError(
+                f"cannot read {what} {clip(secret_id)}: GetSecretValue failed with {error.code}", error.code
+            ) from error
         return DatabaseSecret.from_json(response.get("SecretString"), f"{what} {AWSCURRENT}")
+
+    def unlabelled_versions(self, arn: str, limit: int) -> list[str]:
+        """The ids of the ``limit`` newest versions that carry no staging label, newest
+        first (``ListSecretVersionIds`` with deprecated versions; one page holds them all,
+        since Secrets Manager keeps about 100 versions)."""
+        response = self._call("ListSecretVersionIds", SecretId=arn, IncludeDeprecated=True, MaxResults=100)
+        versions = response.get("Versions", [])
+        # Newest first; versions created in the same second keep the listing's order, later first.
+        order = sorted(range(len(versions)), key=lambda i: (_created(versions[i]), i), reverse=True)
+        unlabelled = [versions[i] for i in order if not versions[i].get("VersionStages")]
+        return [str(v["VersionId"]) for v in unlabelled[:limit]]
 
     def put_pending(self, arn: str, token: str, secret: DatabaseSecret, rotation_token: str | None) -> bool:
         """Store ``secret`` as version ``token`` labelled ``AWSPENDING``.
@@ -163,6 +184,11 @@ class SecretStore:
                 f"{operation} failed: {type(error).__name__}", type(error).__name__
             ) from error
         return response
+
+
+def _created(version: Mapping[str, Any]) -> float:
+    created = version.get("CreatedDate")
+    return created.timestamp() if created is not None else 0.0
 
 
 def _method_name(operation: str) -> str:

@@ -12,6 +12,7 @@ the function once per step with the event AWS sends. :func:`behave_like_aws` clo
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -106,9 +107,16 @@ class RotationService:
 
 
 def behave_like_aws() -> None:
-    """Make moto refuse ``PutSecretValue`` that would change an existing version's value.
+    """Close two gaps between moto and AWS that a rotation function would notice.
 
-    AWS raises ResourceExistsException; moto overwrites a version labelled AWSPENDING.
+    * ``PutSecretValue`` that would change an existing version's value: AWS raises
+      ResourceExistsException; moto overwrites a version labelled AWSPENDING.
+    * ``DescribeSecret``'s ``VersionIdsToStages``: AWS lists only versions that carry a
+      label; moto lists unlabelled ones too (with no stages), which would let a function
+      find an abandoned version without ``ListSecretVersionIds``.
+    * ``ListSecretVersionIds``' ``CreatedDate``: moto answers the time of the call for
+      every version; AWS the version's creation time (newest-first ordering depends on it).
+
     Idempotent; affects this process's moto only.
     """
     from moto.secretsmanager import models
@@ -117,6 +125,23 @@ def behave_like_aws() -> None:
     backend_class = models.SecretsManagerBackend
     if getattr(backend_class, "_aws_put_semantics", False):
         return
+
+    def labelled_versions_only(self: Any) -> dict[str, Any]:
+        return {
+            key: value["version_stages"] for key, value in self.versions.items() if value["version_stages"]
+        }
+
+    models.FakeSecret._form_version_ids_to_stages = labelled_versions_only  # type: ignore[method-assign]
+    list_versions = backend_class.list_secret_version_ids
+
+    def versions_with_creation_dates(self: Any, secret_id: str) -> str:
+        listing = json.loads(list_versions(self, secret_id))
+        stored = self.secrets[secret_id].versions
+        for version in listing["Versions"]:
+            version["CreatedDate"] = stored[version["VersionId"]]["createdate"]
+        return json.dumps(listing)
+
+    backend_class.list_secret_version_ids = versions_with_creation_dates  # type: ignore[method-assign]
     original = backend_class._check_with_existing_secrets_and_versions
 
     def check(
