@@ -8,7 +8,9 @@ the machine's load falls on each alike; the figure is the median of ``--pairs`` 
   statement;
 * floor: boto3 and psycopg2 imported and a Secrets Manager client built, nothing else;
 * AWS-sample-like: what AWS's sample PostgreSQL function does at module level (imports
-  boto3, json, logging, os and psycopg2, sets up the root logger, builds a client).
+  boto3, json, logging, os and psycopg2, sets up the root logger, builds a client);
+* ours with ``common.coldstart``'s collector handling undone: the cost of our modules
+  and Powertools by themselves.
 
 Figures are printed, never asserted; the goal is ours <= 1.05x the floor and below the
 AWS-sample-like process.
@@ -32,6 +34,16 @@ app.lambda_handler.rotator
 import psycopg2
 """
 
+# The same with common.coldstart's collector handling undone: what our imports and
+# Powertools cost by themselves.
+OURS_COLLECTOR_UNTOUCHED = (
+    """
+import gc
+gc.disable = gc.freeze = lambda: None
+"""
+    + OURS
+)
+
 FLOOR = """
 import boto3, psycopg2
 boto3.client("secretsmanager")
@@ -46,7 +58,12 @@ logger.setLevel(logging.INFO)
 service_client = boto3.client("secretsmanager", endpoint_url=os.environ.get("SECRETS_MANAGER_ENDPOINT"))
 """
 
-PROGRAMS = {"ours": OURS, "floor": FLOOR, "aws-sample-like": AWS_SAMPLE_LIKE}
+PROGRAMS = {
+    "ours": OURS,
+    "ours-untouched": OURS_COLLECTOR_UNTOUCHED,
+    "floor": FLOOR,
+    "aws-sample-like": AWS_SAMPLE_LIKE,
+}
 
 
 def run_ms(program: str, environ: dict[str, str]) -> tuple[float, float]:
@@ -92,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'':<44} {'wall':>8} {'CPU':>8}")
     for label, name in (
         ("ours (handler, then client, then psycopg2)", "ours"),
+        ("  the same, collector handling undone", "ours-untouched"),
         ("boto3 + psycopg2 + client alone", "floor"),
         ("AWS-sample-like module level", "aws-sample-like"),
     ):
