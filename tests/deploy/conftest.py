@@ -14,7 +14,7 @@ import pytest
 from tests.deploy.template import ROOT, functions, load
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 
 @pytest.fixture(scope="session")
@@ -53,22 +53,21 @@ def sam_build(sam_cli: str, build_dir: Path, architecture: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-@pytest.fixture(scope="session")
-def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``sam build`` of the whole template for x86_64 (the default), once per session."""
-    build_dir = tmp_path_factory.mktemp("sam-build")
-    sam_build(sam_cli, build_dir, "x86_64")
-    yield build_dir
-    shutil.rmtree(build_dir, ignore_errors=True)
+def session_build(architecture: str) -> Callable[..., Iterator[Path]]:
+    """A session fixture: ``sam build`` of the whole template for ``architecture``."""
+
+    @pytest.fixture(scope="session")
+    def build(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        build_dir = tmp_path_factory.mktemp(f"sam-build-{architecture}")
+        sam_build(sam_cli, build_dir, architecture)
+        yield build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+    return build
 
 
-@pytest.fixture(scope="session")
-def built_arm64(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``sam build`` for arm64 (Graviton), once per session."""
-    build_dir = tmp_path_factory.mktemp("sam-build-arm64")
-    sam_build(sam_cli, build_dir, "arm64")
-    yield build_dir
-    shutil.rmtree(build_dir, ignore_errors=True)
+built = session_build("x86_64")  # the default
+built_arm64 = session_build("arm64")
 
 
 @pytest.fixture(scope="session")
