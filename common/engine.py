@@ -165,6 +165,26 @@ class Engine(ABC, Generic[ConnectionT]):
         """Logged in as ``user``, prove it holds the privileges of ``original``;
         raise VerificationError when it does not."""
 
+    # -- preflight: read-only checks of what a strategy needs (engines override) ----------
+
+    def own_password_capabilities(self, connection: ConnectionT, login: Login) -> list[Capability]:
+        """Logged in as ``login.username``, whether that user may change its own password
+        here (single user). Reads only; the default checks nothing."""
+        return [Capability("change its own password", None, f"not checked by the {self.name} engine")]
+
+    def alternate_user_capabilities(
+        self, connection: ConnectionT, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        """Logged in as the master user, whether it may create and alter ``clone`` and give
+        it what ``original`` holds (alternating users). Reads only; the default checks nothing."""
+        return [
+            Capability(
+                f"create and alter {clone!r} with the privileges of {original!r}",
+                None,
+                f"not checked by the {self.name} engine",
+            )
+        ]
+
 
 PrivilegesT = TypeVar("PrivilegesT")
 
@@ -183,3 +203,15 @@ def compare_with_original(
         return
     if theirs is not None and own != theirs:
         raise VerificationError(f"user {user} does not hold the privileges of {original!r}")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One thing a rotation strategy needs of the database, as a preflight found it.
+
+    ``held`` is True or False when the engine checked it (read only), None when it did
+    not; ``detail`` says why, and how to give what is missing. Never a secret value."""
+
+    what: str
+    held: bool | None
+    detail: str

@@ -48,10 +48,9 @@ def _forms(value: str) -> set[str]:
     secret string inside a request body), and as Python reprs of the text and its UTF-8
     bytes (what a logged ``dict`` or ``bytes`` body shows)."""
     once = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-    forms = set(once)
-    for text in once:
-        forms.add(json.dumps(text)[1:-1])
-        forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
+    twice = {json.dumps(text, ensure_ascii=only_ascii)[1:-1] for text in once for only_ascii in (True, False)}
+    forms = once | twice
+    for text in once | twice:
         forms.add(repr(text)[1:-1])
         forms.add(repr(text.encode())[2:-1])
     return {form for form in forms if form}
@@ -84,11 +83,22 @@ def clip(text: str, limit: int = ECHO_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
-# botocore's DEBUG records carry whole request and response bodies (secret values with
-# them, escaped in ways no mask can foresee), urllib3's the URLs and headers. Lambda's
-# advanced logging controls set the root logger's level, so these loggers are held at
-# INFO explicitly whatever the root level is.
-WIRE_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools.utilities.parameters")
+# botocore's DEBUG records carry whole request and response bodies: a GetSecretValue
+# response is logged before any code of ours has seen (and registered) the value in it, so
+# no mask can catch it. urllib3's carry URLs and headers, the database drivers' their
+# commands and connection settings. Lambda's advanced logging
+# controls set the root logger's level, so these loggers are held at INFO explicitly
+# whatever the root level is.
+WIRE_LOGGERS = (
+    "botocore",
+    "boto3",
+    "urllib3",
+    "s3transfer",
+    "aws_lambda_powertools.utilities.parameters",
+    "pymongo",
+    "pymysql",
+    "redshift_connector",
+)
 
 
 def install_process_guard() -> None:

@@ -261,6 +261,30 @@ class Rotator(Generic[ConnectionT]):
         pending = self.store.version(metadata.arn, request.token, AWSPENDING)
         self._validate_engine(pending)
         logger.append_keys(user=pending.username)
+        self._prove(pending)
+        return "pending credentials work"
+
+    def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
+        """Move ``AWSCURRENT`` to the token (``AWSPREVIOUS`` follows), then clear
+        ``AWSPENDING``. In this order a crash in between leaves the new version current
+        and a retry only clears the label.
+
+        Nothing moves unless the pending version has a value, passes setSecret's checks
+        and testSecret's proof: a finishSecret run out of order (before setSecret, or
+        before createSecret) must not make refused credentials current. The values are
+        cached by version id, so a warm container pays no extra Secrets Manager call."""
+        current = self._current(metadata)
+        pending = self._pending(request, metadata, current)
+        logger.append_keys(user=pending.username)
+        self._prove(pending)
+        current_version = metadata.version_with(AWSCURRENT)
+        self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
+        self.store.remove_label(metadata.arn, AWSPENDING, request.token)
+        return f"{AWSCURRENT} moved from version {current_version}"
+
+    def _prove(self, pending: DatabaseSecret) -> None:
+        """Log in with the pending credentials; for alternating users, prove the pending
+        user acts with the original user's privileges."""
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
             self.engine.verify_session(connection)
             if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
@@ -270,24 +294,6 @@ class Rotator(Generic[ConnectionT]):
                     user=pending.username,
                     database=pending.dbname or self.engine.default_dbname,
                 )
-        return "pending credentials work"
-
-    def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
-        """Move ``AWSCURRENT`` to the token (``AWSPREVIOUS`` follows), then clear
-        ``AWSPENDING``. In this order a crash in between leaves the new version current
-        and a retry only clears the label.
-
-        Nothing moves unless the pending version has a value, passes setSecret's checks
-        and logs in: a finishSecret run out of order (before setSecret, or before
-        createSecret) must not make refused credentials current. The value is cached by
-        version id, so a warm container pays no extra Secrets Manager call for this."""
-        current = self._current(metadata)
-        pending = self._pending(request, metadata, current)
-        self._log_in_with_first([(AWSPENDING, pending)], pending, self._verify)
-        current_version = metadata.version_with(AWSCURRENT)
-        self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
-        self.store.remove_label(metadata.arn, AWSPENDING, request.token)
-        return f"{AWSCURRENT} moved from version {current_version}"
 
     # -- setSecret strategies ---------------------------------------------------------
 
@@ -339,6 +345,7 @@ class Rotator(Generic[ConnectionT]):
         tried: list[str] = []
         for label, secret in candidates:
             login = self._login(secret, label)
+            logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:
                     act(connection, login)

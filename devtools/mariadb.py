@@ -46,6 +46,8 @@ class MariaDBServer(ThrowawayServer):
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
+        #: The ``mariadbd`` command line, kept so that the server can be started again.
+        self.command: list[str] = []
 
     def start(self) -> MariaDBServer:
         cert, key = self.make_certificates()
@@ -84,6 +86,7 @@ class MariaDBServer(ThrowawayServer):
         ]
         if self.as_root:
             command.append(f"--user={SERVICE_USER}")
+        self.command = command
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_ready(timeout=60)
         self.bootstrap(

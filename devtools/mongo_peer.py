@@ -286,7 +286,12 @@ class MongoPeer(MongoServer):
     def _connectionstatus(self, session: Session, command: dict[str, Any]) -> dict[str, Any]:
         users = [{"user": session.user.name, "db": session.user.db}] if session.user else []
         roles = list(session.user.roles) if session.user else []
-        return {"ok": 1, "authInfo": {"authenticatedUsers": users, "authenticatedUserRoles": roles}}
+        info: dict[str, Any] = {"authenticatedUsers": users, "authenticatedUserRoles": roles}
+        if command.get("showPrivileges"):
+            info["authenticatedUserPrivileges"] = [
+                privilege for role in roles for privilege in _privileges(role)
+            ]
+        return {"ok": 1, "authInfo": info}
 
     def _usersinfo(self, session: Session, command: dict[str, Any]) -> dict[str, Any]:
         database = command.get("$db", "admin")
@@ -402,6 +407,33 @@ def _read(stream: socket.socket, size: int) -> bytes | None:
             return None
         data += chunk
     return data
+
+
+#: The actions of the roles the peer knows, as MongoDB lists them (abridged to user management).
+_USER_ADMIN_ACTIONS = [
+    "changeOwnPassword",
+    "changePassword",
+    "createUser",
+    "dropUser",
+    "grantRole",
+    "revokeRole",
+    "viewUser",
+]
+
+
+def _privileges(role: dict[str, str]) -> list[dict[str, Any]]:
+    """MongoDB's privileges for one granted role (``connectionStatus`` with ``showPrivileges``)."""
+    name, db = role["role"], role["db"]
+    if name in ("root", "userAdminAnyDatabase"):
+        return [{"resource": {"db": "", "collection": ""}, "actions": _USER_ADMIN_ACTIONS}]
+    if name == "userAdmin":
+        return [{"resource": {"db": db, "collection": ""}, "actions": _USER_ADMIN_ACTIONS}]
+    if name == CHANGE_OWN_PASSWORD_ROLE:
+        return [{"resource": {"db": "", "collection": ""}, "actions": ["changeOwnPassword"]}]
+    if name in ("read", "readWrite"):
+        actions = ["find"] + (["insert", "remove", "update"] if name == "readWrite" else [])
+        return [{"resource": {"db": db, "collection": ""}, "actions": actions}]
+    return []
 
 
 def _auth_failed() -> dict[str, Any]:

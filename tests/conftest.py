@@ -115,3 +115,19 @@ def pg_secret(
     }
     secret.update(extra)
     return secret
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault matrix's counts, when it ran: sequences tried and invariant held."""
+    from tests.scenarios.test_fault_matrix import TALLY
+
+    if not TALLY:
+        return
+    terminalreporter.section("fault matrix")
+    for (engine, family), tally in sorted(TALLY.items()):
+        terminalreporter.write_line(
+            f"{engine:<11} {family:<55} {tally['held']:>4} of {tally['tried']:>4} held"
+        )
+    tried = sum(t["tried"] for t in TALLY.values())
+    held = sum(t["held"] for t in TALLY.values())
+    terminalreporter.write_line(f"{'all':<11} {'':<55} {held:>4} of {tried:>4} held")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login, compare_with_original
+from common.engine import Capability, Engine, Login, compare_with_original
 from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.passwords import PasswordPolicy
 from common.redaction import redact
@@ -144,6 +144,46 @@ class MongoEngine(Engine[MongoConnection]):
         own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
         compare_with_original(own, lambda: _roles(db, original), user=repr(user), original=original)
 
+    # -- preflight (read only) ---------------------------------------------------------
+
+    def own_password_capabilities(self, connection: MongoConnection, login: Login) -> list[Capability]:
+        what = "change its own password (changeOwnPassword)"
+        actions = _actions_on(connection, login.dbname or "admin")
+        if actions is None:
+            return [Capability(what, None, "not checked: the server does not list a session's privileges")]
+        if "changeOwnPassword" in actions:
+            return [Capability(what, True, "held")]
+        return [Capability(what, False, "grant the user a role with the changeOwnPassword action")]
+
+    def alternate_user_capabilities(
+        self, connection: MongoConnection, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        db = connection[database or "admin"]
+        try:
+            roles = _roles(db, original)
+        except PermissionDeniedError as error:
+            return [Capability(f"view users in {db.name!r} (viewUser)", False, str(error))]
+        if roles is None:
+            return [Capability(f"find {original!r}", False, f"no user {original!r} in {db.name!r}")]
+        found = []
+        # createUser/updateUser with roles need grantRole on each role's database.
+        for name in sorted({db.name} | {role["db"] for role in roles}):
+            needed = {"viewUser", "createUser", "changePassword", "grantRole", "revokeRole"}
+            if name != db.name:
+                needed = {"grantRole"}
+            actions = _actions_on(connection, name)
+            missing = sorted(needed - actions) if actions is not None else []
+            found.append(
+                Capability(
+                    f"administer users and roles on {name!r}",
+                    None if actions is None else not missing,
+                    "not checked: the server does not list a session's privileges"
+                    if actions is None
+                    else ("held" if not missing else f"missing {', '.join(missing)} (userAdmin on {name!r})"),
+                )
+            )
+        return found
+
 
 def _roles(db: Any, user: str) -> list[dict[str, str]] | None:
     """The user's roles in ``db``, sorted; None when there is no such user."""
@@ -173,3 +213,25 @@ def _command(
     except PyMongoError as error:
         raise DatabaseOperationError(f"could not {what}: {type(error).__name__}") from error
     return reply
+
+
+def _actions_on(connection: MongoConnection, database: str) -> set[str] | None:
+    """The actions the session may take on ``database`` (privileges on the database, on
+    every database, or on any resource); None when the server lists no privileges."""
+    try:
+        status = _command(
+            connection.admin, "connectionStatus", 1, showPrivileges=True, what="read the session's privileges"
+        )
+    except DatabaseOperationError:
+        return None
+    privileges = status.get("authInfo", {}).get("authenticatedUserPrivileges")
+    if privileges is None:
+        return None
+    actions: set[str] = set()
+    for privilege in privileges:
+        resource = privilege.get("resource", {})
+        if resource.get("anyResource") or (
+            resource.get("db") in ("", database) and resource.get("collection", "") == ""
+        ):
+            actions.update(str(action) for action in privilege.get("actions", []))
+    return actions

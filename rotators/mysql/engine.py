@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login, compare_with_original
+from common.engine import Capability, Engine, Login, compare_with_original
 from common.errors import (
     DatabaseOperationError,
     PermissionDeniedError,
@@ -220,6 +220,67 @@ class MySQLEngine(Engine[MySQLConnection]):
             original=original,
         )
 
+    # -- preflight (read only) ---------------------------------------------------------
+
+    def own_password_capabilities(self, connection: MySQLConnection, login: Login) -> list[Capability]:
+        # Every account may set its own password, except on a read-only server (a replica)
+        # or, on MySQL 8, where the current password must be given with the new one.
+        read_only = _rows(connection, "SELECT @@read_only", (), "read @@read_only")[0][0]
+        require_current = _rows(
+            connection, "SHOW VARIABLES LIKE 'password_require_current'", (), "read server variables"
+        )
+        if int(read_only):
+            detail = "the server is read-only (a replica?): point the secret at the writer"
+        elif require_current and _text(require_current[0][1]).upper() == "ON":
+            detail = "password_require_current is ON: the function does not send the current password"
+        else:
+            return [Capability("change its own password", True, "any account may set its own password")]
+        return [Capability("change its own password", False, detail)]
+
+    def alternate_user_capabilities(
+        self, connection: MySQLConnection, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        account = _text(_rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0])
+        user, _, host = account.rpartition("@")
+        held = {
+            _text(privilege).upper(): _text(grantable) == "YES"
+            for privilege, grantable in _rows(
+                connection,
+                "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES "
+                "WHERE GRANTEE = %s",
+                (f"'{user}'@'{host}'",),
+                "read the master user's privileges",
+            )
+        }
+        found = [
+            Capability(
+                "CREATE USER",
+                "CREATE USER" in held,
+                "held" if "CREATE USER" in held else "GRANT CREATE USER ON *.* TO <master>",
+            )
+        ]
+        try:
+            hosts = _hosts(connection, original)
+            wanted = {
+                name
+                for host in hosts
+                for grant in _grants(connection, original, host)
+                for name in _privilege_names(grant.what)
+            }
+        except DatabaseOperationError as error:
+            return [*found, Capability("read accounts and grants (SELECT on mysql.*)", False, str(error))]
+        if not hosts:
+            return [*found, Capability(f"find {original!r}", False, f"user {original!r} has no account")]
+        missing = sorted(name for name in wanted if not held.get(name))
+        found.append(
+            Capability(
+                f"grant what {original!r} holds (WITH GRANT OPTION)",
+                not missing,
+                "held at the global level" if not missing else f"not grantable: {', '.join(missing)}",
+            )
+        )
+        return found
+
 
 def _set_account_password(
     connection: MySQLConnection, server: Server, user: str, host: str, password: str
@@ -287,3 +348,38 @@ def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
     message = redact(str(args[1])) if len(args) > 1 else type(error).__name__
     text = f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
     return PermissionDeniedError(text) if code in _NOT_ALLOWED else DatabaseOperationError(text)
+
+
+# What "ALL PRIVILEGES" on a database or table stands for, for the preflight's comparison.
+_ALL_PRIVILEGES = (
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "REFERENCES",
+    "INDEX",
+    "ALTER",
+    "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",
+    "EXECUTE",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EVENT",
+    "TRIGGER",
+)
+
+
+def _privilege_names(what: str) -> set[str]:
+    """The privilege types of a grant's text (``SELECT, INSERT (col) ON `db`.*``); a role
+    grant (no ``ON``) and ``USAGE`` name none."""
+    head, on, _ = what.upper().partition(" ON ")
+    if not on:
+        return set()
+    names = {part.split("(")[0].strip() for part in head.split(",")} - {"USAGE", ""}
+    if names & {"ALL", "ALL PRIVILEGES"}:
+        return (names - {"ALL", "ALL PRIVILEGES"}) | set(_ALL_PRIVILEGES)
+    return names

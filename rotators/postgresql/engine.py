@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login
+from common.engine import Capability, Engine, Login
 from common.errors import (
     DatabaseOperationError,
     VerificationError,
@@ -177,6 +177,85 @@ class PostgresEngine(Engine["PgConnection"]):
                 return cursor.fetchone() is not None
         except Exception as error:
             raise _operation_error(f"look up role {user!r}", error) from error
+
+    # -- preflight (read only) ---------------------------------------------------------
+
+    def own_password_capabilities(self, connection: PgConnection, login: Login) -> list[Capability]:
+        # Any role may ALTER its own password, but not on a standby or in a read-only session.
+        recovery, read_only = _row(
+            connection,
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+            {},
+            "read the server's state",
+        )
+        if recovery or read_only:
+            where = "the server is a standby (in recovery)" if recovery else "sessions are read-only"
+            return [Capability("change its own password", False, f"{where}: point the secret at the writer")]
+        return [Capability("change its own password", True, "any role may change its own password")]
+
+    def alternate_user_capabilities(
+        self, connection: PgConnection, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        names = {"original": original, "clone": clone}
+        superuser, createrole, recovery, version = _row(
+            connection,
+            "SELECT rolsuper, rolcreaterole, pg_is_in_recovery(), "
+            "current_setting('server_version_num')::int FROM pg_catalog.pg_roles "
+            "WHERE rolname = current_user",
+            {},
+            "read the master role",
+        )
+        original_super, clone_super, admin = _row(
+            connection,
+            "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %(original)s), "
+            "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %(clone)s), "
+            "pg_has_role(current_user, "
+            "(SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %(original)s), 'MEMBER WITH ADMIN OPTION')",
+            names,
+            "read the users' roles",
+        )
+        found = [
+            Capability(
+                "create and alter roles (CREATEROLE)",
+                bool(superuser or createrole) and not recovery,
+                "the server is a standby: point the master secret at the writer"
+                if recovery
+                else ("held" if superuser or createrole else "ALTER ROLE <master> CREATEROLE"),
+            ),
+            Capability(
+                f"alter {original!r}",
+                original_super is not None and (bool(superuser) or not original_super),
+                "held"
+                if original_super is not None and (superuser or not original_super)
+                else (f"role {original!r} does not exist" if original_super is None else "it is a superuser"),
+            ),
+        ]
+        if clone_super:
+            found.append(Capability(f"alter {clone!r}", bool(superuser), f"{clone!r} is a superuser"))
+        if int(version) >= 160000:
+            # PostgreSQL 16: CREATEROLE no longer grants membership in roles it lacks ADMIN on.
+            found.append(
+                Capability(
+                    f"grant {original!r} to {clone!r}",
+                    bool(superuser or admin),
+                    "held" if superuser or admin else f"GRANT {original} TO <master> WITH ADMIN OPTION",
+                )
+            )
+        return found
+
+
+def _row(connection: PgConnection, query: str, params: dict[str, str], what: str) -> tuple[Any, ...]:
+    """The one row of a catalog query (a read: the transaction it opens is rolled back)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query, params or None)
+            row = cursor.fetchone()
+        connection.rollback()
+    except Exception as error:
+        raise _operation_error(what, error) from error
+    if row is None:
+        raise DatabaseOperationError(f"could not {what}: no row")
+    return tuple(row)
 
 
 def _operation_error(what: str, error: Exception) -> DatabaseOperationError:

@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Engine, Login, compare_with_original
+from common.engine import Capability, Engine, Login, compare_with_original
 from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.passwords import PasswordPolicy
 from common.redaction import redact
@@ -205,6 +205,37 @@ class RedshiftEngine(Engine[RedshiftConnection]):
             user=repr(user),
             original=original,
         )
+
+    # -- preflight (read only) ---------------------------------------------------------
+
+    def own_password_capabilities(self, connection: RedshiftConnection, login: Login) -> list[Capability]:
+        # Redshift lets every user ALTER USER its own password; only the account can be seen.
+        found = _run(connection, "SELECT 1 FROM pg_user WHERE usename = current_user", (), "look up the user")
+        return [
+            Capability(
+                "change its own password",
+                bool(found),
+                "any Redshift user may change its own password" if found else "the user is not in pg_user",
+            )
+        ]
+
+    def alternate_user_capabilities(
+        self, connection: RedshiftConnection, *, original: str, clone: str, database: str | None
+    ) -> list[Capability]:
+        rows = _run(
+            connection, "SELECT usesuper FROM pg_user WHERE usename = current_user", (), "read the master"
+        )
+        superuser = bool(rows and rows[0][0])
+        found = [
+            Capability(
+                "superuser (CREATE USER, grant on every object)",
+                superuser,
+                "held" if superuser else "use Redshift's admin user, or ALTER USER <master> CREATEUSER",
+            )
+        ]
+        if not _user_exists(connection, original):
+            found.append(Capability(f"find {original!r}", False, f"user {original!r} does not exist"))
+        return found
 
 
 def privileges(connection: RedshiftConnection, user: str) -> dict[str, frozenset[str]]:

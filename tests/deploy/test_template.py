@@ -84,6 +84,18 @@ def test_every_engine_has_a_function() -> None:
 
 
 @pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
+def test_password_length_cannot_exceed_what_the_engine_accepts(function: Function) -> None:
+    """The template's PasswordLength bounds must be lengths every deployed engine takes."""
+    import importlib
+
+    app = importlib.import_module(function.module)
+    policy = getattr(app, function.attribute).engine.password_policy
+    parameter = load()["Parameters"]["PasswordLength"]
+    assert policy.min_length <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"]
+    assert parameter["MaxValue"] <= policy.max_length
+
+
+@pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
 def test_each_function_carries_its_own_driver_only(built: Path, function: Function) -> None:
     code = built / function.logical_id
     top_level = {p.name for p in code.iterdir()}

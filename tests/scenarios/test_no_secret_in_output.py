@@ -7,13 +7,14 @@ import json
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from common.errors import RotationError
 from common.observability import logger
 from devtools.service import STEPS, LambdaContext
 from tests.helpers import store_secret, value
 
 if TYPE_CHECKING:
-    import pytest
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
@@ -105,3 +106,77 @@ def test_rotations_happy_and_failing_print_no_secret(
         leaked = sum(1 for s in sensitive if s in text or json.dumps(s)[1:-1] in text)
         # Only the count is reported: the assertion message must not print a secret either.
         assert leaked == 0, f"{leaked} secret value(s) in the {where}"
+
+
+def test_debug_root_logger_prints_no_secret(
+    harness: Harness,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    master_arn: str,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda's advanced logging controls at DEBUG set the root logger's level: every
+    logger of the process (botocore's and the drivers' included) then writes, and none
+    may write a secret, whatever characters it holds."""
+    import logging
+    import secrets
+
+    lines = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", lines)
+    everything = io.StringIO()
+    catch_all = logging.StreamHandler(everything)
+    catch_all.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(catch_all)
+    root.setLevel(logging.DEBUG)
+    logger.setLevel(logging.DEBUG)
+    try:
+        # Quotes and backslashes everywhere; non-ASCII where the engine's test server takes it.
+        odd = 'Pä"ß\\wörd-' if harness.name == "postgresql" else 'Pa"ss\\wd-'
+        user, _, dbname = harness.new_user()
+        password = odd + secrets.token_urlsafe(12)
+        harness.set_password(user, password, dbname)
+        single = store_secret(sm_client, service, f"{user}-debug", harness.secret(user, password, dbname))
+        sensitive = [password, value(sm_client, master_arn, "AWSCURRENT")["password"]]
+        for arn in (single, single):
+            sensitive.append(service.rotate(handler, arn).rotation_token)
+        current = value(sm_client, single, "AWSCURRENT")
+        alternating = store_secret(
+            sm_client, service, f"{user}-debug-alt", current | {"masterarn": master_arn}
+        )
+        for arn in (alternating, alternating):
+            sensitive.append(service.rotate(handler, arn).rotation_token)
+        # A failing step too: a password nobody accepts, five characters long.
+        short = "Q9!x" + secrets.choice("abcdefgh")
+        broken = store_secret(sm_client, service, f"{user}-short", harness.secret(user, short, dbname))
+        request = service.start(broken)
+        sensitive.append(request.rotation_token)
+        with pytest.raises(RotationError):
+            handler(request.event("createSecret"), LambdaContext())
+    finally:
+        root.removeHandler(catch_all)
+        root.setLevel(level)
+        logger.setLevel(logging.INFO)
+    for arn in (single, alternating, broken):
+        sensitive += all_passwords(sm_client, arn)
+    assert len(set(sensitive)) >= 10
+
+    printed = capfd.readouterr()
+    output = "\n".join((lines.getvalue(), everything.getvalue(), printed.out, printed.err))
+    assert "rotation step done" in output and "DEBUG" in everything.getvalue()
+    forms = {form for s in set(sensitive) for form in _written_forms(s)}
+    leaked = sum(1 for form in forms if form in output)
+    assert leaked == 0, f"{leaked} written form(s) of a secret in the output"
+
+
+def _written_forms(secret: str) -> set[str]:
+    """How a secret could appear in a log line: raw, JSON-escaped (ASCII or not), twice
+    JSON-escaped, as a Python repr of the text or of its UTF-8 bytes."""
+    once = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms = set(once)
+    for text in once:
+        forms |= {json.dumps(text)[1:-1], repr(text)[1:-1], repr(text.encode())[2:-1]}
+    return forms

@@ -80,3 +80,46 @@ def test_log_formatter_masks_registered_secrets_wherever_they_appear() -> None:
     text = stream.getvalue()
     assert "formatter-secret-42" not in text
     assert text.count(MASK) >= 3
+
+
+def test_redaction_covers_every_written_form_of_non_ascii_values() -> None:
+    import json
+
+    secret = 'Pä"ß\\wörd-91'
+    register(secret)
+    for form in (
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(json.dumps(secret))[1:-1],
+        repr(secret)[1:-1],
+        repr(json.dumps(secret).encode())[2:-1],
+    ):
+        masked = redact(f"before {form} after")
+        assert form not in masked and "91" not in masked and MASK in masked
+
+
+def test_short_values_are_masked_only_where_they_stand_alone() -> None:
+    register("k3y")
+    assert redact('{"password": "k3y"}') == '{"password": "***"}'
+    assert redact("monk3yish") == "monk3yish"
+
+
+def test_every_logger_of_the_process_is_masked(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import common.observability  # noqa: F401 - installs the process guard
+
+    register("foreign-logger-secret-5")
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("some.library").warning("got %s", {"password": "foreign-logger-secret-5"})
+    assert "foreign-logger-secret-5" not in caplog.text
+    assert MASK in caplog.text
+    # The SDK's wire loggers stay above DEBUG whatever the root level.
+    assert logging.getLogger("botocore").getEffectiveLevel() >= logging.INFO
+
+
+def test_echoed_inputs_are_clipped() -> None:
+    with pytest.raises(EventFormatError) as raised:
+        RotationEvent.parse({**EVENT, "Step": "x" * 100_000})
+    assert len(str(raised.value)) < 300

@@ -60,7 +60,7 @@ def test_finish_right_after_create_moves_nothing(
     request = service.start(arn)
     handler = handler_for(FakeEngine(database), sm_client)
     handler(request.event("createSecret"), None)
-    with pytest.raises(DatabaseLoginError, match="with the AWSPENDING credentials"):
+    with pytest.raises(DatabaseLoginError, match="refused the AWSPENDING credentials"):
         handler(request.event("finishSecret"), None)
     assert labels(sm_client, arn) == {"AWSCURRENT": current, "AWSPENDING": request.token}
     # The rotation then completes normally, and a later one too.
@@ -180,7 +180,9 @@ def test_configuration_errors_are_failed_steps(
     with pytest.raises(ConfigurationError, match="DB_CONNECT_TIMEOUT"):
         from_environment(request.event("createSecret"), None)
     failures = [json.loads(line) for line in lines.getvalue().splitlines()]
-    assert [(f["message"], f["error"]) for f in failures] == [("rotation step failed", "ConfigurationError")] * 2
+    assert [(f["message"], f["error"]) for f in failures] == [
+        ("rotation step failed", "ConfigurationError")
+    ] * 2
     assert "PASSWORD_LENGTH" in failures[0]["reason"] and "DB_CONNECT_TIMEOUT" in failures[1]["reason"]
     assert capsys.readouterr().out.count('"StepFailed":[1.0]') == 2
 

@@ -1,0 +1,91 @@
+"""Throwaway servers that can be stopped or killed mid-rotation and started again.
+
+The ordinary throwaway servers trade durability for speed (``fsync`` off): an abrupt stop
+then loses committed password changes, and a test of the rotator would measure the
+harness. These subclasses turn durability on once started, and add :meth:`halt` (a
+clean-but-immediate stop, or SIGKILL) and :meth:`resume` on the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Literal
+
+from devtools.mariadb import MariaDBServer
+from devtools.postgres import PostgresServer
+
+Halt = Literal["stop", "kill"]
+
+
+class DurablePostgres(PostgresServer):
+    """PostgreSQL with ``fsync``, ``synchronous_commit`` and ``full_page_writes`` on."""
+
+    def start(self) -> DurablePostgres:
+        super().start()
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            self.execute(f"ALTER SYSTEM SET {setting} = on")
+        self.execute("SELECT pg_reload_conf()")
+        return self
+
+    def halt(self, how: Halt) -> None:
+        """``stop``: ``pg_ctl -m immediate`` (no checkpoint, like a crash of the server);
+        ``kill``: SIGKILL to the postmaster (its children exit when they notice)."""
+        if how == "stop":
+            self._pg_ctl("-m", "immediate", "-w", "stop")
+            return
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        # Orphaned backends keep the shared memory until they exit.
+        time.sleep(0.3)
+
+    def resume(self) -> None:
+        """Start the server again on the same data directory (crash recovery included)."""
+        self._pg_ctl("-l", str(self.log_path), "-w", "-t", "60", "start")
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        subprocess.run(
+            self.as_service_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *arguments]),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+
+
+class DurableMariaDB(MariaDBServer):
+    """MariaDB with InnoDB flushing its log at every commit."""
+
+    def start(self) -> DurableMariaDB:
+        super().start()
+        self.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+        return self
+
+    def halt(self, how: Halt) -> None:
+        """``stop``: SIGTERM (a clean shutdown); ``kill``: SIGKILL."""
+        process = self._process
+        assert process is not None, "start() the server first"
+        if how == "stop":
+            process.terminate()
+        else:
+            process.kill()
+        process.wait(timeout=60)
+
+    def resume(self) -> None:
+        """Start ``mariadbd`` again with the command line it was started with."""
+        self._process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_until_ready(timeout=60)
+        # The setting is not persisted: a restart gives the default (1) anyway, say it again.
+        self.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,168 @@
+"""The preflight, run through the real handler against every engine's real server, in
+both strategies: what it reports, and that it writes nothing anywhere."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from common.errors import EventFormatError
+from devtools.mariadb import MariaDBServer
+from devtools.mongo_peer import MongoServer
+from tests.conftest import new_password, unique
+from tests.helpers import store_secret
+from tests.operator.conftest import abandoned, database_state, secret_state
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from common.handler import RotationFunction
+    from devtools.service import RotationService
+    from tests.engines import Harness
+    from tests.scenarios.conftest import Account
+
+READS = {"DescribeSecret", "GetSecretValue"}
+
+
+def preflight(handler: RotationFunction[Any], arn: str, **extra: Any) -> dict[str, Any]:
+    report = handler({"Preflight": {"SecretId": arn, **extra}}, None)
+    assert report is not None
+    return report
+
+
+def outcomes(report: dict[str, Any]) -> dict[str, str]:
+    return {(login["labels"] or [login["version"]])[0]: login["outcome"] for login in report["logins"]}
+
+
+def test_preflight_of_a_stuck_rotation_reports_every_version_and_writes_nothing(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    account: Account,
+    strategy_arn: str,
+) -> None:
+    abandoned(handler, service, strategy_arn, "createSecret")
+    before = secret_state(sm_client, strategy_arn), database_state(harness)
+    calls = Counter(handler.secrets_manager_calls)
+
+    report = preflight(handler, strategy_arn)
+
+    assert (secret_state(sm_client, strategy_arn), database_state(harness)) == before
+    assert set(handler.secrets_manager_calls - calls) <= READS
+    assert report["ok"] is True, report
+    assert report["strategy"] == ("single-user" if strategy_arn == account.arn else "alternating-users")
+    assert outcomes(report) == {"AWSCURRENT": "accepted", "AWSPENDING": "refused"}
+    assert report["capabilities"] and all(c["held"] is True for c in report["capabilities"]), report
+    assert account.password not in json.dumps(report)
+    pending = json.loads(
+        sm_client.get_secret_value(SecretId=strategy_arn, VersionStage="AWSPENDING")["SecretString"]
+    )
+    assert pending["password"] not in json.dumps(report)
+
+
+def test_preflight_tries_unlabelled_versions_it_is_given(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    account: Account,
+) -> None:
+    """An abandoned single-user rotation whose AWSPENDING an operator removed: the
+    database holds the unlabelled version's password."""
+    request = abandoned(handler, service, account.arn, "createSecret", "setSecret", drop_pending=True)
+    report = preflight(handler, account.arn, VersionIds=[request.token])
+    assert outcomes(report) == {"AWSCURRENT": "refused", request.token: "accepted"}
+    assert report["ok"] is False
+    assert [c["check"] for c in report["checks"] if c["ok"] is False] == ["database login"]
+
+
+def weak_master(harness: Harness) -> tuple[str, str]:
+    """A master user lacking what alternating users need."""
+    user, password = unique("weak"), new_password()
+    server = harness.server
+    if isinstance(server, MariaDBServer):
+        server.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        server.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (user,))
+    elif isinstance(server, MongoServer):
+        server.create_user_with_roles(user, password, "admin", [{"role": "read", "db": "admin"}])
+    else:
+        server.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (password,))
+    return user, password
+
+
+def test_preflight_finds_a_master_user_that_may_not_manage_the_other_user(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    account: Account,
+) -> None:
+    user, password = weak_master(harness)
+    master = store_secret(
+        sm_client,
+        service,
+        user,
+        harness.secret(user, password, harness.server.admin_database),
+        rotation=False,
+    )
+    body = harness.secret(account.user, account.password, account.dbname, masterarn=master)
+    arn = store_secret(sm_client, service, f"{account.user}-weak", body)
+    before = database_state(harness)
+
+    report = preflight(handler, arn)
+
+    assert database_state(harness) == before
+    assert report["ok"] is False
+    lacking = [c for c in report["capabilities"] if c["held"] is False]
+    assert lacking, report
+    expected = {
+        "postgresql": "CREATEROLE",
+        "mariadb": "CREATE USER",
+        "mongodb": "viewUser",
+        "redshift": "superuser",
+    }[harness.name]
+    assert any(expected in c["what"] or expected in c["detail"] for c in lacking), lacking
+
+
+# Every Redshift user may change its own password: that check has no failing form.
+@pytest.mark.parametrize("harness", ["postgresql", "mariadb", "mongodb"], indirect=True)
+def test_preflight_finds_a_user_that_may_not_change_its_own_password(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    account: Account,
+) -> None:
+    server = harness.server
+    if isinstance(server, MongoServer):
+        # A user without the changeOwnPassword action.
+        user, password = unique("app"), new_password()
+        server.create_user_with_roles(
+            user, password, account.dbname, [{"role": "readWrite", "db": account.dbname}]
+        )
+        arn = store_secret(sm_client, service, user, harness.secret(user, password, account.dbname))
+    elif isinstance(server, MariaDBServer):
+        arn = account.arn
+        server.execute("SET GLOBAL read_only = 1")
+    else:
+        arn = account.arn
+        server.execute(f'ALTER ROLE "{account.user}" SET default_transaction_read_only = on')
+    try:
+        report = preflight(handler, arn)
+    finally:
+        if isinstance(server, MariaDBServer):
+            server.execute("SET GLOBAL read_only = 0")
+    assert report["ok"] is False
+    assert [c["held"] for c in report["capabilities"]] == [False], report
+    assert outcomes(report)["AWSCURRENT"] == "accepted"
+
+
+def test_preflight_event_is_never_taken_for_a_step(handler: RotationFunction[Any]) -> None:
+    with pytest.raises(EventFormatError, match="ambiguous"):
+        handler({"Preflight": {"SecretId": "x"}, "Step": "createSecret"}, None)
+    with pytest.raises(EventFormatError, match="SecretId"):
+        handler({"Preflight": {}}, None)
