@@ -127,12 +127,26 @@ build-MongoDBRotationFunction:
 build-RedshiftRotationFunction:
 	$(call build-function,redshift)
 
-# The example application: its handler package, the PostgreSQL engine and driver.
+# The application layer: appkit/ (what functions that *use* a rotated secret import), the
+# engines' session code (rotators/<engine>/ without the handlers) and the modules of
+# common/ those import; never the rotation core (rotation.py, secretsmanager.py,
+# handler.py, observability.py) and no driver. tests/deploy checks both layers' contents
+# and imports every module of this one from the layer alone.
+APP_COMMON := __init__ clients engine errors passwords redaction secret settings tls
+build-ApplicationLayer:
+	mkdir -p $(ARTIFACTS_DIR)/python/common $(ARTIFACTS_DIR)/certs
+	cp -r appkit $(ARTIFACTS_DIR)/python/
+	rm $(ARTIFACTS_DIR)/python/appkit/requirements.txt
+	cp $(APP_COMMON:%=common/%.py) $(ARTIFACTS_DIR)/python/common/
+	find rotators -name '*.py' ! -name app.py -exec cp --parents {} $(ARTIFACTS_DIR)/python/ \;
+	find certs -maxdepth 1 -name '*.pem' -exec cp {} $(ARTIFACTS_DIR)/certs/ \;
+	$(LAMBDA_PIP) -r appkit/requirements.txt -t $(ARTIFACTS_DIR)/python
+	$(compile-bytecode)
+
+# The example application: its handler package and its driver (the layer has the rest).
 build-ExampleReaderFunction:
-	mkdir -p $(ARTIFACTS_DIR)/apps $(ARTIFACTS_DIR)/rotators/postgresql
+	mkdir -p $(ARTIFACTS_DIR)/apps
 	cp apps/__init__.py $(ARTIFACTS_DIR)/apps/
 	cp -r apps/reader $(ARTIFACTS_DIR)/apps/
-	cp rotators/__init__.py $(ARTIFACTS_DIR)/rotators/
-	cp rotators/postgresql/__init__.py rotators/postgresql/engine.py $(ARTIFACTS_DIR)/rotators/postgresql/
 	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
 	$(compile-bytecode)

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 from common.errors import (
     DatabaseConnectionError,
     DatabaseLoginError,
+    DatabaseOperationError,
     PermissionDeniedError,
+    RotationError,
+    SecretFormatError,
     VerificationError,
 )
 from common.passwords import PasswordPolicy
@@ -23,7 +26,7 @@ from common.redaction import redact
 from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
 
     from common.secret import DatabaseSecret
     from common.settings import Settings
@@ -45,6 +48,25 @@ class Login:
     connect_timeout: int
     statement_timeout: int
     label: str
+
+    def __post_init__(self) -> None:
+        # Drivers hand these to C libraries and the wire: a NUL byte raises a raw
+        # ValueError (libpq) or truncates, and text that is not valid Unicode (a lone
+        # surrogate from a JSON escape) raises a UnicodeEncodeError whose repr holds the
+        # value. Refuse both here, for every engine, naming the key and never the value.
+        for key in ("host", "username", "password", "dbname"):
+            text = getattr(self, key)
+            if text is None:
+                continue
+            if "\x00" in text:
+                raise SecretFormatError(f"the {self.label} secret's key '{key}' contains a NUL byte")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SecretFormatError(
+                    f"the {self.label} secret's key '{key}' is not valid Unicode text "
+                    "(a lone surrogate cannot be sent to a database)"
+                ) from None
 
     @classmethod
     def for_secret(
@@ -120,10 +142,15 @@ class Engine(ABC, Generic[ConnectionT]):
     def close(self, connection: ConnectionT) -> None:
         """Close a session; never raises."""
 
-    @abstractmethod
-    def is_broken(self, connection: ConnectionT) -> bool:
-        """Whether the session is gone (server restart, killed session): a reused
-        connection is then replaced rather than used again."""
+    @contextmanager
+    def closed_on_failure(self, connection: ConnectionT) -> Iterator[ConnectionT]:
+        """For :meth:`open`: the block's statements run on a fresh ``connection``, which
+        is closed (never leaked) when one of them fails."""
+        try:
+            yield connection
+        except BaseException:
+            self.close(connection)
+            raise
 
     @contextmanager
     def connect(self, login: Login) -> Iterator[ConnectionT]:
@@ -194,7 +221,10 @@ def compare_with_original(
 ) -> None:
     """testSecret's privilege check for engines whose pending user may not be allowed to
     read the original's privileges: compare when it may; otherwise accept a user that
-    holds some privileges, since setSecret compared both as the master user."""
+    holds some privileges, since setSecret compared both as the master user.
+
+    ``own`` must hold only real privileges: an engine leaves out what every account has
+    (MySQL's ``USAGE ON *.*``), or a user stripped of everything would pass."""
     try:
         theirs = read_original()
     except PermissionDeniedError as error:
@@ -203,6 +233,51 @@ def compare_with_original(
         return
     if theirs is not None and own != theirs:
         raise VerificationError(f"user {user} does not hold the privileges of {original!r}")
+
+
+@dataclass(frozen=True)
+class DriverErrors:
+    """How one driver's exceptions become this project's errors; an engine names only
+    what differs between drivers.
+
+    ``reason`` reads an exception's server error code (or None) and a message that is
+    safe to show: never the statement, which may hold a password or its hash. Codes in
+    ``denied`` mean the server refused the statement for lack of a privilege.
+    """
+
+    reason: Callable[[Exception], tuple[object | None, str | None]]
+    denied: Collection[object] = frozenset()
+
+    def shape(self, what: str, error: Exception, denied_hint: str | None = None) -> DatabaseOperationError:
+        """The error for ``error`` raised while trying to ``what`` ("could not <what>: ...");
+        a refusal for lack of a privilege is a PermissionDeniedError, explained by
+        ``denied_hint`` when given."""
+        code, message = self.reason(error)
+        reason = redact(message) if message else type(error).__name__
+        if code is not None and code in self.denied:
+            return PermissionDeniedError(f"could not {what}: {denied_hint or f'{code}: {reason}'}")
+        detail = f"{code}: {reason}" if code is not None else reason
+        return DatabaseOperationError(f"could not {what}: {detail}")
+
+    @contextmanager
+    def operation(self, what: str, denied_hint: str | None = None) -> Iterator[None]:
+        """Run the block, turning any driver exception into :meth:`shape`'s error (our own
+        errors pass through unchanged), so no raw driver error leaves an engine."""
+        try:
+            yield
+        except RotationError:
+            raise
+        except Exception as error:
+            raise self.shape(what, error, denied_hint) from error
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first non-empty line (drivers append statements, hints and topology
+    descriptions below it), or its class name."""
+    for line in str(error).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ class SecretMismatchError(RotationError):
     """Two secret versions (or the master secret) disagree on host, port or user."""
 
 
-class PasswordPolicyError(RotationError):
-    """The password policy settings cannot produce a password."""
-
-
 class ConfigurationError(RotationError):
     """An environment variable or secret key configuring the function is invalid."""
+
+
+class PasswordPolicyError(ConfigurationError):
+    """The password policy settings cannot produce a password."""
 
 
 class TlsConfigurationError(ConfigurationError):
@@ -73,3 +73,8 @@ class PermissionDeniedError(DatabaseOperationError):
 
 class VerificationError(DatabaseError):
     """The pending credentials logged in but do not hold what they must."""
+
+
+class UnexpectedError(RotationError):
+    """A failure the function did not foresee (a bug, or a library's own exception); its
+    message is the original's, masked and cut short, and the original is its cause."""

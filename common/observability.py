@@ -38,4 +38,4 @@ metrics = Metrics(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
 )
-install_process_guard()
+install_process_guard(self_masking=logger.name)

@@ -2,10 +2,10 @@
 
 Every password parsed or generated and every ``RotationToken`` received is registered
 here. The log formatter masks registered values in every finished line of ours, and
-:func:`install_process_guard` does the same for every record any logger of the process
-creates (botocore's DEBUG wire log included). Messages are built so that no credential is
-put into a log field or an error in the first place: the mask is a safety net, not the
-defence.
+:func:`install_process_guard` masks every record any logger of the process creates
+(message, traceback and stack), and keeps the SDK's and drivers' wire loggers above
+DEBUG. Messages are built so that no credential is put into a log field or an error in
+the first place: the mask is a safety net, not the defence.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _forms(value: str) -> set[str]:
     forms = once | twice
     for text in once | twice:
         forms.add(repr(text)[1:-1])
-        forms.add(repr(text.encode())[2:-1])
+        forms.add(repr(text.encode("utf-8", "surrogatepass"))[2:-1])
     return {form for form in forms if form}
 
 
@@ -101,9 +101,11 @@ WIRE_LOGGERS = (
 )
 
 
-def install_process_guard() -> None:
+def install_process_guard(self_masking: str = "") -> None:
     """Mask registered secrets in every log record the process creates, from any logger,
-    and keep the AWS SDK's wire loggers above DEBUG. Idempotent."""
+    and keep the AWS SDK's wire loggers above DEBUG. Idempotent. Records of the logger
+    named ``self_masking`` keep their exception for its formatter, which masks the whole
+    finished line (tracebacks included)."""
     for name in WIRE_LOGGERS:
         wire = logging.getLogger(name)
         if wire.level == logging.NOTSET or wire.level < logging.INFO:
@@ -114,15 +116,30 @@ def install_process_guard() -> None:
 
     def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        if _registered and (isinstance(record.msg, str) or record.args):
-            try:
-                message = record.getMessage()
-            except Exception:  # noqa: BLE001 - a malformed record is logging's to report, not ours
-                return record
-            masked = redact(message)
-            if masked != message:
-                record.msg, record.args = masked, None
+        if _registered:
+            _mask_record(record, keep_exception=record.name == self_masking)
         return record
 
     redacting_factory.redacting = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(redacting_factory)
+
+
+_TRACEBACKS = logging.Formatter()
+
+
+def _mask_record(record: logging.LogRecord, *, keep_exception: bool) -> None:
+    """Mask a record in place: its message (whatever object it is), its stack, and its
+    traceback, rendered to text now (unless ``keep_exception``) so that no handler
+    renders the raw one."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record is logging's to report, not ours
+        return
+    masked = redact(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and record.exc_info[0] is not None and not keep_exception:
+        record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)

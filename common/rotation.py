@@ -30,6 +30,7 @@ from common.errors import (
     SecretFormatError,
     SecretMismatchError,
     StagingError,
+    UnexpectedError,
 )
 from common.observability import logger, metrics
 from common.redaction import clip, redact, register
@@ -123,16 +124,18 @@ def reported_step(engine: str, event: object, calls: Callable[[], int]) -> Itera
         yield outcome.append
     except RotationError as error:
         metrics.add_metric(name="StepFailed", unit="Count", value=1)
+        # Our messages never carry a value; the mask is the safety net for what Lambda
+        # prints and returns as the invocation's error.
+        error.args = (redact(str(error)),)
         logger.error("rotation step failed", extra={"error": type(error).__name__, "reason": str(error)})
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - replaced by an error of ours, never swallowed
         metrics.add_metric(name="StepFailed", unit="Count", value=1)
-        # Foreign exceptions may quote their input: the reason goes through the mask, cut short.
-        logger.error(
-            "rotation step failed unexpectedly",
-            extra={"error": type(error).__name__, "reason": clip(redact(str(error)), 300)},
-        )
-        raise
+        # A foreign exception may quote its input: the runtime would print and return its
+        # message as is. Its traceback goes to the (masked) log; what leaves is ours.
+        reason = f"{type(error).__name__}: {clip(redact(str(error)), 300)}"
+        logger.error("rotation step failed unexpectedly", extra={"reason": reason}, exc_info=True)
+        raise UnexpectedError(reason) from None
     else:
         metrics.add_metric(name="StepSucceeded", unit="Count", value=1)
         logger.info("rotation step done", extra={"outcome": outcome[0] if outcome else ""})
@@ -254,14 +257,13 @@ class Rotator(Generic[ConnectionT]):
         return self._set_single(metadata, current, pending)
 
     def test_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
-        """Log in with the pending credentials and prove they hold what they must.
-
-        Reads only the pending version: it carries every key of the current one, and
-        setSecret has already checked that the two agree."""
-        pending = self.store.version(metadata.arn, request.token, AWSPENDING)
-        self._validate_engine(pending)
+        """Log in with the pending credentials and prove they hold what they must. The
+        pending version is checked against the current one as in setSecret: steps may
+        run out of order, and the strategy (which proof is due) is the current version's."""
+        current = self._current(metadata)
+        pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        self._prove(pending)
+        self._prove(pending, Strategy.of(current))
         return "pending credentials work"
 
     def finish_secret(self, request: RotationEvent, metadata: SecretMetadata) -> str:
@@ -276,18 +278,18 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        self._prove(pending)
+        self._prove(pending, Strategy.of(current))
         current_version = metadata.version_with(AWSCURRENT)
         self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
         self.store.remove_label(metadata.arn, AWSPENDING, request.token)
         return f"{AWSCURRENT} moved from version {current_version}"
 
-    def _prove(self, pending: DatabaseSecret) -> None:
+    def _prove(self, pending: DatabaseSecret, strategy: Strategy) -> None:
         """Log in with the pending credentials; for alternating users, prove the pending
         user acts with the original user's privileges."""
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
             self.engine.verify_session(connection)
-            if Strategy.of(pending) is Strategy.ALTERNATING_USERS:
+            if strategy is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
                     connection,
                     original=original_username(pending.username),
@@ -343,6 +345,7 @@ class Rotator(Generic[ConnectionT]):
         the server accepts; returns that label. Only a refused login moves on to the next
         candidate: an unreachable server or a TLS failure stops at once."""
         tried: list[str] = []
+        last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
             login = self._login(secret, label)
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
@@ -352,7 +355,7 @@ class Rotator(Generic[ConnectionT]):
             except DatabaseLoginError as error:
                 tried.append(label)
                 logger.warning("credentials refused", extra={"label": label, "user": secret.username})
-                last_error: DatabaseLoginError = error
+                last_error = error
                 continue
             return label
         raise DatabaseLoginError(
@@ -409,6 +412,14 @@ class Rotator(Generic[ConnectionT]):
         master = self.store.current_of(str(current.masterarn), "the master secret (key 'masterarn')")
         self._validate_engine(master)
         self._require_same_server(master, current, "the master secret")
+        original = original_username(current.username)
+        if master.username in (original, partner_username(original)):
+            # The master would change its own password: every secret that uses it would
+            # then hold a master password the database refuses.
+            raise SecretMismatchError(
+                f"user {current.username!r} is the master secret's own user (or its alternate): "
+                "alternating users need a master user apart from the pair"
+            )
         return master
 
     def _stored_pending(
@@ -449,6 +460,11 @@ class Rotator(Generic[ConnectionT]):
             raise SecretMismatchError(
                 f"the {AWSPENDING} version is for user {pending.username!r}; "
                 f"the {Strategy.of(current).value} strategy expects {expected!r}"
+            )
+        if pending.masterarn != current.masterarn:
+            raise SecretMismatchError(
+                f"the {AWSPENDING} version's 'masterarn' differs from {AWSCURRENT}'s: "
+                "the strategy cannot change in the middle of a rotation"
             )
         if pending.password == current.password:
             raise SecretMismatchError(f"the {AWSPENDING} version has the same password as {AWSCURRENT}")

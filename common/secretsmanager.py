@@ -8,11 +8,11 @@ invoked back to back, then read each version once.
 
 from __future__ import annotations
 
-import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
 from common.redaction import clip
 from common.secret import DatabaseSecret
@@ -42,24 +42,6 @@ class SecretMetadata:
             if label in labels:
                 return version_id
         return None
-
-
-def build_client() -> SecretsManagerClient:
-    """A client with bounded time-outs and standard retries.
-
-    Honours ``SECRETS_MANAGER_ENDPOINT`` (AWS's sample functions read it) and, through
-    boto3 itself, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
-    """
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=5,
-        read_timeout=10,
-        retries={"max_attempts": 4, "mode": "standard"},
-    )
-    endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
-    return boto3.client("secretsmanager", endpoint_url=endpoint, config=config)
 
 
 class SecretStore:

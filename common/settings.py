@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigurationError
@@ -26,7 +26,8 @@ class Settings:
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT
     ca_bundle: str | None = None
-    environ: Mapping[str, str] | None = None
+    # The whole environment holds the function's AWS credentials: never in a repr.
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

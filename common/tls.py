@@ -6,6 +6,7 @@ the host or the trusted CAs, fails the connection with a clear error.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,5 +76,41 @@ def _existing(path: str, source: str) -> str:
                 candidates.append(os.path.join(root, path))
     for candidate in candidates:
         if os.path.isfile(candidate):
-            return os.path.abspath(candidate)
+            found = os.path.abspath(candidate)
+            _check_pem(found, path, source)
+            return found
     raise TlsConfigurationError(f"CA bundle {path!r} named by {source} is not a readable file")
+
+
+def _check_pem(found: str, path: str, source: str) -> None:
+    """Refuse a bundle that holds no usable PEM certificate, once for every engine: each
+    driver would otherwise fail in its own way (libpq names the file, PyMySQL and PyMongo
+    raise a bare ``ssl.SSLError``)."""
+    try:
+        stat = os.stat(found)
+    except OSError as error:
+        raise TlsConfigurationError(
+            f"CA bundle {path!r} named by {source} is not a readable file ({error.strerror})"
+        ) from None
+    reason = _pem_problem(found, stat.st_mtime_ns, stat.st_size)
+    if reason is not None:
+        raise TlsConfigurationError(
+            f"CA bundle {path!r} named by {source} is not a PEM file of CA certificates: {reason}"
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _pem_problem(found: str, mtime_ns: int, size: int) -> str | None:
+    """Why OpenSSL cannot load ``found`` as CA certificates, or None; cached per file
+    version (path, modification time, size), so a warm container reads a bundle once."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=found)
+    except ssl.SSLError as error:
+        if error.reason == "NO_CERTIFICATE_OR_CRL_FOUND":
+            return "no certificate found in it"
+        return f"OpenSSL cannot load it ({error.reason or error.library or 'unknown reason'})"
+    except (OSError, ValueError) as error:
+        return type(error).__name__
+    return None

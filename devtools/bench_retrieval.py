@@ -40,8 +40,8 @@ def requests_with_rotations(
     after a rotation) for one warm container."""
     import importlib
 
-    from common.connections import RotationAwareConnection
-    from common.retrieval import PowertoolsFetcher, SecretCache
+    from appkit.connections import RotationAwareConnection
+    from appkit.retrieval import PowertoolsFetcher, SecretCache
     from common.settings import Settings
 
     engine = importlib.import_module(env.handler_module).lambda_handler.rotator.engine
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from aws_lambda_powertools.utilities import parameters
 
+    from appkit.retrieval import PowertoolsFetcher, SecretCache
     from common.observability import logger
-    from common.retrieval import PowertoolsFetcher, SecretCache
     from devtools.embedded import embedded
 
     logger.setLevel("WARNING")

@@ -58,11 +58,20 @@ class DurablePostgres(PostgresServer):
 
 
 class DurableMariaDB(MariaDBServer):
-    """MariaDB with InnoDB flushing its log at every commit."""
+    """MariaDB with InnoDB flushing its log at every commit. Accounts live in
+    ``mysql.global_priv``, an Aria table that is transactional and crash-safe as it is
+    (``test_durable_servers_keep_a_password_change_through_a_kill`` shows it)."""
 
     def start(self) -> DurableMariaDB:
         super().start()
         self.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+        # Restarts use the durable setting from the start.
+        self.command = [
+            "--innodb-flush-log-at-trx-commit=1"
+            if arg.startswith("--innodb-flush-log-at-trx-commit")
+            else arg
+            for arg in self.command
+        ]
         return self
 
     def halt(self, how: Halt) -> None:
@@ -79,8 +88,6 @@ class DurableMariaDB(MariaDBServer):
         """Start ``mariadbd`` again with the command line it was started with."""
         self._process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_ready(timeout=60)
-        # The setting is not persisted: a restart gives the default (1) anyway, say it again.
-        self.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
 
 
 def _alive(pid: int) -> bool:

@@ -12,11 +12,12 @@ import getpass
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devtools.ports import PortInUseError, start_on_free_port
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -46,32 +47,52 @@ class MariaDBServer(ThrowawayServer):
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
+        self._tls_files: tuple[Path, Path] = (Path(), Path())
         #: The ``mariadbd`` command line, kept so that the server can be started again.
         self.command: list[str] = []
 
     def start(self) -> MariaDBServer:
-        cert, key = self.make_certificates()
+        self._tls_files = self.make_certificates()
         self.give_to_service_user(self.root)
-        os_user = SERVICE_USER if self.as_root else getpass.getuser()
-        subprocess.run(
-            [
-                _binary("mariadb-install-db"),
-                "--no-defaults",
-                f"--datadir={self.data_dir}",
-                f"--user={os_user}",
-                "--auth-root-authentication-method=socket",
-                "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
+        self._install()
+        self.port = start_on_free_port(self._launch, self.port)
+        self.bootstrap(
+            f"CREATE USER '{self.admin_user}'@'%' IDENTIFIED BY '{self.admin_password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' WITH GRANT OPTION;"
         )
+        return self
+
+    def _install(self) -> None:
+        """Create the system tables. Seen to fail once in a full run on a loaded shared
+        machine (exit status 1, output not kept): the output is now reported, and one
+        failure is retried on an empty data directory."""
+        os_user = SERVICE_USER if self.as_root else getpass.getuser()
+        command = [
+            _binary("mariadb-install-db"),
+            "--no-defaults",
+            f"--datadir={self.data_dir}",
+            f"--user={os_user}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ]
+        output = ""
+        for _ in range(2):
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+            if result.returncode == 0:
+                return
+            output = f"{result.stdout[-1500:]}{result.stderr[-1500:]}"
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        raise RuntimeError(f"mariadb-install-db failed twice; the last time: {output}")
+
+    def _launch(self, port: int) -> int:
+        """Start mariadbd on ``port``; PortInUseError when another process holds it."""
+        cert, key = self._tls_files
         command = [
             _binary("mariadbd"),
             "--no-defaults",
             f"--datadir={self.data_dir}",
             f"--bind-address={self.host}",
-            f"--port={self.port}",
+            f"--port={port}",
             f"--socket={self.socket_path}",
             f"--pid-file={self.root / 'mysqld.pid'}",
             f"--log-error={self.error_log}",
@@ -88,44 +109,50 @@ class MariaDBServer(ThrowawayServer):
             command.append(f"--user={SERVICE_USER}")
         self.command = command
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_until_ready(timeout=60)
-        self.bootstrap(
-            f"CREATE USER '{self.admin_user}'@'%' IDENTIFIED BY '{self.admin_password}';"
-            f"GRANT ALL PRIVILEGES ON *.* TO '{self.admin_user}'@'%' WITH GRANT OPTION;"
-        )
-        return self
+        try:
+            self._wait_until_ready(timeout=60)
+        except RuntimeError:
+            if "Bind on TCP/IP port" in self._own_log():
+                self._process.wait(timeout=30)
+                raise PortInUseError(f"port {port} is taken") from None
+            raise
+        return port
 
     def _wait_until_ready(self, timeout: float) -> None:
+        """Until the running process's log says it serves connections (a listening socket
+        alone may be another process's, or ours before the server handles logins)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"mariadbd exited: {self.log_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1):
-                    if self.socket_path.exists():
-                        return
-            except OSError:
-                pass
+            if "ready for connections" in self._own_log():
+                return
             time.sleep(0.05)
         raise RuntimeError("mariadbd did not start in time")
 
+    def _own_log(self) -> str:
+        """The error log since the running process started: it logs "Starting MariaDB ...
+        as process <pid>" first (the log is shared with earlier runs and restarts)."""
+        if self._process is None:
+            return ""
+        text = self.log_text()
+        position = text.rfind(f" as process {self._process.pid}")
+        return text[position:] if position >= 0 else ""
+
     def bootstrap(self, statements: str) -> None:
-        """Run SQL as the socket administrator with the real ``mariadb`` client."""
+        """Run SQL as the socket administrator with the real ``mariadb`` client (the SQL
+        goes over stdin, so that no password appears in a command line or its error)."""
         user = "root" if self.as_root else getpass.getuser()
-        subprocess.run(
-            [
-                _binary("mariadb"),
-                "--no-defaults",
-                f"--socket={self.socket_path}",
-                "-u",
-                user,
-                "-e",
-                statements,
-            ],
-            check=True,
+        result = subprocess.run(
+            [_binary("mariadb"), "--no-defaults", f"--socket={self.socket_path}", "-u", user],
+            input=statements,
+            text=True,
             capture_output=True,
             timeout=60,
+            check=False,
         )
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb bootstrap failed: {result.stderr.strip()[-1000:]}")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

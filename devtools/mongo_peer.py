@@ -21,6 +21,7 @@ from typing import Any
 
 from bson import Binary, decode, encode
 
+from devtools.ports import listening_socket
 from devtools.throwaway import ThrowawayServer
 
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
@@ -129,6 +130,11 @@ class MongoPeer(MongoServer):
         super().__init__("rotation-mongo-")
         self.users: dict[tuple[str, str], User] = {}
         self.refused_logins = 0
+        #: Client connections open right now (a test sees a client that was not closed).
+        self.open_connections = 0
+        #: Command name (lower case) -> error code the peer answers it with, for tests of
+        #: a command failing after a successful login.
+        self.failing_commands: dict[str, int] = {}
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -140,7 +146,10 @@ class MongoPeer(MongoServer):
         cert, key = self.make_certificates()
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(cert, key)
-        self._listener = socket.create_server((self.host, self.port))
+        # Bound to a port the kernel picks, read back: no window for another process to
+        # take a probed port first (devtools/ports.py).
+        self._listener = listening_socket(self.host)
+        self.port = int(self._listener.getsockname()[1])
         self._listener.settimeout(0.2)
         threading.Thread(target=self._accept, daemon=True).start()
         return self
@@ -162,6 +171,8 @@ class MongoPeer(MongoServer):
 
     def _serve(self, raw: socket.socket) -> None:
         assert self._context is not None
+        with self._lock:
+            self.open_connections += 1
         try:
             # TLS when the client starts a handshake (0x16), plaintext otherwise, as
             # mongod with tlsMode=preferTLS.
@@ -184,6 +195,8 @@ class MongoPeer(MongoServer):
             return
         finally:
             raw.close()
+            with self._lock:
+                self.open_connections -= 1
 
     # -- the protocol -----------------------------------------------------------------
 
@@ -203,6 +216,9 @@ class MongoPeer(MongoServer):
 
     def command(self, session: Session, command: dict[str, Any]) -> dict[str, Any]:
         name = next(iter(command))
+        if name.lower() in self.failing_commands:
+            code = self.failing_commands[name.lower()]
+            return {"ok": 0, "errmsg": f"{name} failed on purpose", "code": code, "codeName": "TestFailure"}
         handler = getattr(self, f"_{name.lower()}", None)
         if handler is None:
             return {

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devtools.ports import PortInUseError, start_on_free_port
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class PostgresServer(ThrowawayServer):
         )
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(
-                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                "listen_addresses = '127.0.0.1'\ninclude_if_exists = 'port.conf'\n"
                 f"unix_socket_directories = '{self.root}'\n"
                 f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n"
                 f"password_encryption = '{self.password_encryption}'\n"
@@ -103,7 +104,18 @@ class PostgresServer(ThrowawayServer):
         self.give_to_service_user(
             self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf", self.log_path
         )
-        subprocess.run(
+        self.port = start_on_free_port(self._launch, self.port)
+        self._running = True
+        return self
+
+    def _launch(self, port: int) -> int:
+        """Start the server on ``port`` (in a file of its own, which a later restart reads
+        too); PortInUseError when another process holds the port."""
+        port_conf = self.data_dir / "port.conf"
+        port_conf.write_text(f"port = {port}\n")
+        self.give_to_service_user(port_conf)
+        logged_before = self.log_path.stat().st_size
+        started = subprocess.run(
             self.as_service_user(
                 [
                     str(self.bin_dir / "pg_ctl"),
@@ -117,12 +129,18 @@ class PostgresServer(ThrowawayServer):
                     "start",
                 ]
             ),
-            check=True,
+            check=False,
             capture_output=True,
             timeout=90,
         )
-        self._running = True
-        return self
+        if started.returncode != 0:
+            with self.log_path.open("rb") as log:
+                log.seek(logged_before)
+                text = log.read().decode(errors="replace")
+            if "could not bind" in text or "Address already in use" in text:
+                raise PortInUseError(f"port {port} is taken")
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr.decode(errors='replace')}{text}")
+        return port
 
     def stop(self) -> None:
         if self._running:
@@ -213,8 +231,12 @@ class PostgresServer(ThrowawayServer):
         """A login role; owner of ``dbname`` when given."""
         from psycopg2 import sql
 
+        # Composed whole, no parameters: psycopg2's %-substitution would rewrite a % in the
+        # quoted name (DESIGN.md section 6).
         self.execute(
-            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,)
+            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(password)
+            )
         )
         if dbname is not None:
             self.execute(
@@ -226,8 +248,9 @@ class PostgresServer(ThrowawayServer):
         from psycopg2 import sql
 
         self.execute(
-            sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE PASSWORD %s").format(sql.Identifier(user)),
-            (password,),
+            sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(password)
+            )
         )
 
     def failed_logins(self) -> int:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.engine import Engine, Login
 from common.errors import VerificationError
+
+HOST = "db.example.internal"
+
+
+def secret(user: str = "app", password: str = "initial-Pass-1", **extra: Any) -> dict[str, Any]:
+    """A PostgreSQL-shaped secret for the fake database."""
+    return {"engine": "postgres", "host": HOST, "port": 5432, "username": user, "password": password, **extra}
 
 
 @dataclass
@@ -46,9 +54,6 @@ class FakeEngine(Engine[FakeSession]):
 
     def close(self, connection: FakeSession) -> None:
         return None
-
-    def is_broken(self, connection: FakeSession) -> bool:
-        return False
 
     def change_own_password(self, connection: FakeSession, login: Login, new_password: str) -> None:
         self.database.passwords[connection.user] = new_password

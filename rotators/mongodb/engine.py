@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, compare_with_original
-from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
+from common.engine import Capability, DriverErrors, Engine, Login, compare_with_original, first_line
+from common.errors import (
+    ConfigurationError,
+    DatabaseOperationError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from common.passwords import PasswordPolicy
 from common.redaction import redact
 
@@ -70,32 +75,46 @@ class MongoEngine(Engine[MongoConnection]):
 
     def open(self, login: Login) -> MongoConnection:
         import pymongo
-        from pymongo.errors import OperationFailure, PyMongoError
+        from pymongo.errors import ConfigurationError as DriverConfigurationError
+        from pymongo.errors import InvalidName, OperationFailure, PyMongoError
 
-        client: MongoConnection = pymongo.MongoClient(**client_options(login))
+        if "/" in login.host or "?" in login.host:
+            # PyMongo reads a host such as "mongodb://h/?tlsInsecure=true" as a URI whose
+            # options apply: a secret's host must never switch TLS checks off.
+            raise ConfigurationError(
+                f"the {login.label} secret's key 'host' must be a host name or address, not a URI"
+            )
         try:
-            # The client connects lazily: one command proves reachability, TLS and login.
-            client.admin.command("ping")
-        except OperationFailure as error:
-            client.close()
-            if error.code == AUTHENTICATION_FAILED:
-                raise login.refused() from error
-            raise login.unreachable(str(error.details.get("errmsg", "")) if error.details else "") from error
-        except PyMongoError as error:
-            client.close()
-            # Server selection errors end with a long topology description: keep the cause.
-            raise login.unreachable(str(error).split(", Timeout:")[0]) from error
+            client: MongoConnection = pymongo.MongoClient(**client_options(login))
+        except (DriverConfigurationError, ValueError, TypeError) as error:
+            # A value PyMongo cannot use (a port in the host, a malformed address).
+            raise ConfigurationError(
+                f"cannot use the {login.label} settings for {login.host}:{login.port}: "
+                f"{redact(first_line(error))}"
+            ) from error
+        except (PyMongoError, OSError) as error:
+            raise login.unreachable(_errmsg(error)) from error
+        with self.closed_on_failure(client):
+            try:
+                client[login.dbname or "admin"]
+            except InvalidName as error:
+                raise ConfigurationError(
+                    f"the {login.label} secret's key 'dbname' is not a MongoDB database name: {error}"
+                ) from error
+            try:
+                # The client connects lazily: one command proves reachability, TLS and login.
+                client.admin.command("ping")
+            except PyMongoError as error:
+                if isinstance(error, OperationFailure) and error.code == AUTHENTICATION_FAILED:
+                    raise login.refused() from error
+                raise login.unreachable(_errmsg(error)) from error
         return client
 
     def close(self, connection: MongoConnection) -> None:
         connection.close()
 
-    def is_broken(self, connection: MongoConnection) -> bool:
-        # PyMongo replaces dropped sockets itself; only a closed client is beyond repair.
-        return bool(getattr(connection, "_closed", False))
-
     def change_own_password(self, connection: MongoConnection, login: Login, new_password: str) -> None:
-        database = connection[login.dbname or "admin"]
+        database = _database(connection, login.dbname)
         _command(
             database,
             "updateUser",
@@ -115,7 +134,7 @@ class MongoEngine(Engine[MongoConnection]):
         password: str,
         database: str | None,
     ) -> None:
-        db = connection[database or "admin"]
+        db = _database(connection, database)
         roles = _roles(db, original)
         if roles is None:
             raise DatabaseOperationError(f"user {original!r} does not exist in database {db.name!r}")
@@ -139,7 +158,7 @@ class MongoEngine(Engine[MongoConnection]):
     def verify_privileges(
         self, connection: MongoConnection, *, original: str, user: str, database: str | None
     ) -> None:
-        db = connection[database or "admin"]
+        db = _database(connection, database)
         status = _command(connection.admin, "connectionStatus", 1, what="read the session's roles")
         own = _normalised(status.get("authInfo", {}).get("authenticatedUserRoles", []))
         compare_with_original(own, lambda: _roles(db, original), user=repr(user), original=original)
@@ -158,7 +177,7 @@ class MongoEngine(Engine[MongoConnection]):
     def alternate_user_capabilities(
         self, connection: MongoConnection, *, original: str, clone: str, database: str | None
     ) -> list[Capability]:
-        db = connection[database or "admin"]
+        db = _database(connection, database)
         try:
             roles = _roles(db, original)
         except PermissionDeniedError as error:
@@ -185,6 +204,12 @@ class MongoEngine(Engine[MongoConnection]):
         return found
 
 
+def _database(connection: MongoConnection, name: str | None) -> Any:
+    """The authentication database ``name`` (default ``admin``)."""
+    with _ERRORS.operation(f"use database {name or 'admin'!r}"):
+        return connection[name or "admin"]
+
+
 def _roles(db: Any, user: str) -> list[dict[str, str]] | None:
     """The user's roles in ``db``, sorted; None when there is no such user."""
     reply = _command(db, "usersInfo", {"user": user, "db": db.name}, what=f"look up {user!r}")
@@ -201,18 +226,21 @@ def _normalised(roles: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _command(
     db: Any, name: str, value: Any, *, what: str, unauthorized: str | None = None, **fields: Any
 ) -> dict[str, Any]:
-    from pymongo.errors import OperationFailure, PyMongoError
-
-    try:
+    with _ERRORS.operation(what, denied_hint=unauthorized):
         reply: dict[str, Any] = db.command(name, value, **fields)
-    except OperationFailure as error:
-        if error.code == UNAUTHORIZED:
-            raise PermissionDeniedError(f"could not {what}: {unauthorized or 'Unauthorized'}") from error
-        message = redact(str((error.details or {}).get("errmsg", type(error).__name__)))
-        raise DatabaseOperationError(f"could not {what}: {error.code}: {message}") from error
-    except PyMongoError as error:
-        raise DatabaseOperationError(f"could not {what}: {type(error).__name__}") from error
     return reply
+
+
+def _errmsg(error: Exception) -> str:
+    """The server's own message of a failed command, or the driver's first line without
+    what PyMongo appends (the whole reply document, the topology description)."""
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details.get("errmsg"):
+        return str(details["errmsg"])
+    return first_line(error).split(", full error:")[0].split(", Timeout:")[0]
+
+
+_ERRORS = DriverErrors(lambda error: (getattr(error, "code", None), _errmsg(error)), denied={UNAUTHORIZED})
 
 
 def _actions_on(connection: MongoConnection, database: str) -> set[str] | None:

@@ -13,6 +13,13 @@ from typing import Literal
 
 Flavour = Literal["mysql", "mariadb"]
 
+#: The connection character set, and its Python codec. A server checks a login against
+#: the bytes a password was hashed from; ``PASSWORD(?)`` hashes the connection's bytes,
+#: and the mariadb and mysql clients send a password as UTF-8 bytes: so the function
+#: connects with this character set and sends its password bytes in this encoding.
+CONNECTION_CHARSET = "utf8mb4"
+CONNECTION_ENCODING = "utf-8"
+
 
 @dataclass(frozen=True)
 class Server:
@@ -108,10 +115,11 @@ class Server:
 
 
 def native_password_hash(password: str) -> str:
-    """``mysql_native_password``'s stored form: ``*`` and SHA1(SHA1(password)) in hex."""
+    """``mysql_native_password``'s stored form: ``*`` and SHA1(SHA1(password)) in hex, of
+    the password's bytes in the connection's encoding (what ``PASSWORD(?)`` hashes)."""
     import hashlib
 
-    inner = hashlib.sha1(password.encode()).digest()  # noqa: S324 - the plugin's own scheme
+    inner = hashlib.sha1(password.encode(CONNECTION_ENCODING)).digest()  # noqa: S324 - the plugin's own scheme
     return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
 
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, compare_with_original
-from common.errors import (
-    DatabaseOperationError,
-    PermissionDeniedError,
-    VerificationError,
-)
+from common.engine import Capability, DriverErrors, Engine, Login, compare_with_original, first_line
+from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
-from common.redaction import redact
-from rotators.mysql.dialect import Server, native_password_hash, parse_grants, require_clause
+from rotators.mysql.dialect import (
+    CONNECTION_CHARSET,
+    CONNECTION_ENCODING,
+    Server,
+    native_password_hash,
+    parse_grants,
+    require_clause,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,8 +69,14 @@ class MySQLEngine(Engine[MySQLConnection]):
                 host=login.host,
                 port=login.port,
                 user=login.username,
-                password=login.password,
+                # The server checks a login against the bytes the password was hashed from,
+                # and PASSWORD(?) and our own hash take the password in the connection's
+                # character set: UTF-8 on both sides, as the mariadb and mysql clients send
+                # it. PyMySQL would encode a str password as Latin-1 (refusing what the
+                # clients accept, and failing on anything outside Latin-1).
+                password=login.password.encode(CONNECTION_ENCODING),
                 database=login.dbname,
+                charset=CONNECTION_CHARSET,
                 connect_timeout=login.connect_timeout,
                 # PyMySQL reads the server's greeting with read_timeout: a server that accepts
                 # the connection and says nothing must fail within the connect time-out.
@@ -81,9 +89,11 @@ class MySQLEngine(Engine[MySQLConnection]):
         except pymysql.err.OperationalError as error:
             if error.args and error.args[0] in _LOGIN_REFUSED:
                 raise login.refused() from error
-            raise login.unreachable(
-                str(error.args[1]) if len(error.args) > 1 else type(error).__name__
-            ) from error
+            raise login.unreachable(_reason(error)[1] or type(error).__name__) from error
+        except (pymysql.err.Error, OSError, ValueError) as error:
+            # PyMySQL closes its socket itself when any part of connect() fails (the
+            # statements it runs after authenticating included), so nothing is left open.
+            raise login.unreachable(_reason(error)[1] or first_line(error)) from error
         # Statements then get the statement time-out; PyMySQL applies these attributes
         # before every read and write.
         setattr(connection, "_read_timeout", login.statement_timeout)  # noqa: B010 - not in the stubs
@@ -96,9 +106,6 @@ class MySQLEngine(Engine[MySQLConnection]):
         # Already closed by the server: nothing left to release.
         with contextlib.suppress(pymysql.err.Error):
             connection.close()
-
-    def is_broken(self, connection: MySQLConnection) -> bool:
-        return not connection.open
 
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
         server = _server(connection)
@@ -214,8 +221,8 @@ class MySQLEngine(Engine[MySQLConnection]):
         account = _rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0]
         host = str(account).rpartition("@")[2]
         compare_with_original(
-            _grants(connection, user, host),
-            lambda: _grants(connection, original, host),
+            _privileges(connection, user, host),
+            lambda: _privileges(connection, original, host),
             user=f"{user!r}@{host!r}",
             original=original,
         )
@@ -306,7 +313,11 @@ def _hosts(connection: MySQLConnection, user: str) -> list[str]:
 
 def _server(connection: MySQLConnection) -> Server:
     # types-PyMySQL leaves get_server_info untyped; it returns the handshake's version string.
-    return Server.parse(str(connection.get_server_info()))  # type: ignore[no-untyped-call]
+    version = str(connection.get_server_info())  # type: ignore[no-untyped-call]
+    try:
+        return Server.parse(version)
+    except ValueError as error:
+        raise DatabaseOperationError(f"could not tell the server's family: {error}") from error
 
 
 def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
@@ -320,6 +331,12 @@ def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
         raise DatabaseOperationError(str(error)) from error
 
 
+def _privileges(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+    """The account's grants without ``GRANT USAGE ON *.*``, which every account holds and
+    so proves nothing."""
+    return {grant for grant in _grants(connection, user, host) if not grant.is_usage_only}
+
+
 def _text(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return value.decode()
@@ -329,25 +346,23 @@ def _text(value: object) -> str:
 def _rows(
     connection: MySQLConnection, statement: str, params: Sequence[object], what: str
 ) -> list[tuple[Any, ...]]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params or None)
-            return list(cursor.fetchall())
-    except Exception as error:
-        raise _operation_error(what, error) from error
+    with _ERRORS.operation(what), connection.cursor() as cursor:
+        cursor.execute(statement, params or None)
+        return list(cursor.fetchall())
 
 
 def _execute(connection: MySQLConnection, statement: str, params: Sequence[object], what: str) -> None:
     _rows(connection, statement, params, what)
 
 
-def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
+def _reason(error: Exception) -> tuple[object | None, str | None]:
     """The server's error number and message; never the statement, which may hold a password."""
     args: tuple[Any, ...] = getattr(error, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
-    message = redact(str(args[1])) if len(args) > 1 else type(error).__name__
-    text = f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
-    return PermissionDeniedError(text) if code in _NOT_ALLOWED else DatabaseOperationError(text)
+    return code, str(args[1]) if len(args) > 1 else None
+
+
+_ERRORS = DriverErrors(_reason, denied=_NOT_ALLOWED)
 
 
 # What "ALL PRIVILEGES" on a database or table stands for, for the preflight's comparison.

@@ -1,9 +1,12 @@
 """PostgreSQL operations with psycopg2.
 
-Identifiers are quoted by the driver (``psycopg2.sql.Identifier``) and values are bound
-parameters. New passwords are hashed on the client (``encrypt_password``, with the
-server's ``password_encryption``) before they are sent, so the clear text never reaches
-the server's statement log.
+Identifiers are quoted by the driver (``psycopg2.sql.Identifier``). A statement that
+names a role is composed whole (``sql.Literal`` for its values) and sent without
+parameters: psycopg2 runs ``%``-substitution over the entire text of a parameterised
+statement, quoted identifiers included, so a role ``a%%b`` would become ``a%b``.
+Statements that name no identifier bind their values as parameters. New passwords are
+hashed on the client (``encrypt_password``, with the server's ``password_encryption``)
+before they are sent, so the clear text never reaches the server's statement log.
 
 Alternating users: the clone is a member of the original role and its sessions start
 as the original (``ALTER ROLE clone SET role = original``). It therefore holds exactly
@@ -15,13 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login
-from common.errors import (
-    DatabaseOperationError,
-    VerificationError,
-)
+from common.engine import Capability, DriverErrors, Engine, Login, first_line
+from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
-from common.redaction import redact
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -60,9 +59,11 @@ class PostgresEngine(Engine["PgConnection"]):
         else:
             options["sslmode"] = "disable"
         try:
+            # Nothing runs after connecting (the statement time-out is a startup option),
+            # so a failure here leaves nothing open to close.
             connection: PgConnection = psycopg2.connect(**options)
-        except psycopg2.OperationalError as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        except psycopg2.Error as error:
+            reason = first_line(error)
             if any(marker in reason for marker in _LOGIN_REFUSED):
                 raise login.refused() from error
             raise login.unreachable(reason) from error
@@ -71,11 +72,10 @@ class PostgresEngine(Engine["PgConnection"]):
     def close(self, connection: PgConnection) -> None:
         connection.close()
 
-    def is_broken(self, connection: PgConnection) -> bool:
-        return bool(connection.closed)
-
     def change_own_password(self, connection: PgConnection, login: Login, new_password: str) -> None:
-        self._set_password(connection, login.username, new_password, "change its own password")
+        self._set_password(
+            connection, login.username, new_password, f"change the password of {login.username!r}"
+        )
 
     def set_alternate_user(
         self,
@@ -89,56 +89,44 @@ class PostgresEngine(Engine["PgConnection"]):
     ) -> None:
         from psycopg2 import sql
 
-        hashed = self._hash(connection, user, password)
+        hashed = sql.Literal(self._hash(connection, user, password))
         clone_exists = self._role_exists(connection, clone)
-        statements: list[tuple[sql.Composable, tuple[str, ...]]] = []
+        names = {"original": sql.Identifier(original), "clone": sql.Identifier(clone)}
         if user == original:
-            statements.append(
-                (sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(user)), (hashed,))
-            )
+            statements = [sql.SQL("ALTER ROLE {original} WITH PASSWORD {hash}")]
         elif clone_exists:
-            statements.append(
-                (sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (hashed,))
-            )
+            statements = [sql.SQL("ALTER ROLE {clone} WITH LOGIN PASSWORD {hash}")]
         else:
-            statements.append(
-                (sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(user)), (hashed,))
-            )
+            statements = [sql.SQL("CREATE ROLE {clone} WITH LOGIN PASSWORD {hash}")]
         if user == clone or clone_exists:
             # Membership and the session's default role are re-asserted at every rotation,
             # so a clone that drifted (membership revoked, setting reset) is repaired.
-            names = {"original": sql.Identifier(original), "clone": sql.Identifier(clone)}
-            statements.append((sql.SQL("GRANT {original} TO {clone}").format(**names), ()))
-            statements.append((sql.SQL("ALTER ROLE {clone} SET role = %s").format(**names), (original,)))
-        try:
-            with connection, connection.cursor() as cursor:
-                for statement, params in statements:
-                    cursor.execute(statement, params or None)
-        except Exception as error:
-            raise _operation_error(f"set {user!r} and make {clone!r} act as {original!r}", error) from error
+            statements.append(sql.SQL("GRANT {original} TO {clone}"))
+            statements.append(sql.SQL("ALTER ROLE {clone} SET role = {original_name}"))
+        with (
+            _ERRORS.operation(f"set {user!r} and make {clone!r} act as {original!r}"),
+            connection,
+            connection.cursor() as cursor,
+        ):
+            for statement in statements:
+                # Composed whole and sent without parameters: see the module docstring.
+                cursor.execute(statement.format(**names, hash=hashed, original_name=sql.Literal(original)))
 
     def verify_session(self, connection: PgConnection) -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                row = cursor.fetchone()
-        except Exception as error:
-            raise _operation_error("run the verification query", error) from error
+        with _ERRORS.operation("run the verification query"), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            row = cursor.fetchone()
         if row is None or row[0] != 1:
             raise VerificationError("the verification query returned no row")
 
     def verify_privileges(
         self, connection: PgConnection, *, original: str, user: str, database: str | None
     ) -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT session_user, current_user, pg_has_role(session_user, %s, 'MEMBER')",
-                    (original,),
-                )
-                row = cursor.fetchone()
-        except Exception as error:
-            raise _operation_error(f"check that {user!r} acts as {original!r}", error) from error
+        with _ERRORS.operation(f"check that {user!r} acts as {original!r}"), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT session_user, current_user, pg_has_role(session_user, %s, 'MEMBER')", (original,)
+            )
+            row = cursor.fetchone()
         if row is None:
             raise VerificationError("the privilege query returned no row")
         session_user, current_user, member = row
@@ -151,32 +139,24 @@ class PostgresEngine(Engine["PgConnection"]):
     def _set_password(self, connection: PgConnection, user: str, password: str, what: str) -> None:
         from psycopg2 import sql
 
-        hashed = self._hash(connection, user, password)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(
-                    sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(user)), (hashed,)
-                )
-        except Exception as error:
-            raise _operation_error(f"{user!r} could not {what}", error) from error
+        statement = sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+            sql.Identifier(user), sql.Literal(self._hash(connection, user, password))
+        )
+        with _ERRORS.operation(what), connection, connection.cursor() as cursor:
+            cursor.execute(statement)  # no parameters: see the module docstring
 
     @staticmethod
     def _hash(connection: PgConnection, user: str, password: str) -> str:
         from psycopg2.extensions import encrypt_password
 
-        try:
+        with _ERRORS.operation("hash the new password"):
             return str(encrypt_password(password, user, connection))
-        except Exception as error:
-            raise _operation_error("hash the new password", error) from error
 
     @staticmethod
     def _role_exists(connection: PgConnection, user: str) -> bool:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,))
-                return cursor.fetchone() is not None
-        except Exception as error:
-            raise _operation_error(f"look up role {user!r}", error) from error
+        with _ERRORS.operation(f"look up role {user!r}"), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,))
+            return cursor.fetchone() is not None
 
     # -- preflight (read only) ---------------------------------------------------------
 
@@ -246,23 +226,22 @@ class PostgresEngine(Engine["PgConnection"]):
 
 def _row(connection: PgConnection, query: str, params: dict[str, str], what: str) -> tuple[Any, ...]:
     """The one row of a catalog query (a read: the transaction it opens is rolled back)."""
-    try:
+    with _ERRORS.operation(what):
         with connection.cursor() as cursor:
             cursor.execute(query, params or None)
             row = cursor.fetchone()
         connection.rollback()
-    except Exception as error:
-        raise _operation_error(what, error) from error
     if row is None:
         raise DatabaseOperationError(f"could not {what}: no row")
     return tuple(row)
 
 
-def _operation_error(what: str, error: Exception) -> DatabaseOperationError:
-    """A DatabaseOperationError that carries the server's SQLSTATE and primary message only:
-    psycopg2's full text quotes the statement, and with it the password hash."""
+def _reason(error: Exception) -> tuple[object | None, str | None]:
+    """The server's SQLSTATE and primary message only: psycopg2's full text quotes the
+    statement, and with it the password hash."""
     diag = getattr(error, "diag", None)
-    primary = getattr(diag, "message_primary", None) or type(error).__name__
-    code = getattr(error, "pgcode", None)
-    detail = f"{code}: {primary}" if code else primary
-    return DatabaseOperationError(f"could not {what}: {redact(detail)}")
+    return getattr(error, "pgcode", None), getattr(diag, "message_primary", None)
+
+
+# 42501 insufficient_privilege.
+_ERRORS = DriverErrors(_reason, denied=frozenset({"42501"}))

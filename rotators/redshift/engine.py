@@ -154,10 +154,6 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         except Exception:  # noqa: BLE001 - already closed by the server: nothing to release
             return
 
-    def is_broken(self, connection: RedshiftConnection) -> bool:
-        # The driver drops its stream when it closes; it keeps no other public state.
-        return getattr(connection, "_sock", None) is None
-
     def change_own_password(self, connection: RedshiftConnection, login: Login, new_password: str) -> None:
         _set_password(connection, login.username, new_password)
 

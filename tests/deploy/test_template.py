@@ -102,7 +102,9 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
     assert DRIVERS[package_of(function)] <= top_level
     others = set().union(*(d for pkg, d in DRIVERS.items() if pkg != package_of(function)))
     assert not others & top_level
-    assert not {"boto3", "botocore", "common", "devtools", "tests"} & top_level  # runtime / layer / dev only
+    assert (
+        not {"boto3", "botocore", "common", "appkit", "devtools", "tests"} & top_level
+    )  # runtime / layer / dev only
     assert {p.name for p in (code / "rotators").iterdir()} - {"__pycache__"} == {
         "__init__.py",
         package_of(function),
@@ -169,6 +171,73 @@ def test_every_compiled_module_is_built_for_the_architecture(
     print(f"{architecture}: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items()))
 
 
+# The rotation core: what applications never need. The application kit: what rotation never uses.
+ROTATION_CORE = {
+    "common/rotation.py",
+    "common/secretsmanager.py",
+    "common/handler.py",
+    "common/observability.py",
+}
+APPLICATION_KIT = {"appkit/retrieval.py", "appkit/connections.py", "appkit/sessions.py"}
+
+
+def layer_files(built: Path, layer: str) -> set[str]:
+    root = built / layer / "python"
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+def test_the_rotation_layer_holds_no_application_code(built: Path) -> None:
+    assert {layer for f in TEMPLATE_FUNCTIONS for layer in f.layers} == {"SharedLayer"}
+    files = layer_files(built, "SharedLayer")
+    assert files >= ROTATION_CORE
+    assert not {path for path in files if path.startswith("appkit/")}
+    assert not {"common/retrieval.py", "common/connections.py"} & files  # where they lived before
+
+
+def test_the_application_layer_holds_no_rotation_core(built: Path) -> None:
+    # The example carries no rotation layer, also once SAM merged the Globals in.
+    assert EXAMPLE.layers == ["ApplicationLayer"]
+    expanded = expanded_template()["Resources"]
+    layers = expanded["ExampleReaderFunction"]["Properties"]["Layers"]
+    assert [expanded[layer["Ref"]]["Type"] for layer in layers] == ["AWS::Lambda::LayerVersion"]
+    assert [layer["Ref"].startswith("ApplicationLayer") for layer in layers] == [True]
+    files = layer_files(built, "ApplicationLayer")
+    assert files >= APPLICATION_KIT
+    assert {f"rotators/{package}/engine.py" for package in DRIVERS} <= files  # the session code
+    assert not ROTATION_CORE & files
+    assert not {path for path in files if path.startswith("rotators/") and path.endswith("/app.py")}
+    assert not set().union(*DRIVERS.values()) & {path.split("/")[0] for path in files}
+    example = {path.name for path in (built / EXAMPLE.logical_id).iterdir()}
+    assert {"apps", "psycopg2"} <= example
+    assert not {"common", "appkit", "rotators", "pymysql", "pymongo"} & example
+
+
+def test_the_application_layer_alone_imports_the_kit_and_every_engine(
+    built: Path, runtime_python: str
+) -> None:
+    """Only the layer and the standard library on the path (-S): the layer is complete,
+    and importing the kit and the engines loads no module of the rotation core."""
+    modules = ["appkit.retrieval", "appkit.connections", "appkit.sessions"]
+    modules += [f"rotators.{package}.engine" for package in DRIVERS]
+    code = (
+        "import importlib, json, sys\n"
+        "for name in sys.argv[1:]: importlib.import_module(name)\n"
+        "ours = ('common.', 'appkit.', 'rotators.')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(ours))))"
+    )
+    result = subprocess.run(
+        [runtime_python, "-S", "-c", code, *modules],
+        env={"PYTHONPATH": str(built / "ApplicationLayer" / "python"), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = set(json.loads(result.stdout))
+    assert set(modules) <= loaded
+    assert not {path.removesuffix(".py").replace("/", ".") for path in ROTATION_CORE} & loaded
+
+
 @pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
 def test_each_handler_imports_under_the_runtime_python(
     built: Path, runtime_python: str, function: Function
@@ -190,6 +259,24 @@ def test_each_handler_imports_under_the_runtime_python(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     print(f"{function.logical_id}: handler import {result.stdout.strip()} ms under {function.runtime}")
+
+
+def expanded_template() -> dict[str, Any]:
+    """The template as SAM expands it (Globals merged, one resource per AWS resource),
+    with local code replaced by what `sam package` uploads."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = load()
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://artifacts/code.zip"
+    expanded: dict[str, Any] = transform(template, {}, NoManagedPolicies())
+    return expanded
 
 
 def iam_statements(
@@ -231,18 +318,7 @@ def actions(statement: dict[str, Any]) -> set[str]:
     ids=["defaults", "master-kms-vpc-traced"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = load()
-    for resource in template["Resources"].values():  # what `sam package` does to local code
-        for key in ("CodeUri", "ContentUri"):
-            if key in resource.get("Properties", {}):
-                resource["Properties"][key] = "s3://artifacts/code.zip"
-    expanded = transform(template, {}, NoManagedPolicies())
+    expanded = expanded_template()
     resolver = Resolver(expanded, overrides)
     resolved = resolver.value(expanded)
     statements = [s for s in iam_statements(resolved, resolver) if not s.get("Sid", "").endswith("ItsSecret")]
@@ -305,18 +381,7 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
 
 
 def test_example_application_may_read_its_one_secret_only() -> None:
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = load()
-    for resource in template["Resources"].values():
-        for key in ("CodeUri", "ContentUri"):
-            if key in resource.get("Properties", {}):
-                resource["Properties"][key] = "s3://artifacts/code.zip"
-    expanded = transform(template, {}, NoManagedPolicies())
+    expanded = expanded_template()
     resolver = Resolver(expanded, {"ExampleSecretArn": EXAMPLE_SECRET})
     role = resolver.value(expanded["Resources"]["ExampleReaderRole"])
     statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +29,34 @@ def maria_secret(server: MariaDBServer, user: str, password: str, **extra: Any) 
         "password": password,
         **extra,
     }
+
+
+def mariadb_client(
+    server: MariaDBServer, user: str, password: str, query: str
+) -> subprocess.CompletedProcess[str]:
+    """The real command-line client, TLS verified against the server's CA."""
+    return subprocess.run(
+        [
+            "mariadb",
+            "--no-defaults",
+            "-h",
+            server.host,
+            "-P",
+            str(server.port),
+            "-u",
+            user,
+            f"--ssl-ca={server.ca_file}",
+            "--ssl-verify-server-cert",
+            "-N",
+            "-e",
+            query,
+        ],
+        env={**os.environ, "MYSQL_PWD": password},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ requirements, grant options, roles, revokes and name limits."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +15,7 @@ from devtools.service import LambdaContext
 from rotators.mysql.engine import MySQLEngine
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret, value
-from tests.mysql.conftest import maria_secret
+from tests.mysql.conftest import maria_secret, mariadb_client
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -25,34 +23,6 @@ if TYPE_CHECKING:
     from common.handler import RotationFunction
     from devtools.mariadb import MariaDBServer
     from devtools.service import RotationService
-
-
-def mariadb_client(
-    server: MariaDBServer, user: str, password: str, query: str
-) -> subprocess.CompletedProcess[str]:
-    """The real command-line client, TLS verified against the server's CA."""
-    return subprocess.run(
-        [
-            "mariadb",
-            "--no-defaults",
-            "-h",
-            server.host,
-            "-P",
-            str(server.port),
-            "-u",
-            user,
-            f"--ssl-ca={server.ca_file}",
-            "--ssl-verify-server-cert",
-            "-N",
-            "-e",
-            query,
-        ],
-        env={**os.environ, "MYSQL_PWD": password},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def grants_of(server: MariaDBServer, user: str, host: str) -> set[str]:
@@ -164,6 +134,8 @@ def test_thirty_character_user_fits_mariadb_but_not_mysql(
     user = user[:30]
     assert len(user) == 30
     mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    # Something beyond USAGE, which the clone's testSecret proof requires.
+    mariadb.execute("GRANT SELECT ON mysql.help_topic TO %s@'%%'", (user,))
     arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, password, masterarn=master_arn))
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == user + "_clone"
@@ -204,8 +176,9 @@ def test_new_passwords_never_reach_the_general_log(
     mariadb.execute("SET GLOBAL general_log_file = %s", (str(log),))
     mariadb.execute("SET GLOBAL general_log = 1")
     try:
-        user, password = unique("logged"), new_password()
-        mariadb.create_user(user, password)
+        user, password, db = unique("logged"), new_password(), unique("db")
+        mariadb.create_database(db)
+        mariadb.create_user(user, password, db)
         single = store_secret(sm_client, service, user, maria_secret(mariadb, user, password))
         service.rotate(handler, single)
         current = value(sm_client, single, "AWSCURRENT")

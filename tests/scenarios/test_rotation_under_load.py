@@ -1,5 +1,12 @@
-"""Application workers query continuously through the retrieval module while rotations
-run back to back: not one request may fail."""
+"""Application workers query continuously through the application kit while rotations
+run back to back: not one request may fail.
+
+Nothing here depends on the machine's speed: each rotation step starts only after every
+worker has completed a request since the step before (so every worker is served in
+every window of every rotation, however fast or slow it runs), and after the last
+rotation each worker serves a fixed number of requests more, past its cache's time
+limit. The loops are bounded by a deadline that only a hung worker reaches.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,11 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from common.connections import RotationAwareConnection
-from common.retrieval import PowertoolsFetcher, SecretCache
+from appkit.connections import RotationAwareConnection
+from appkit.retrieval import PowertoolsFetcher, SecretCache
 from common.settings import Settings
 from devtools.embedded import local_secrets_manager
-from devtools.service import RotationService
+from devtools.service import STEPS, RotationService
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, local_client, store_secret
 
@@ -21,6 +28,31 @@ if TYPE_CHECKING:
 
 ROTATIONS_PER_STRATEGY = 3
 WORKERS_PER_SECRET = 4  # half reuse one session, half open one per request
+CACHE_MAX_AGE = 1.0
+REQUESTS_AFTER_ROTATIONS = 20  # per worker, once the rotations are over and caches expired
+DEADLINE = 180.0  # seconds; reached only by a worker that hangs
+
+
+class Progress:
+    """Requests completed per worker, so that the rotation can wait for every worker."""
+
+    def __init__(self, workers: int) -> None:
+        self.counts = [0] * workers
+        self._changed = threading.Condition()
+
+    def served(self, worker: int) -> None:
+        with self._changed:
+            self.counts[worker] += 1
+            self._changed.notify_all()
+
+    def wait_for_every_worker(self, timeout: float = 60.0) -> None:
+        """Return once every worker has completed one more request than now."""
+        with self._changed:
+            targets = [count + 1 for count in self.counts]
+            served = self._changed.wait_for(
+                lambda: all(c >= t for c, t in zip(self.counts, targets, strict=True)), timeout
+            )
+        assert served, f"a worker served no request within {timeout} s: {self.counts}"
 
 
 def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
@@ -46,21 +78,26 @@ def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
             harness.secret(other, other_password, other_db, masterarn=master_arn),
         )
 
-        stop = threading.Event()
+        secret_ids = [secret_id for secret_id in (single, alternating) for _ in range(WORKERS_PER_SECRET)]
+        progress = Progress(len(secret_ids))
+        rotations_over = threading.Event()
+        deadline = time.monotonic() + DEADLINE
         totals: Counter[str] = Counter()
+        after_rotations: list[int] = [0] * len(secret_ids)
         failures: Counter[str] = Counter()
         lock = threading.Lock()
 
-        def worker(secret_id: str, reuse: bool) -> None:
+        def worker(index: int, secret_id: str, reuse: bool) -> None:
             # Each worker is one warm container: its own client, cache and session.
             fetcher = PowertoolsFetcher(local_client(endpoint))
-            cache = SecretCache(fetcher, max_age=1.0)
+            cache = SecretCache(fetcher, max_age=CACHE_MAX_AGE)
             database = RotationAwareConnection(
                 harness.engine, secret_id, cache, settings=settings, reuse=reuse
             )
             database.prime()
             done = failed = 0
-            while not stop.is_set():
+            while after_rotations[index] < REQUESTS_AFTER_ROTATIONS and time.monotonic() < deadline:
+                over = rotations_over.is_set()
                 try:
                     database.run(harness.probe)
                     done += 1
@@ -68,6 +105,9 @@ def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
                     failed += 1
                     with lock:
                         failures[f"{type(error).__name__}: {error}"] += 1
+                if over:
+                    after_rotations[index] += 1
+                progress.served(index)
             database.close()
             with lock:
                 totals["requests"] += done + failed
@@ -76,22 +116,27 @@ def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
                 totals["refreshes"] += database.refreshes
 
         threads = [
-            threading.Thread(target=worker, args=(secret_id, index % 2 == 0), daemon=True)
-            for secret_id in (single, alternating)
-            for index in range(WORKERS_PER_SECRET)
+            threading.Thread(target=worker, args=(index, secret_id, index % 2 == 0), daemon=True)
+            for index, secret_id in enumerate(secret_ids)
         ]
         for thread in threads:
             thread.start()
         rotator = handler_for(harness.engine, client, DB_CA_BUNDLE=harness.server.ca_file)
         started = time.monotonic()
-        time.sleep(0.3)
-        for _ in range(ROTATIONS_PER_STRATEGY):
-            service.rotate(rotator, single)
-            service.rotate(rotator, alternating)
-        time.sleep(1.5)  # past the caches' time limit: every worker meets the new secrets
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        windows = 0
+        try:
+            for _ in range(ROTATIONS_PER_STRATEGY):
+                for secret_id in (single, alternating):
+                    # Before each step, and once after the last: every worker is served in
+                    # every window, including setSecret..finishSecret of a single user.
+                    service.rotate(rotator, secret_id, on_step=lambda _step: progress.wait_for_every_worker())
+                    progress.wait_for_every_worker()
+                    windows += len(STEPS) + 1
+            time.sleep(CACHE_MAX_AGE * 1.5)  # past the caches' time limit: every worker meets the new secrets
+        finally:
+            rotations_over.set()
+            for thread in threads:
+                thread.join(timeout=DEADLINE)
         elapsed = time.monotonic() - started
 
     print(
@@ -100,4 +145,6 @@ def test_no_request_fails_while_rotations_run(harness: Harness) -> None:
         f"{totals['secrets_manager_calls']} Secrets Manager reads, {totals['refreshes']} refreshes"
     )
     assert totals["failed"] == 0, dict(failures)
-    assert totals["requests"] > 100 * len(threads)
+    assert not any(thread.is_alive() for thread in threads)
+    assert after_rotations == [REQUESTS_AFTER_ROTATIONS] * len(threads)  # none stopped at the deadline
+    assert min(progress.counts) >= windows + REQUESTS_AFTER_ROTATIONS  # served in every window

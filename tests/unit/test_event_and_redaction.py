@@ -123,3 +123,29 @@ def test_echoed_inputs_are_clipped() -> None:
     with pytest.raises(EventFormatError) as raised:
         RotationEvent.parse({**EVENT, "Step": "x" * 100_000})
     assert len(str(raised.value)) < 300
+
+
+def test_a_lone_surrogate_is_registered_and_masked_without_failing() -> None:
+    register("bad-\ud800-surrogate")
+    assert redact("x bad-\ud800-surrogate y") == f"x {MASK} y"
+    assert redact("an ordinary line") == "an ordinary line"
+
+
+def test_tracebacks_and_exception_messages_of_any_logger_are_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    import common.observability  # noqa: F401 - installs the process guard
+
+    register("traceback-secret-77")
+    library = logging.getLogger("another.library")
+    with caplog.at_level(logging.DEBUG):
+        try:
+            raise RuntimeError("failed with traceback-secret-77")
+        except RuntimeError:
+            library.exception("it broke")
+        library.warning(RuntimeError("object message traceback-secret-77"))
+    text = caplog.text + "".join(record.exc_text or "" for record in caplog.records)
+    assert "traceback-secret-77" not in text
+    assert "Traceback" in text and text.count(MASK) >= 2

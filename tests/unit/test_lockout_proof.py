@@ -13,28 +13,18 @@ from common.errors import (
     DatabaseLoginError,
     EventFormatError,
     SecretFormatError,
+    SecretMismatchError,
     SecretsManagerError,
     StagingError,
 )
 from common.handler import RotationFunction
 from common.observability import logger
 from devtools.service import STEPS, RotationService
-from tests.fake_engine import FakeDatabase, FakeEngine
+from tests.fake_engine import FakeDatabase, FakeEngine, secret
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-HOST = "db.example.internal"
-
-
-def secret(user: str = "app", password: str = "initial-Pass-1", **extra: Any) -> dict[str, Any]:
-    return {"engine": "postgres", "host": HOST, "port": 5432, "username": user, "password": password, **extra}
-
-
-@pytest.fixture
-def database() -> FakeDatabase:
-    return FakeDatabase(host=HOST, passwords={"app": "initial-Pass-1", "admin": "master-Pass-1"})
 
 
 def test_finish_before_create_moves_nothing(
@@ -202,3 +192,60 @@ def test_oversized_inputs_are_not_echoed_whole(
         handler({**request.event("createSecret"), "SecretId": huge}, None)
     for raised in (bad_step, bad_token, bad_id):
         assert len(str(raised.value)) < 400
+
+
+def test_an_unforeseen_failure_leaves_as_our_error_with_its_message_masked(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    database: FakeDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from common.errors import UnexpectedError
+
+    arn = store_secret(sm_client, service, "app", secret())
+    request = service.start(arn)
+    handler = handler_for(FakeEngine(database), sm_client)
+    handler(request.event("createSecret"), None)
+    pending_password = value(sm_client, arn, "AWSPENDING")["password"]
+
+    def quoting_driver(*_: Any, **__: Any) -> None:
+        raise ValueError(f"bad value {pending_password!r} near 'ALTER'")
+
+    monkeypatch.setattr(FakeEngine, "change_own_password", quoting_driver)
+    lines = capture(monkeypatch)
+    with pytest.raises(UnexpectedError, match=r"^ValueError: bad value '\*\*\*' near") as raised:
+        handler(request.event("setSecret"), None)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    logged = lines.getvalue()
+    assert "rotation step failed unexpectedly" in logged and "quoting_driver" in logged  # the traceback
+    assert pending_password not in logged
+
+
+def test_a_pending_version_without_the_master_is_refused_at_test_and_finish(
+    sm_client: SecretsManagerClient, service: RotationService, database: FakeDatabase
+) -> None:
+    master = store_secret(sm_client, service, "master", secret("admin", "master-Pass-1"))
+    arn = store_secret(sm_client, service, "app", secret(masterarn=master))
+    request = service.start(arn)
+    database.passwords["app_clone"] = "pending-Pass-2"  # exists, but acts as nobody
+    sm_client.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=request.token,
+        VersionStages=["AWSPENDING"],
+        SecretString=json.dumps(secret("app_clone", "pending-Pass-2")),  # no masterarn
+    )
+    handler = handler_for(FakeEngine(database), sm_client)
+    for step in ("testSecret", "finishSecret"):
+        with pytest.raises(SecretMismatchError, match="'masterarn' differs"):
+            handler(request.event(step), None)
+    assert labels(sm_client, arn)["AWSPENDING"] == request.token
+
+
+def test_settings_never_show_the_environment() -> None:
+    from common.settings import Settings
+
+    settings = Settings.from_environ(
+        {"AWS_SECRET_ACCESS_KEY": "sekrit-key-value-1", "DB_CONNECT_TIMEOUT": "7"}
+    )
+    assert "sekrit-key-value-1" not in repr(settings)
+    assert settings.connect_timeout == 7

@@ -15,22 +15,11 @@ from common.errors import (
     StagingError,
 )
 from devtools.service import STEPS, LambdaContext, RotationService
-from tests.fake_engine import FakeDatabase, FakeEngine
+from tests.fake_engine import FakeDatabase, FakeEngine, secret
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-HOST = "db.example.internal"
-
-
-def secret(user: str = "app", password: str = "initial-Pass-1", **extra: Any) -> dict[str, Any]:
-    return {"engine": "postgres", "host": HOST, "port": 5432, "username": user, "password": password, **extra}
-
-
-@pytest.fixture
-def database() -> FakeDatabase:
-    return FakeDatabase(host=HOST, passwords={"app": "initial-Pass-1", "admin": "master-Pass-1"})
 
 
 def test_single_user_happy_path_is_cheap_and_clean(
@@ -47,7 +36,6 @@ def test_single_user_happy_path_is_cheap_and_clean(
         "PutSecretValue": 1,
         "UpdateSecretVersionStage": 2,
     }
-    assert sum(calls.values()) <= 10
     assert database.failed_logins == 0
     # createSecret proves the secret can be rotated, setSecret acts, testSecret proves the
     # result, finishSecret proves it again before it moves a label.
@@ -69,8 +57,9 @@ def test_cold_container_per_step_stays_bounded(
         handler = handler_for(FakeEngine(database), sm_client)  # a new container each time
         handler(request.event(step), LambdaContext())
         total += sum(handler.rotator.store.calls.values())
-    # finishSecret reads the current and pending values in a cold container (2 more).
-    assert total == 13
+    # testSecret reads the current value and finishSecret the current and pending values,
+    # to check the pending version against it, in a cold container (3 more than before).
+    assert total == 14
     assert database.failed_logins == 0
 
 
