@@ -37,25 +37,19 @@ from common.errors import (
     StagingError,
 )
 from common.observability import logger
-from common.rotation import Rotator, Strategy, original_username, partner_username
+from common.rotation import PREFLIGHT_KEY, Rotator, Strategy, original_username, partner_username
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 if TYPE_CHECKING:
     from common.secret import DatabaseSecret
     from common.secretsmanager import SecretMetadata
 
-PREFLIGHT_KEY = "Preflight"
 REPORT_FORMAT = "secrets-rotation-preflight/1"
 MAX_EXTRA_VERSIONS = 10
 LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
 Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", "not tried"]
-
-
-def is_preflight(event: object) -> bool:
-    """Whether an invocation asks for a preflight rather than a rotation step."""
-    return isinstance(event, Mapping) and PREFLIGHT_KEY in event
 
 
 @dataclass(frozen=True)
