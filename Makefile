@@ -11,7 +11,7 @@ SAM_CLI_VERSION := 1.170.0
 # built handler under the runtime's Python, which pyenv provides here.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 
-.PHONY: setup system-deps test lint typecheck check rotate bench clean sam-cli build
+.PHONY: setup system-deps test lint typecheck check rotate local-invoke bench clean sam-cli build
 
 $(STAMP): requirements.txt requirements-dev.txt
 	scripts/install-system-deps python
@@ -52,6 +52,11 @@ check: lint typecheck test
 rotate: $(STAMP)
 	$(if $(findstring --secret-id,$(ARGS)),,scripts/install-system-deps)
 	$(BIN)/python -m devtools.rotate $(ARGS)
+
+## The same rotation run by SAM CLI itself: `sam local invoke` of each step in a container
+## (a Docker daemon of its own, the Lambda Python image built locally and cached).
+local-invoke: setup
+	$(BIN)/python -m devtools.local_invoke $(ARGS)
 
 bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)

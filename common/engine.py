@@ -199,6 +199,13 @@ class Engine(ABC, Generic[ConnectionT]):
         here (single user). Reads only; the default checks nothing."""
         return [Capability("change its own password", None, f"not checked by the {self.name} engine")]
 
+    def login_lockout(self, connection: ConnectionT, login: Login) -> Lockout:
+        """Logged in as ``login.username``, after how many refused logins in a row the
+        server blocks that account (read only, where the account may read it). Raises
+        DatabaseError when it cannot be read; the default (an engine whose servers have no
+        such lockout) checks nothing and is not reported."""
+        return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
+
     def alternate_user_capabilities(
         self, connection: ConnectionT, *, original: str, clone: str, database: str | None
     ) -> list[Capability]:
@@ -278,6 +285,17 @@ def first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(error).__name__
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Whether the server blocks an account after refused logins (MariaDB's
+    ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``): ``limit`` refused logins
+    in a row block it, None when they never do or it is not ``known``."""
+
+    limit: int | None
+    known: bool
+    detail: str
 
 
 @dataclass(frozen=True)

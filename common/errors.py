@@ -43,6 +43,11 @@ class TlsConfigurationError(ConfigurationError):
     """The TLS settings are invalid, for example a CA bundle that does not exist."""
 
 
+class PreflightRefusedError(RotationError):
+    """A preflight was asked about a secret whose rotation function is not the function
+    answering (or by an invocation that does not say which function it is)."""
+
+
 class SecretsManagerError(RotationError):
     """A Secrets Manager call failed; ``code`` is the service's error code."""
 

@@ -66,7 +66,8 @@ class RotationFunction(Generic[ConnectionT]):
 
     def __call__(self, event: dict[str, Any], context: object = None) -> dict[str, Any] | None:
         """Lambda's calling convention: the event and the context. A rotation step returns
-        nothing; a preflight event (``common.preflight``) returns its report.
+        nothing; a preflight event (``common.preflight``) returns its report, for the
+        function's own secrets only (the context names the function).
 
         With a context (always, on Lambda) every log line of the invocation carries the
         request id, the function and whether this is the container's first invocation
@@ -88,9 +89,9 @@ class RotationFunction(Generic[ConnectionT]):
             metrics.provider.add_cold_start_metric(context)
         if is_preflight(event):
             # Operators' tool only: rotation steps never import it.
-            from common.preflight import Preflight
+            from common.preflight import Preflight, invoked_function
 
-            return Preflight.of(self.rotator).answer(event)
+            return Preflight.of(self.rotator).answer(event, invoked_function(context))
         with reported_step(self._engine.name, event, self._calls_made) as done:
             done(self.rotator.run(event))
         return None

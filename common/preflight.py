@@ -9,6 +9,24 @@ mistaken for a rotation step (an event with both ``Preflight`` and ``Step`` is r
 staging label to try as well: after an abandoned rotation the database may hold one of
 them (``secrets-rotation repair`` passes them).
 
+A refused login is the preflight's only side effect, and on a server that blocks an
+account after refused logins in a row (MariaDB ``max_password_errors``, MySQL 8
+``FAILED_LOGIN_ATTEMPTS``) it counts. So the preflight stops trying a user's versions once
+the database refused ``MaxRefusedLogins`` of them in a row (optional in the event, default
+:data:`DEFAULT_MAX_REFUSED`, at most :data:`MAX_REFUSED_LIMIT`), and never more than one
+less than the server's limit where the first accepted session could read it (an accepted
+login resets the server's count); ``AWSCURRENT``, which the application logs in with
+anyway, is always tried. The versions left are reported ``not tried`` and a ``logins
+stopped`` check says why.
+
+Who may ask: anyone allowed to invoke the function, so the preflight answers only for
+the function's own secrets. It is refused (:class:`~common.errors.PreflightRefusedError`)
+unless the secret's ``RotationLambdaARN`` is the invoked function (the Lambda context's
+``invoked_function_arn``, qualifier or alias dropped on both sides). An invocation with
+no context ARN (a local run that passes no context) is refused too: the function cannot
+tell which secrets are its own, and no switch turns the check off (a switch could be
+left on in a deployment). Local runs pass a context, e.g. ``devtools.lambda_child.Context``.
+
 What it checks, with the rotation core's own code (:class:`Preflight` is a
 :class:`~common.rotation.Rotator` that never calls a writing step): the ``AWSCURRENT``
 version's format, the master secret and its server (alternating users), a login over the
@@ -26,12 +44,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from common.engine import Capability, ConnectionT
+from common.engine import Capability, ConnectionT, Login
 from common.errors import (
     DatabaseConnectionError,
     DatabaseError,
     DatabaseLoginError,
     EventFormatError,
+    PreflightRefusedError,
     RotationError,
     SecretsManagerError,
     StagingError,
@@ -46,10 +65,32 @@ if TYPE_CHECKING:
 
 REPORT_FORMAT = "secrets-rotation-preflight/1"
 MAX_EXTRA_VERSIONS = 10
+#: Refused logins in a row per user after which the preflight stops trying that user's
+#: versions, unless the event asks for more (``MaxRefusedLogins``, at most the limit).
+DEFAULT_MAX_REFUSED = 2
+MAX_REFUSED_LIMIT = 10
 LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
 Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", "not tried"]
+#: Whose credentials a version holds, relative to ``AWSCURRENT``'s user: the same user,
+#: the other user of its alternating pair (``name``/``name_clone``), or another user (the
+#: secret was moved to another user by PutSecretValue): a rotation never recovers with,
+#: and repair never moves a label to, another user's credentials.
+Relation = Literal["same user", "pair", "other user"]
+#: The parts of an unqualified function ARN: ``arn:aws:lambda:<region>:<account>:function:<name>``.
+FUNCTION_ARN_PARTS = 7
+
+
+def invoked_function(context: object) -> str | None:
+    """The invoked function's ARN without qualifier or alias, from a Lambda context."""
+    arn = getattr(context, "invoked_function_arn", None)
+    return unqualified(arn) if isinstance(arn, str) and arn else None
+
+
+def unqualified(function_arn: str) -> str:
+    """A function ARN without its version or alias (``...:function:name:alias``)."""
+    return ":".join(function_arn.split(":")[:FUNCTION_ARN_PARTS])
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,7 @@ class PreflightRequest:
 
     secret_id: str
     version_ids: tuple[str, ...] = ()
+    max_refused: int = DEFAULT_MAX_REFUSED
 
     @classmethod
     def parse(cls, event: object) -> PreflightRequest:
@@ -75,7 +117,12 @@ class PreflightRequest:
             raise EventFormatError("the preflight event's 'VersionIds' is not a list of version ids")
         if len(versions) > MAX_EXTRA_VERSIONS:
             raise EventFormatError(f"the preflight event names more than {MAX_EXTRA_VERSIONS} versions")
-        return cls(secret_id=secret_id, version_ids=tuple(dict.fromkeys(versions)))
+        max_refused = body.get("MaxRefusedLogins", DEFAULT_MAX_REFUSED)
+        if not isinstance(max_refused, int) or isinstance(max_refused, bool):
+            raise EventFormatError("the preflight event's 'MaxRefusedLogins' is not a whole number")
+        if not 0 <= max_refused <= MAX_REFUSED_LIMIT:
+            raise EventFormatError(f"the preflight event's 'MaxRefusedLogins' is not 0..{MAX_REFUSED_LIMIT}")
+        return cls(secret_id=secret_id, version_ids=tuple(dict.fromkeys(versions)), max_refused=max_refused)
 
 
 @dataclass(frozen=True)
@@ -90,13 +137,71 @@ class Finding:
 
 @dataclass(frozen=True)
 class VersionLogin:
-    """What the database said to one version's credentials."""
+    """What the database said to one version's credentials.
+
+    ``privileges`` (alternating users, accepted logins only): whether the session passes
+    testSecret's and finishSecret's proof that the user acts with the original user's
+    privileges; None where not checked (single user, or the login was not accepted).
+    ``relation``: the version's user relative to ``AWSCURRENT``'s (:data:`Relation`);
+    None when the version could not be read."""
 
     version: str
     labels: tuple[str, ...]
     user: str | None
     outcome: Outcome
     detail: str = ""
+    privileges: bool | None = None
+    relation: Relation | None = None
+
+
+@dataclass
+class LoginBudget:
+    """How many refused logins in a row the preflight risks per user (see the module)."""
+
+    asked: int
+    lockout: int | None = None
+    lockout_read: bool = False
+    refused: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> int:
+        """Refused logins in a row allowed per user: never as many as block the account."""
+        return self.asked if self.lockout is None else max(min(self.asked, self.lockout - 1), 0)
+
+    def may_try(self, user: str) -> bool:
+        if self.refused.get(user, 0) < self.allowed:
+            return True
+        self.skipped[user] = self.skipped.get(user, 0) + 1
+        return False
+
+    def count(self, user: str, outcome: Outcome) -> None:
+        if outcome == "refused":
+            self.refused[user] = self.refused.get(user, 0) + 1
+        elif outcome == "accepted":
+            self.refused[user] = 0
+
+    def why(self, user: str) -> str:
+        return (
+            f"not tried: the database refused {self.refused.get(user, 0)} logins in a row for "
+            f"{user!r}; another refused login could block the account"
+        )
+
+    def finding(self) -> Finding | None:
+        """The ``logins stopped`` check, when versions were left untried."""
+        if not self.skipped:
+            return None
+        users = ", ".join(f"{count} of {user!r}" for user, count in sorted(self.skipped.items()))
+        limit = f"; the server blocks after {self.lockout}" if self.lockout is not None else ""
+        return Finding(
+            "logins stopped",
+            ok=None,
+            detail=f"stopped after {self.allowed} refused logins in a row per user{limit}, so as not "
+            f"to block the account: {users} versions not tried",
+            fix=f"to try more, ask for them (MaxRefusedLogins, up to {MAX_REFUSED_LIMIT}; "
+            "secrets-rotation --max-refused-logins N), knowing each refused login counts "
+            "towards the server's limit",
+        )
 
 
 @dataclass
@@ -147,12 +252,14 @@ class Preflight(Rotator[ConnectionT]):
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
         return cls(rotator.engine, rotator.store, rotator.settings)
 
-    def answer(self, event: object) -> dict[str, Any]:
-        """Answer a preflight event, logging one line as a step does."""
+    def answer(self, event: object, function_arn: str | None) -> dict[str, Any]:
+        """Answer a preflight event for the function ``function_arn`` (the invoked one,
+        unqualified: :func:`invoked_function`), logging one line as a step does.
+        Raises PreflightRefusedError for a secret that is not this function's."""
         request = PreflightRequest.parse(event)
         logger.append_keys(step="preflight", secret_id=request.secret_id, engine=self.engine.name)
         try:
-            report = self.check(request)
+            report = self.check(request, function_arn)
             failed = [f.check for f in report.checks if f.ok is False]
             failed += [c.what for c in report.capabilities if c.held is False]
             logger.info(
@@ -164,15 +271,19 @@ class Preflight(Rotator[ConnectionT]):
                 },
             )
             return report.to_dict()
+        except RotationError as error:
+            logger.error("preflight refused", extra={"error": type(error).__name__, "reason": str(error)})
+            raise
         except Exception as error:
             logger.error("preflight failed unexpectedly", extra={"error": type(error).__name__})
             raise
         finally:
             logger.remove_keys(["step", "secret_id", "engine"])
 
-    def check(self, request: PreflightRequest) -> PreflightReport:
+    def check(self, request: PreflightRequest, function_arn: str | None) -> PreflightReport:
         """Every check, in createSecret's order; a failed one ends the report only when
-        the checks after it cannot run without it."""
+        the checks after it cannot run without it. Nothing is read but the secret's
+        description unless the secret is ``function_arn``'s own (see the module)."""
         report = PreflightReport(secret=request.secret_id, engine=self.engine.name)
         try:
             metadata = self.store.describe(request.secret_id)
@@ -180,6 +291,7 @@ class Preflight(Rotator[ConnectionT]):
             return report.fail(
                 "secret", str(error), "give the function's role secretsmanager:DescribeSecret on the secret"
             )
+        self._require_own(metadata, function_arn)
         report.secret, report.rotation_enabled = metadata.arn, metadata.rotation_enabled
         try:
             current = self._current(metadata)
@@ -193,12 +305,32 @@ class Preflight(Rotator[ConnectionT]):
             Finding("secret format", ok=True, detail=f"{current.engine} user {current.username!r}")
         )
         master = self._check_master(current, report) if strategy is Strategy.ALTERNATING_USERS else None
-        accepted = self._check_logins(metadata, current, request.version_ids, report)
+        budget = LoginBudget(request.max_refused)
+        accepted = self._check_logins(metadata, current, request.version_ids, report, budget)
         if strategy is Strategy.ALTERNATING_USERS:
+            self._check_current_privileges(report)
             self._check_master_capabilities(current, master, accepted, report)
         return report
 
     # -- the parts --------------------------------------------------------------------
+
+    @staticmethod
+    def _require_own(metadata: SecretMetadata, function_arn: str | None) -> None:
+        if function_arn is None:
+            raise PreflightRefusedError(
+                "the preflight was invoked without a Lambda context naming the function: "
+                "it answers only for the function's own secrets"
+            )
+        if metadata.rotation_lambda_arn is None:
+            raise PreflightRefusedError(
+                f"secret {metadata.arn} has no rotation function: the preflight answers only "
+                "for the function's own secrets"
+            )
+        if unqualified(metadata.rotation_lambda_arn) != function_arn:
+            raise PreflightRefusedError(
+                f"secret {metadata.arn} is rotated by another function: the preflight answers only "
+                "for the function's own secrets"
+            )
 
     def _check_master(self, current: DatabaseSecret, report: PreflightReport) -> DatabaseSecret | None:
         try:
@@ -242,34 +374,42 @@ class Preflight(Rotator[ConnectionT]):
         current: DatabaseSecret,
         extra: tuple[str, ...],
         report: PreflightReport,
+        budget: LoginBudget,
     ) -> set[str]:
-        """Log in with every version; returns the labels whose credentials were accepted.
-        A single user's capabilities are read in the first session of that user."""
+        """Log in with every version the budget allows; returns the labels whose
+        credentials were accepted. A single user's capabilities, and the server's lockout,
+        are read in the first session that fits."""
         accepted: set[str] = set()
         single = Strategy.of(current) is Strategy.SINGLE_USER
         for version, labels in self._versions(metadata, extra):
             name = labels[0] if labels else f"version {version}"
-            login = self._try_version(metadata, current, version, labels, name, single, report)
+            login = self._try_version(metadata, current, (version, labels, name), single, report, budget)
             report.logins.append(login)
+            if login.user is not None:
+                budget.count(login.user, login.outcome)
             if login.outcome == "accepted":
                 accepted.update(labels or (version,))
         report.checks.append(self._login_finding(report.logins, accepted, single))
+        stopped = budget.finding()
+        if stopped is not None:
+            report.checks.append(stopped)
         if single and not report.capabilities:
             report.capabilities.append(
                 _not_checked("change its own password", "no version of this user could log in")
             )
         return accepted
 
-    def _try_version(  # noqa: PLR0917 - one version, described in full
+    def _try_version(  # noqa: PLR0911, PLR0917 - one version, described in full, one return per outcome
         self,
         metadata: SecretMetadata,
         current: DatabaseSecret,
-        version: str,
-        labels: tuple[str, ...],
-        name: str,
+        which: tuple[str, tuple[str, ...], str],
         single: bool,
         report: PreflightReport,
+        budget: LoginBudget,
     ) -> VersionLogin:
+        """``which``: (version id, labels, name)."""
+        version, labels, name = which
         try:
             secret = self.store.version(metadata.arn, version, name)
             self._validate_engine(secret)
@@ -277,6 +417,7 @@ class Preflight(Rotator[ConnectionT]):
             return VersionLogin(version, labels, None, "no value", "no value stored (or no such version)")
         except RotationError as error:
             return VersionLogin(version, labels, None, "unusable", str(error))
+        relation = user_relation(secret.username, current.username)
         if not self._same_server(secret, current):
             return VersionLogin(
                 version,
@@ -284,21 +425,73 @@ class Preflight(Rotator[ConnectionT]):
                 secret.username,
                 "not tried",
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
+                relation=relation,
+            )
+        # AWSCURRENT's login is always tried: the application makes it all day long.
+        if AWSCURRENT not in labels and not budget.may_try(secret.username):
+            return VersionLogin(
+                version, labels, secret.username, "not tried", budget.why(secret.username), relation=relation
             )
         login = self._login(secret, name)
+        privileges: tuple[bool | None, str] = (None, "")
         try:
             with self.engine.connect(login) as connection:
                 self.engine.verify_session(connection)
+                if not budget.lockout_read and (lockout := self._read_lockout(connection, login, budget)):
+                    report.checks.append(lockout)
                 if single and not report.capabilities and secret.username == current.username:
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
+                if not single:
+                    privileges = self._acts_as_original(connection, secret, current)
         except DatabaseLoginError as error:
-            return VersionLogin(version, labels, secret.username, "refused", str(error))
+            return VersionLogin(version, labels, secret.username, "refused", str(error), relation=relation)
         except DatabaseConnectionError as error:
-            return VersionLogin(version, labels, secret.username, "unreachable", str(error))
+            return VersionLogin(
+                version, labels, secret.username, "unreachable", str(error), relation=relation
+            )
         except DatabaseError as error:
             # Logged in, then a query failed: the credentials work, the session does not.
             report.checks.append(Finding(f"session of {name}", ok=False, detail=str(error)))
-        return VersionLogin(version, labels, secret.username, "accepted")
+        held, why = privileges
+        return VersionLogin(
+            version, labels, secret.username, "accepted", why, privileges=held, relation=relation
+        )
+
+    def _read_lockout(self, connection: ConnectionT, login: Login, budget: LoginBudget) -> Finding | None:
+        """The server's lockout after refused logins (read once, in the first session),
+        which caps the budget; None for an engine that has none to read."""
+        budget.lockout_read = True
+        try:
+            lockout = self.engine.login_lockout(connection, login)
+        except DatabaseError as error:
+            return Finding("login lockout", ok=None, detail=f"could not be read: {error}")
+        budget.lockout = lockout.limit
+        if not lockout.known:
+            return None
+        if lockout.limit is None:
+            return Finding("login lockout", ok=True, detail=f"{lockout.detail}: refused logins block nobody")
+        return Finding(
+            "login lockout",
+            ok=True,
+            detail=f"{lockout.detail}; the preflight risks at most {budget.allowed} refused logins "
+            "in a row per user",
+        )
+
+    def _acts_as_original(
+        self, connection: ConnectionT, secret: DatabaseSecret, current: DatabaseSecret
+    ) -> tuple[bool, str]:
+        """testSecret's and finishSecret's privilege proof for one accepted version of an
+        alternating pair (read only): whether the version may become ``AWSCURRENT``."""
+        original = original_username(current.username)
+        if original_username(secret.username) != original:
+            return False, f"user {secret.username!r} is not one of {original!r}'s pair"
+        try:
+            self.engine.verify_privileges(
+                connection, original=original, user=secret.username, database=self._secret_database(secret)
+            )
+        except DatabaseError as error:
+            return False, str(error)
+        return True, ""
 
     @staticmethod
     def _login_finding(logins: list[VersionLogin], accepted: set[str], single: bool) -> Finding:
@@ -313,7 +506,13 @@ class Preflight(Rotator[ConnectionT]):
             )
         if AWSCURRENT in accepted:
             return Finding("database login", ok=True, detail=f"{AWSCURRENT} accepted over the configured TLS")
-        recoverable = accepted & {AWSPENDING, AWSPREVIOUS}
+        # setSecret recovers only with its own user's credentials (never another user's).
+        recoverable = {
+            label
+            for login in logins
+            if login.outcome == "accepted" and login.relation == "same user"
+            for label in login.labels
+        } & {AWSPENDING, AWSPREVIOUS}
         if single and recoverable:
             label = sorted(recoverable)[0]
             return Finding(
@@ -328,6 +527,22 @@ class Preflight(Rotator[ConnectionT]):
             detail=f"the database accepts none of the labelled versions' credentials "
             f"({', '.join(sorted(accepted)) or 'none'} accepted)",
             fix="set the user's password to the AWSCURRENT version's, or run secrets-rotation repair",
+        )
+
+    @staticmethod
+    def _check_current_privileges(report: PreflightReport) -> None:
+        current = next((login for login in report.logins if AWSCURRENT in login.labels), None)
+        if current is None or current.privileges is None:
+            return
+        if current.privileges:
+            detail = f"user {current.user!r} acts with the original user's privileges"
+            report.checks.append(Finding("privileges", ok=True, detail=detail))
+            return
+        report.fail(
+            "privileges",
+            current.detail,
+            "rotate (the next rotation makes the other user of the pair current), or grant "
+            "this user what the original user holds",
         )
 
     def _check_master_capabilities(
@@ -348,11 +563,9 @@ class Preflight(Rotator[ConnectionT]):
                 _not_checked(what, f"the master user logs in only after {AWSCURRENT}'s credentials did")
             )
             return
-        dbname = current.dbname if self.engine.master_session_on_secret_database else master.dbname
         original = original_username(current.username)
-        master_login = self._login(master, "master", dbname=dbname or current.dbname)
         try:
-            session = self.engine.open(master_login)
+            session = self.engine.open(self._master_login(current, master))
         except DatabaseError as error:
             report.fail(
                 "master login", str(error), "the master secret's credentials must log in to this server"
@@ -365,13 +578,20 @@ class Preflight(Rotator[ConnectionT]):
                     session,
                     original=original,
                     clone=partner_username(original),
-                    database=current.dbname or self.engine.default_dbname,
+                    database=self._secret_database(current),
                 )
             )
         except DatabaseError as error:
             report.capabilities.append(Capability(what, False, str(error)))
         finally:
             self.engine.close(session)
+
+
+def user_relation(user: str, current: str) -> Relation:
+    """``user``'s :data:`Relation` to ``current``, ``AWSCURRENT``'s user."""
+    if user == current:
+        return "same user"
+    return "pair" if original_username(user) == original_username(current) else "other user"
 
 
 def _not_checked(what: str, why: str) -> Capability:

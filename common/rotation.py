@@ -327,9 +327,7 @@ class Rotator(Generic[ConnectionT]):
         # user at another server or user (a confused deputy).
         self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
         master = self._master(current)
-        dbname = current.dbname if self.engine.master_session_on_secret_database else master.dbname
-        master_login = self._login(master, "master", dbname=dbname or current.dbname)
-        with self.engine.connect(master_login) as connection:
+        with self.engine.connect(self._master_login(current, master)) as connection:
             original = original_username(current.username)
             self.engine.set_alternate_user(
                 connection,
@@ -337,9 +335,20 @@ class Rotator(Generic[ConnectionT]):
                 clone=partner_username(original),
                 user=pending.username,
                 password=pending.password,
-                database=current.dbname or self.engine.default_dbname,
+                database=self._secret_database(current),
             )
         return f"user {pending.username!r} set by the master user"
+
+    def _master_login(self, current: DatabaseSecret, master: DatabaseSecret) -> Login:
+        """The master user's login for managing ``current``'s pair (setSecret and the
+        preflight): on the secret's database for engines whose user management happens
+        there, else on the master secret's own (the secret's when the master names none)."""
+        dbname = current.dbname if self.engine.master_session_on_secret_database else master.dbname
+        return self._login(master, "master", dbname=dbname or current.dbname)
+
+    def _secret_database(self, secret: DatabaseSecret) -> str | None:
+        """The database the alternating pair's privileges are compared on."""
+        return secret.dbname or self.engine.default_dbname
 
     # -- logging in --------------------------------------------------------------------
 

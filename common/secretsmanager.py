@@ -29,12 +29,16 @@ AWSPREVIOUS = "AWSPREVIOUS"
 
 @dataclass(frozen=True)
 class SecretMetadata:
-    """What ``DescribeSecret`` says: identity, rotation switch and version labels."""
+    """What ``DescribeSecret`` says: identity, rotation switch and function, version labels.
+
+    ``rotation_lambda_arn`` is the secret's rotation function (``RotationLambdaARN``), None
+    when it has none."""
 
     arn: str
     name: str
     rotation_enabled: bool
     versions: Mapping[str, tuple[str, ...]]
+    rotation_lambda_arn: str | None = None
 
     def version_with(self, label: str) -> str | None:
         """The version id carrying ``label``, or None."""
@@ -64,6 +68,7 @@ class SecretStore:
             name=response["Name"],
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions=versions,
+            rotation_lambda_arn=response.get("RotationLambdaARN") or None,
         )
 
     def version(self, arn: str, version_id: str, label: str) -> DatabaseSecret:

@@ -62,14 +62,15 @@ class RotationService:
         backend = secretsmanager_backends[self.account_id][self.region]
         return backend.secrets[secret_id]
 
-    def enable_rotation(self, secret_id: str, days: int = 30) -> None:
-        """What ``RotateSecret`` with rotation rules records, without starting a rotation."""
+    def enable_rotation(self, secret_id: str, days: int = 30, function_arn: str | None = None) -> None:
+        """What ``RotateSecret`` with rotation rules records, without starting a rotation;
+        ``function_arn`` is the rotation function's (a default one when None)."""
         secret = self._secret(secret_id)
         secret.rotation_enabled = True
         secret.rotation_requested = True
         secret.auto_rotate_after_days = days
         secret.rotation_lambda_arn = (
-            f"arn:aws:lambda:{self.region}:{self.account_id}:function:rotation-function"
+            function_arn or f"arn:aws:lambda:{self.region}:{self.account_id}:function:rotation-function"
         )
 
     def start(self, secret_id: str) -> RotationRequest:

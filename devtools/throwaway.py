@@ -25,6 +25,9 @@ class ThrowawayServer(ABC):
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ca: CertificateAuthority | None = None
+        #: The names the server certificate carries; add this machine's other addresses
+        #: (a container bridge's) before start() for clients that dial them.
+        self.certificate_hosts = ["127.0.0.1"]
 
     @property
     def ca_file(self) -> str:
@@ -32,14 +35,14 @@ class ThrowawayServer(ABC):
         return str(self.ca.cert_path)
 
     def make_certificates(self) -> tuple[Path, Path]:
-        """A CA of this server's own and a certificate for 127.0.0.1 only (so that a
-        connection to ``localhost`` shows a name mismatch being refused); the server's
-        certificate and key paths."""
+        """A CA of this server's own and a certificate for ``certificate_hosts`` (by
+        default 127.0.0.1 only, so that a connection to ``localhost`` shows a name
+        mismatch being refused); the server's certificate and key paths."""
         self.root.chmod(0o755)
         tls_dir = self.root / "tls"
         tls_dir.mkdir()
         self.ca = CertificateAuthority.create(tls_dir, "test-ca")
-        return self.ca.issue_server(tls_dir, "server", ["127.0.0.1"])
+        return self.ca.issue_server(tls_dir, "server", self.certificate_hosts)
 
     @property
     def as_root(self) -> bool:
@@ -60,6 +63,10 @@ class ThrowawayServer(ABC):
             if path.is_dir():
                 for child in path.rglob("*"):
                     shutil.chown(child, self.service_user, self.service_user)
+
+    @abstractmethod
+    def start(self) -> ThrowawayServer:
+        """Start the server (TLS with :meth:`make_certificates`); returns itself."""
 
     @abstractmethod
     def stop(self) -> None:

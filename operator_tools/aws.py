@@ -7,6 +7,7 @@ botocore Stubber where moto has no model, and an in-process invoker of the real 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,10 @@ class ToolError(Exception):
 
 
 class Aws:
-    """One region's clients, made on first use; ``invoke`` runs a function synchronously."""
+    """One region's clients, made on first use; ``invoke`` runs a function synchronously.
+
+    ``sleep`` and ``clock`` are the tools' time (waiting for a rotation), so that a test
+    can let time pass without waiting."""
 
     def __init__(
         self,
@@ -39,7 +43,9 @@ class Aws:
         profile: str | None = None,
         clients: dict[str, Any] | None = None,
         invoker: Invoker | None = None,
-        rotate: Callable[[str], None] | None = None,
+        rotate: Callable[[str], str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._region = region
         self._profile = profile
@@ -47,6 +53,8 @@ class Aws:
         self._invoker = invoker
         self._rotate = rotate
         self._session: Any = None
+        self.sleep = sleep
+        self.clock = clock
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -82,19 +90,28 @@ class Aws:
         return payload
 
     def preflight(
-        self, function: str, secret_arn: str, version_ids: list[str] | None = None
+        self,
+        function: str,
+        secret_arn: str,
+        version_ids: list[str] | None = None,
+        max_refused: int | None = None,
     ) -> dict[str, Any]:
+        """The function's preflight report; ``max_refused`` asks it to risk that many
+        refused logins in a row per user (None: the function's default)."""
         body: dict[str, Any] = {"SecretId": secret_arn}
         if version_ids:
             body["VersionIds"] = version_ids
+        if max_refused is not None:
+            body["MaxRefusedLogins"] = max_refused
         return self.invoke(function, {PREFLIGHT_KEY: body})
 
-    def start_rotation(self, secret_arn: str) -> None:
-        """``RotateSecret`` with the secret's own function and rules."""
+    def start_rotation(self, secret_arn: str) -> str:
+        """``RotateSecret`` with the secret's own function and rules; the new version's id.
+        It only starts the rotation: Secrets Manager registers the version labelled
+        ``AWSPENDING`` and runs the function's four steps afterwards."""
         if self._rotate is not None:
-            self._rotate(secret_arn)
-            return
-        self.client("secretsmanager").rotate_secret(SecretId=secret_arn)
+            return self._rotate(secret_arn)
+        return str(self.client("secretsmanager").rotate_secret(SecretId=secret_arn)["VersionId"])
 
 
 def error_code(error: Exception) -> str:
@@ -120,11 +137,32 @@ def function_name(arn_or_name: str) -> str:
 
 def stuck_pending(versions: dict[str, list[str]]) -> str | None:
     """The version labelled AWSPENDING when it is not AWSCURRENT's: a rotation in progress
-    or abandoned, which blocks every later rotation."""
+    or abandoned, which blocks every later rotation (``suite.pending_state`` tells which)."""
     for version, labels in versions.items():
         if AWSPENDING in labels and AWSCURRENT not in labels:
             return version
     return None
+
+
+def created_date(aws: Aws, arn: str, version: str) -> datetime | None:
+    """When a version was created (``ListSecretVersionIds``), None when it is not listed;
+    raises one of :data:`AWS_ERRORS` when the caller may not list them."""
+    listed = aws.client("secretsmanager").list_secret_version_ids(
+        SecretId=arn, IncludeDeprecated=True, MaxResults=100
+    )["Versions"]
+    created = next((v.get("CreatedDate") for v in listed if v["VersionId"] == version), None)
+    return created if isinstance(created, datetime) else None
+
+
+def function_timeout(aws: Aws, function: str | None) -> int | None:
+    """A function's time-out in seconds; None when there is none or it cannot be read."""
+    if not function:
+        return None
+    try:
+        timeout = aws.client("lambda").get_function_configuration(FunctionName=function).get("Timeout")
+    except AWS_ERRORS:
+        return None
+    return int(timeout) if timeout else None
 
 
 def version_with(versions: dict[str, list[str]], label: str) -> str | None:

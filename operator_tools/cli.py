@@ -2,19 +2,27 @@
 
 Exit status: 0 when all is well (or, for ``repair``, the plan was shown or carried out),
 1 when a check failed, a secret is stuck or overdue, or a repair was refused or failed,
-2 for a usage error. Imports boto3 only when a subcommand runs.
+2 for a usage error, 3 when ``repair --apply`` started a rotation that was still running
+when ``--wait`` ran out (not a failure: check ``secrets-rotation status``). Imports boto3
+only when a subcommand runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import TYPE_CHECKING, TextIO
+
+from operator_tools.suite import DEFAULT_WAIT_S
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from operator_tools.aws import Aws
+
+#: ``repair --apply`` started a rotation still running when the wait ran out.
+EXIT_IN_PROGRESS = 3
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("secret", help="secret name or ARN")
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    add_max_refused(doctor)
     status = commands.add_parser("status", help="every secret this suite's functions rotate, one row each")
     status.add_argument(
         "--stack", default="secrets-rotation", help="the stack of the functions (default: %(default)s)"
@@ -45,11 +54,33 @@ def parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("secret", help="secret name or ARN")
     repair.add_argument(
-        "--function", help="function to run the preflight (default: the secret's rotation function)"
+        "--function",
+        help="function to run the preflight (default: the secret's rotation function; another "
+        "function refuses: a preflight answers only for its own secrets)",
     )
     repair.add_argument("--apply", action="store_true", help="carry out the plan")
+    repair.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        metavar="SECONDS",
+        help="how long --apply waits for a rotation it started (default: %(default)g); "
+        f"exit status {EXIT_IN_PROGRESS} when it is still running then",
+    )
     repair.add_argument("--json", action="store_true", help="print JSON")
+    add_max_refused(repair)
     return root
+
+
+def add_max_refused(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-refused-logins",
+        type=int,
+        metavar="N",
+        help="let the preflight risk N refused logins in a row per user (default: the function's, "
+        "2; never as many as the server's lockout, where it can read it): every refused login "
+        "counts towards MariaDB's max_password_errors or MySQL's FAILED_LOGIN_ATTEMPTS",
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: TextIO | None = None) -> int:
@@ -73,15 +104,20 @@ def main(argv: Sequence[str] | None = None, *, aws: Aws | None = None, out: Text
 
 
 def run_doctor(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
+    """Everything the doctor prints goes through the mask of the secret's credentials."""
     from operator_tools.doctor import diagnose
+    from operator_tools.masking import Masker
     from operator_tools.report import print_json, print_results, results_json
 
-    results = diagnose(aws, arguments.secret)
+    masker = Masker()
+    results = diagnose(aws, arguments.secret, masker, arguments.max_refused_logins)
     ok = not any(result.status == "fail" for result in results)
+    shown = io.StringIO()
     if arguments.json:
-        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, out)
+        print_json({"secret": arguments.secret, "ok": ok, "checks": results_json(results)}, shown)
     else:
-        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, out)
+        print_results(f"secrets-rotation doctor {arguments.secret} ({aws.region})", results, shown)
+    out.write(masker.mask(shown.getvalue()))
     return 0 if ok else 1
 
 
@@ -91,7 +127,7 @@ def run_status(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
 
     functions = suite_functions(aws, arguments.stack, arguments.function)
     rows = collect(aws, functions)
-    ok = not any(row.stuck_version or row.overdue for row in rows)
+    ok = not any(row.stuck or row.overdue for row in rows)
     if arguments.json:
         print_json({"functions": sorted(functions), "ok": ok, "secrets": rows_json(rows)}, out)
     else:
@@ -105,7 +141,13 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
     from operator_tools.repair import Repair
     from operator_tools.report import print_json
 
-    repair = Repair(aws, arguments.secret, arguments.function)
+    repair = Repair(
+        aws,
+        arguments.secret,
+        arguments.function,
+        wait_s=arguments.wait,
+        max_refused=arguments.max_refused_logins,
+    )
     plan = repair.plan()
     document = {
         "secret": repair.arn or arguments.secret,
@@ -114,11 +156,11 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
         "actions": plan.actions,
         "applied": False,
     }
-    outcome = ""
+    outcome = None
     acts = plan.kind not in ("refuse", "nothing to do")
     if arguments.apply and acts:
         outcome = repair.apply(plan)
-        document |= {"applied": True, "outcome": outcome}
+        document |= {"applied": True, "finished": outcome.finished, "outcome": outcome.message}
     if arguments.json:
         print_json(document, out)
     else:
@@ -129,7 +171,9 @@ def run_repair(aws: Aws, arguments: argparse.Namespace, out: TextIO) -> int:
         if acts and not arguments.apply:
             print("  nothing changed: run again with --apply to carry this out", file=out)
         if outcome:
-            print(f"  {outcome}", file=out)
+            print(f"  {outcome.message}", file=out)
+    if outcome is not None and not outcome.finished:
+        return EXIT_IN_PROGRESS
     return 1 if plan.kind == "refuse" else 0
 
 

@@ -2,7 +2,9 @@
 
 Each check is a function of the :class:`Diagnosis` gathered so far, returning one or
 more results; a check whose inputs an earlier check could not get is skipped. Values of
-secrets are read only to compare them (the environment check) and are never printed.
+secrets are read only to compare them (the environment check) and are never printed:
+every credential read is registered with the run's :class:`~operator_tools.masking.Masker`,
+through which the command prints everything.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from operator_tools.aws import (
@@ -20,26 +21,23 @@ from operator_tools.aws import (
     AWSPENDING,
     ToolError,
     account_of,
+    created_date,
     error_code,
+    function_timeout,
     now,
     stuck_pending,
     version_with,
     when,
 )
+from operator_tools.masking import Masker, hide_url_credentials
 from operator_tools.report import Result, Status, failed, passed, skipped, unknown
+from operator_tools.suite import ROTATION_STEPS, SUITE_HANDLERS, overdue, pending_state, rotating_window
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from operator_tools.aws import Aws
 
-#: The handler of each of this suite's functions, and the secret engines it serves.
-SUITE_HANDLERS = {
-    "rotators.postgresql.app.lambda_handler": frozenset({"postgres", "aurora-postgresql"}),
-    "rotators.mysql.app.lambda_handler": frozenset({"mysql", "aurora-mysql", "mariadb"}),
-    "rotators.mongodb.app.lambda_handler": frozenset({"mongo"}),
-    "rotators.redshift.app.lambda_handler": frozenset({"redshift"}),
-}
 ROTATION_ACTIONS = (
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -79,6 +77,8 @@ class Diagnosis:
     secret: dict[str, Any] | None = None
     value: dict[str, Any] | None = field(default=None, repr=False)
     function: dict[str, Any] | None = None
+    masker: Masker = field(default_factory=Masker)
+    max_refused: int | None = None
 
     @property
     def arn(self) -> str:
@@ -89,9 +89,13 @@ class Diagnosis:
         return f"secrets-rotation repair {self.secret_id}"
 
 
-def diagnose(aws: Aws, secret_id: str) -> list[Result]:
-    """Every check, in order."""
-    diagnosis = Diagnosis(aws, secret_id)
+def diagnose(
+    aws: Aws, secret_id: str, masker: Masker | None = None, max_refused: int | None = None
+) -> list[Result]:
+    """Every check, in order; the secret's credentials are registered with ``masker``
+    (print the results only through it). ``max_refused``: the preflight's
+    ``MaxRefusedLogins`` (None: the function's default)."""
+    diagnosis = Diagnosis(aws, secret_id, masker=masker or Masker(), max_refused=max_refused)
     results: list[Result] = []
     checks: list[Callable[[Diagnosis], list[Result]]] = [
         check_secret,
@@ -169,7 +173,8 @@ def check_secret(diagnosis: Diagnosis) -> list[Result]:
     if not isinstance(value, dict):
         return [failed("secret", f"its {AWSCURRENT} version is not a JSON object", "store AWS's JSON format")]
     diagnosis.value = value
-    where = f"{value.get('host', '?')}:{value.get('port', 'default port')}"
+    diagnosis.masker.register_secret(value)
+    where = f"{hide_url_credentials(str(value.get('host', '?')))}:{value.get('port', 'default port')}"
     return [
         passed(
             "secret",
@@ -202,8 +207,7 @@ def check_rotation(diagnosis: Diagnosis) -> list[Result]:
     window = f", window {rules['Duration']}" if rules.get("Duration") else ""
     times = f"last rotated {when(secret.get('LastRotatedDate'))}, next {when(secret.get('NextRotationDate'))}"
     reason = f"enabled, {schedule}{window}; {times}; function {function.split(':')[-1]}"
-    next_rotation = secret.get("NextRotationDate")
-    if next_rotation is not None and next_rotation < now() - timedelta(days=1):
+    if overdue(secret, now()):
         return [failed("rotation", f"overdue: {reason}", "see the labels and preflight checks below")]
     return [passed("rotation", reason)]
 
@@ -219,14 +223,23 @@ def check_labels(diagnosis: Diagnosis) -> list[Result]:
         return [
             passed("labels", f"{AWSCURRENT} on {version_with(versions, AWSCURRENT)}, no rotation in progress")
         ]
-    since = "-"
     try:
-        listed = diagnosis.aws.client("secretsmanager").list_secret_version_ids(SecretId=diagnosis.arn)
-        since = next(
-            (when(v.get("CreatedDate")) for v in listed["Versions"] if v["VersionId"] == pending), "-"
-        )
+        created = created_date(diagnosis.aws, diagnosis.arn, pending)
+        since = when(created)
     except AWS_ERRORS:
-        since = "a time the caller may not read (ListSecretVersionIds)"
+        created, since = None, "a time the caller may not read (ListSecretVersionIds)"
+    timeout = function_timeout(diagnosis.aws, diagnosis.secret.get("RotationLambdaARN"))
+    if pending_state(created, timeout, now()) == "rotating":
+        minutes = int(rotating_window(timeout).total_seconds() // 60)
+        return [
+            Result(
+                "labels",
+                "info",
+                f"a rotation is in progress: version {pending} is labelled {AWSPENDING} since {since}, "
+                f"within the {minutes} min a rotation may take ({ROTATION_STEPS} steps at the "
+                "function's time-out, and a margin)",
+            )
+        ]
     return [
         failed(
             "labels",
@@ -641,7 +654,9 @@ def check_environment(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Re
 @needs_function("preflight")
 def check_preflight(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
-        report = diagnosis.aws.preflight(function["FunctionArn"], diagnosis.arn)
+        report = diagnosis.aws.preflight(
+            function["FunctionArn"], diagnosis.arn, max_refused=diagnosis.max_refused
+        )
     except ToolError as error:
         return [failed("preflight", str(error), "see the function's log; the checks above say where to look")]
     except AWS_ERRORS as error:

@@ -1,9 +1,11 @@
 """``status``: one row for every secret this suite's functions rotate in an account and region.
 
 The functions come from the stack (``--stack``, the ``AWS::Lambda::Function`` resources
-running one of the suite's handlers) or are named (``--function``). A secret is stuck
-when ``AWSPENDING`` sits on a version other than ``AWSCURRENT``'s, overdue when its next
-rotation date has passed by more than a day. The last ``RotationFailed`` or
+running one of the suite's handlers) or are named (``--function``). A secret is
+rotating when ``AWSPENDING`` sits on a version other than ``AWSCURRENT``'s created within
+the time a rotation may take (``suite.rotating_window``: four steps at the function's
+time-out, and a margin), stuck when that version is older; overdue when its next rotation
+date has passed by more than a day and it is not rotating. The last ``RotationFailed`` or
 ``RotationAbandoned`` comes from CloudTrail when the caller may read it.
 """
 
@@ -13,8 +15,17 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from operator_tools.aws import AWS_ERRORS, error_code, function_name, now, stuck_pending, when
-from operator_tools.doctor import SUITE_HANDLERS
+from operator_tools.aws import (
+    AWS_ERRORS,
+    created_date,
+    error_code,
+    function_name,
+    function_timeout,
+    now,
+    stuck_pending,
+    when,
+)
+from operator_tools.suite import SUITE_HANDLERS, overdue, pending_state
 
 if TYPE_CHECKING:
     from operator_tools.aws import Aws
@@ -22,7 +33,6 @@ if TYPE_CHECKING:
 FAILURE_EVENTS = ("RotationFailed", "RotationAbandoned")
 CLOUDTRAIL_DAYS = 90
 CLOUDTRAIL_PAGES = 4
-OVERDUE_GRACE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -32,14 +42,16 @@ class Row:
     last_rotated: str
     next_rotation: str
     overdue: bool
-    stuck_version: str | None
-    stuck_since: str
+    pending_version: str | None
+    pending_since: str
+    stuck: bool
     last_failure: str
 
     @property
     def state(self) -> str:
-        if self.stuck_version:
-            return f"STUCK ({self.stuck_version[:8]} since {self.stuck_since})"
+        if self.pending_version:
+            kind = "STUCK" if self.stuck else "rotating"
+            return f"{kind} ({self.pending_version[:8]} since {self.pending_since})"
         return "OVERDUE" if self.overdue else "ok"
 
 
@@ -62,37 +74,35 @@ def suite_functions(aws: Aws, stack: str | None, names: list[str]) -> set[str]:
 def collect(aws: Aws, functions: set[str]) -> list[Row]:
     sm = aws.client("secretsmanager")
     failures = last_failures(aws)
+    timeouts: dict[str, int | None] = {}
     rows = []
     for page in sm.get_paginator("list_secrets").paginate():
         for secret in page["SecretList"]:
             function = function_name(str(secret.get("RotationLambdaARN", "")))
             if function not in functions:
                 continue
-            versions = secret.get("SecretVersionsToStages", {})
-            stuck = stuck_pending(versions)
-            next_rotation = secret.get("NextRotationDate")
+            pending = stuck_pending(secret.get("SecretVersionsToStages", {}))
+            created = created_date(aws, secret["ARN"], pending) if pending else None
+            if pending and function not in timeouts:
+                timeouts[function] = function_timeout(aws, secret["RotationLambdaARN"])
+            rotating = bool(pending) and pending_state(created, timeouts.get(function), now()) == "rotating"
             rows.append(
                 Row(
                     secret=secret["Name"],
                     function=function,
                     last_rotated=when(secret.get("LastRotatedDate")),
-                    next_rotation=when(next_rotation) if secret.get("RotationEnabled") else "disabled",
-                    overdue=bool(
-                        secret.get("RotationEnabled")
-                        and next_rotation is not None
-                        and next_rotation < now() - OVERDUE_GRACE
-                    ),
-                    stuck_version=stuck,
-                    stuck_since=_created(aws, secret["ARN"], stuck) if stuck else "",
+                    next_rotation=when(secret.get("NextRotationDate"))
+                    if secret.get("RotationEnabled")
+                    else "disabled",
+                    # A rotation under way is the overdue one being done.
+                    overdue=overdue(secret, now()) and not rotating,
+                    pending_version=pending,
+                    pending_since=when(created) if pending else "",
+                    stuck=bool(pending) and not rotating,
                     last_failure=_failure_of(failures, secret),
                 )
             )
     return sorted(rows, key=lambda row: row.secret)
-
-
-def _created(aws: Aws, arn: str, version: str) -> str:
-    listed = aws.client("secretsmanager").list_secret_version_ids(SecretId=arn)["Versions"]
-    return next((when(v.get("CreatedDate")) for v in listed if v["VersionId"] == version), "-")
 
 
 def last_failures(aws: Aws) -> list[dict[str, Any]] | str:

@@ -10,13 +10,18 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from tests.conftest import new_password, unique
+from tests.helpers import store_secret
 
 if TYPE_CHECKING:
+    import pytest
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
     from common.engine import Engine
     from devtools.mariadb import MariaDBServer
     from devtools.mongo_peer import MongoServer
     from devtools.postgres import PostgresServer
     from devtools.redshift import RedshiftStandIn
+    from devtools.service import RotationService
 
 
 class Harness(ABC):
@@ -128,3 +133,23 @@ class RedshiftHarness(Harness):
             return int(cursor.fetchone()[0])
         finally:
             cursor.close()
+
+
+def harness_named(name: str, request: pytest.FixtureRequest) -> Harness:
+    """The harness of engine ``name`` ("postgresql", "mariadb", "mongodb", "redshift") on the
+    session's throwaway server, which ``request`` starts on first use."""
+    if name == "postgresql":
+        return PostgresHarness(request.getfixturevalue("postgres"))
+    if name == "mariadb":
+        return MariaDBHarness(request.getfixturevalue("mariadb"))
+    if name == "mongodb":
+        return MongoHarness(request.getfixturevalue("mongo"))
+    return RedshiftHarness(request.getfixturevalue("redshift"))
+
+
+def store_master_secret(harness: Harness, sm_client: SecretsManagerClient, service: RotationService) -> str:
+    """A new master user on ``harness``'s server and its secret (rotation off); the ARN."""
+    user, password = unique("admin"), new_password()
+    harness.create_master(user, password)
+    body = harness.secret(user, password, harness.server.admin_database)
+    return store_secret(sm_client, service, user, body, rotation=False)

@@ -59,3 +59,13 @@ def local_client(endpoint: str) -> SecretsManagerClient:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 60``), for caches with a time limit."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

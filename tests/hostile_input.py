@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.errors import RotationError
 from devtools.service import LambdaContext
 from tests.helpers import store_secret
 
@@ -55,3 +56,23 @@ def refused_at_create(
     with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
         sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
     return message
+
+
+def refused_with_project_error(
+    handler: RotationFunction[Any], service: RotationService, arn: str, hidden: str
+) -> RotationError:
+    """Run createSecret for the secret ``arn``: it must raise an error of the project's tree
+    without ``hidden`` in its message. Any other exception fails the test by its type alone
+    (its text may hold the hostile value, and is not chained into the report)."""
+    request = service.start(arn)
+    raw: type[BaseException] | None = None
+    try:
+        handler(request.event("createSecret"), LambdaContext())
+    except RotationError as error:
+        assert hidden not in str(error)
+        return error
+    except Exception as error:  # noqa: BLE001 - any other exception is the defect under test
+        raw = type(error)
+    if raw is not None:
+        pytest.fail(f"raw {raw.__module__}.{raw.__name__} escaped createSecret")
+    pytest.fail("createSecret accepted the hostile secret")

@@ -14,9 +14,18 @@ no longer has are revoked from the clone. The master user's session checks the r
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, DriverErrors, Engine, Login, compare_with_original, first_line
+from common.engine import (
+    Capability,
+    DriverErrors,
+    Engine,
+    Lockout,
+    Login,
+    compare_with_original,
+    first_line,
+)
 from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
 from rotators.mysql.dialect import (
@@ -41,6 +50,8 @@ else:
 _LOGIN_REFUSED = frozenset({1045, 1698})
 # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
 _NOT_ALLOWED = frozenset({1044, 1142, 1227})
+#: MariaDB's max_password_errors when no limit is set (the default).
+MARIADB_UNLIMITED = 4294967295
 
 
 class MySQLEngine(Engine[MySQLConnection]):
@@ -244,6 +255,27 @@ class MySQLEngine(Engine[MySQLConnection]):
             return [Capability("change its own password", True, "any account may set its own password")]
         return [Capability("change its own password", False, detail)]
 
+    def login_lockout(self, connection: MySQLConnection, login: Login) -> Lockout:
+        if _server(connection).flavour == "mariadb":
+            # A global variable (10.4+) every account may read; it spares no account but
+            # those with CONNECTION ADMIN connecting from localhost.
+            rows = _rows(
+                connection, "SHOW GLOBAL VARIABLES LIKE 'max_password_errors'", (), "read max_password_errors"
+            )
+            limit = int(_text(rows[0][1])) if rows else None
+            if limit is None or limit >= MARIADB_UNLIMITED:
+                return Lockout(None, known=True, detail="MariaDB max_password_errors is unlimited")
+            return Lockout(
+                limit,
+                known=True,
+                detail=f"MariaDB max_password_errors = {limit}: the server blocks an account after "
+                f"{limit} refused logins in a row (error 4150, until FLUSH PRIVILEGES)",
+            )
+        # MySQL 8.0.19+: per account, and in effect only with a PASSWORD_LOCK_TIME; an
+        # account may read its own SHOW CREATE USER without privileges on mysql.*.
+        rows = _rows(connection, "SHOW CREATE USER CURRENT_USER()", (), "read its own account")
+        return account_lockout(login.username, _text(rows[0][0]) if rows else "")
+
     def alternate_user_capabilities(
         self, connection: MySQLConnection, *, original: str, clone: str, database: str | None
     ) -> list[Capability]:
@@ -287,6 +319,22 @@ class MySQLEngine(Engine[MySQLConnection]):
             )
         )
         return found
+
+
+def account_lockout(user: str, create_user: str) -> Lockout:
+    """MySQL 8's lock of ``user`` after refused logins, from its ``SHOW CREATE USER`` text:
+    in effect only with both ``FAILED_LOGIN_ATTEMPTS`` and a ``PASSWORD_LOCK_TIME``."""
+    attempts = re.search(r"FAILED_LOGIN_ATTEMPTS (\d+)", create_user)
+    lock_time = re.search(r"PASSWORD_LOCK_TIME (\d+|UNBOUNDED)", create_user)
+    limit = int(attempts[1]) if attempts else 0
+    if not limit or lock_time is None or lock_time[1] == "0":
+        return Lockout(None, known=True, detail=f"{user!r} has no FAILED_LOGIN_ATTEMPTS lock")
+    return Lockout(
+        limit,
+        known=True,
+        detail=f"{user!r} has FAILED_LOGIN_ATTEMPTS {limit} PASSWORD_LOCK_TIME {lock_time[1]}: "
+        f"the server locks it after {limit} refused logins in a row (error 3955)",
+    )
 
 
 def _set_account_password(

@@ -82,6 +82,13 @@ class Function:
     environment: dict[str, str]
     layers: list[str]
 
+    def sam_env_vars(self, env_file: dict[str, dict[str, str]]) -> dict[str, str]:
+        """What ``sam local invoke --env-vars`` applies: the file's ``Parameters``, then
+        this function's own entry, for the variables the template declares only (SAM
+        drops the others)."""
+        given = {**env_file.get("Parameters", {}), **env_file.get(self.logical_id, {})}
+        return {name: value for name, value in given.items() if name in self.environment}
+
     @property
     def module(self) -> str:
         return self.handler.rpartition(".")[0]

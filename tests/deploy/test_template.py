@@ -78,6 +78,15 @@ def test_sam_validate_lint_is_clean(sam_cli: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_env_json_sets_only_variables_the_template_declares() -> None:
+    """SAM drops the others silently: a value there that no function declares does nothing."""
+    env_file = json.loads((ROOT / "sam" / "env.json").read_text())
+    declared = {f.logical_id: set(f.environment) for f in ALL_FUNCTIONS}
+    for section, values in env_file.items():
+        names = set().union(*declared.values()) if section == "Parameters" else declared[section]
+        assert set(values) <= names, (section, set(values) - names)
+
+
 def test_every_engine_has_a_function() -> None:
     packages = {p.name for p in (ROOT / "rotators").iterdir() if (p / "app.py").exists()}
     assert {package_of(f) for f in TEMPLATE_FUNCTIONS} == packages
@@ -496,9 +505,9 @@ def test_built_function_rotates_as_sam_local_invoke_would(
         request_ = service.start(arn)
         environment = {
             **function.environment,
-            **env_file.get("Parameters", {}),
-            **env_file.get(function.logical_id, {}),
+            **function.sam_env_vars(env_file),
             "DB_CA_BUNDLE": harness.server.ca_file,
+            "SECRETS_MANAGER_ENDPOINT": endpoint,
         }
         child = start_function(built, runtime_python, runtime_boto3, function, environment, endpoint)
         assert child.stdin is not None and child.stdout is not None

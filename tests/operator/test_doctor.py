@@ -168,12 +168,29 @@ def test_a_stuck_rotation(world: World, secret: str) -> None:
     world.allow_rotation(secret)
     request = world.service.start(secret)
     world.handler(request.event("createSecret"), None)
+    world.age(secret, request.token, 10 * 60)  # past the window: 4 steps at 60 s, and 5 min
     code, checks = doctor(world, secret)
     assert code == 1
     labels = only_failure(checks, "labels")
     assert f"version {request.token} is labelled AWSPENDING since 20" in labels["reason"]
+    assert labels["reason"].startswith("a rotation is stuck")
     assert labels["fix"] == f"secrets-rotation repair {secret}"
     assert "AWSPENDING refused" in checks["preflight: logins"]["reason"]
+
+
+def test_a_rotation_in_progress_is_not_stuck(world: World, secret: str) -> None:
+    world.deploy()
+    world.allow_rotation(secret)
+    request = world.service.start(secret)
+    world.handler(request.event("createSecret"), None)
+    world.age(secret, request.token, 8 * 60)
+    code, checks = doctor(world, secret)
+    assert code == 0, checks
+    assert checks["labels"]["status"] == "info"
+    assert checks["labels"]["reason"].startswith(
+        f"a rotation is in progress: version {request.token} is labelled AWSPENDING since 20"
+    )
+    assert "within the 9 min a rotation may take" in checks["labels"]["reason"]
 
 
 # -- the function -------------------------------------------------------------------------

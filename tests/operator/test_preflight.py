@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from common.errors import EventFormatError
+from common.errors import EventFormatError, PreflightRefusedError
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoServer
+from devtools.service import LambdaContext
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret
 from tests.operator.conftest import abandoned, database_state, secret_state
@@ -25,10 +26,16 @@ if TYPE_CHECKING:
     from tests.scenarios.conftest import Account
 
 READS = {"DescribeSecret", "GetSecretValue"}
+#: The function the service emulation attaches every secret to (its RotationLambdaARN).
+FUNCTION = "rotation-function"
 
 
-def preflight(handler: RotationFunction[Any], arn: str, **extra: Any) -> dict[str, Any]:
-    report = handler({"Preflight": {"SecretId": arn, **extra}}, None)
+def preflight(
+    handler: RotationFunction[Any], arn: str, context: object = None, **extra: Any
+) -> dict[str, Any]:
+    """The preflight as Lambda invokes it: with the context of the secret's own function
+    unless another is given."""
+    report = handler({"Preflight": {"SecretId": arn, **extra}}, context or LambdaContext(FUNCTION))
     assert report is not None
     return report
 
@@ -159,6 +166,77 @@ def test_preflight_finds_a_user_that_may_not_change_its_own_password(
     assert report["ok"] is False
     assert [c["held"] for c in report["capabilities"]] == [False], report
     assert outcomes(report)["AWSCURRENT"] == "accepted"
+
+
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("strategy_arn", ["alternating"], indirect=True)
+def test_preflight_reports_whether_each_accepted_version_passes_the_privilege_proof(
+    harness: Harness,
+    handler: RotationFunction[Any],
+    service: RotationService,
+    account: Account,
+    strategy_arn: str,
+) -> None:
+    """After a rotation the clone is AWSCURRENT; stripped of the original's role, it still
+    logs in but no longer passes finishSecret's proof, and the preflight says so."""
+    service.rotate(handler, strategy_arn)
+    report = preflight(handler, strategy_arn)
+    proofs = {login["labels"][0]: login["privileges"] for login in report["logins"]}
+    assert proofs == {"AWSCURRENT": True, "AWSPREVIOUS": True}, report
+
+    harness.server.execute(f'REVOKE "{account.user}" FROM "{account.user}_clone"')  # type: ignore[union-attr]
+    report = preflight(handler, strategy_arn)
+
+    current = next(login for login in report["logins"] if "AWSCURRENT" in login["labels"])
+    assert (current["user"], current["outcome"], current["privileges"]) == (
+        f"{account.user}_clone",
+        "accepted",
+        False,
+    )
+    assert f"does not act as {account.user!r}" in current["detail"]
+    failing = [c for c in report["checks"] if c["ok"] is False]
+    assert [c["check"] for c in failing] == ["privileges"] and report["ok"] is False
+
+
+def aliased(function: str, qualifier: str) -> LambdaContext:
+    """The context of an invocation through an alias or version (``...:function:name:live``)."""
+    context = LambdaContext(function)
+    context.invoked_function_arn += f":{qualifier}"
+    return context
+
+
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)
+def test_preflight_answers_for_the_functions_own_secret(
+    handler: RotationFunction[Any], account: Account
+) -> None:
+    """The secret's RotationLambdaARN is the invoked function (through an alias too)."""
+    for context in (LambdaContext(FUNCTION), aliased(FUNCTION, "live")):
+        report = preflight(handler, account.arn, context)
+        assert outcomes(report) == {"AWSCURRENT": "accepted"}, report
+
+
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)
+def test_preflight_refuses_a_secret_of_another_function(
+    handler: RotationFunction[Any], account: Account, master_arn: str
+) -> None:
+    """An invoker may not use the function to probe another function's secrets, nor the
+    master secret (which no function rotates), nor try old passwords (VersionIds)."""
+    calls = Counter(handler.secrets_manager_calls)
+    with pytest.raises(PreflightRefusedError, match="rotated by another function") as refused:
+        preflight(handler, account.arn, LambdaContext("other-function"), VersionIds=["v1"])
+    assert account.arn in str(refused.value)
+    with pytest.raises(PreflightRefusedError, match="has no rotation function"):
+        preflight(handler, master_arn)
+    # Nothing read but the descriptions: no value, no login.
+    assert set(handler.secrets_manager_calls - calls) == {"DescribeSecret"}
+
+
+@pytest.mark.parametrize("harness", ["postgresql"], indirect=True)
+def test_preflight_without_a_lambda_context_is_refused(
+    handler: RotationFunction[Any], account: Account
+) -> None:
+    with pytest.raises(PreflightRefusedError, match="without a Lambda context"):
+        handler({"Preflight": {"SecretId": account.arn}}, None)
 
 
 def test_preflight_event_is_never_taken_for_a_step(handler: RotationFunction[Any]) -> None:

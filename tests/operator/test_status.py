@@ -106,6 +106,7 @@ def test_status_finds_the_stacks_secrets_and_flags_the_stuck_and_the_overdue(wor
     stuck = secret(world, suite, last=now - 2 * DAY, next_=now + 28 * DAY)
     other = secret(world, functions["SomethingElse"], last=now, next_=now + DAY)
     request = world.service.start(stuck)
+    world.age(stuck, request.token, 3600)  # past the window: 4 steps at 3 s, and 5 min
     failed_at = datetime.now(UTC)
     trail(
         world,
@@ -127,7 +128,7 @@ def test_status_finds_the_stacks_secrets_and_flags_the_stuck_and_the_overdue(wor
     assert set(rows) == {names[healthy], names[overdue], names[stuck]}
     assert rows[names[healthy]]["state"] == "ok"
     assert rows[names[overdue]]["state"] == "OVERDUE" and rows[names[overdue]]["overdue"]
-    assert rows[names[stuck]]["stuck_version"] == request.token
+    assert (rows[names[stuck]]["pending_version"], rows[names[stuck]]["stuck"]) == (request.token, True)
     assert rows[names[stuck]]["state"].startswith(f"STUCK ({request.token[:8]} since 20")
     assert rows[names[stuck]]["last_failure"] == f"RotationFailed {failed_at.strftime('%Y-%m-%d %H:%M')} UTC"
     assert rows[names[healthy]]["last_failure"] == "-"
@@ -162,3 +163,29 @@ def test_status_of_named_functions_all_well_without_cloudtrail(world: World) -> 
     assert text[1].startswith(name) and " ok " in text[1]
     assert text[1].endswith("CloudTrail not readable (AccessDeniedException)")
     assert text[-1] == "1 secret rotated by rotation-function"
+
+
+def test_status_tells_a_rotation_in_progress_from_a_stuck_one(world: World) -> None:
+    """A pending version younger than the function's window (4 steps at its time-out,
+    60 s, and 5 min) is a rotation under way: not stuck, and not overdue either."""
+    arn = world.deploy()
+    now = time.time()
+    rotating = secret(world, arn, last=now - 31 * DAY, next_=now - 2 * DAY)
+    request = world.service.start(rotating)
+    world.cloudtrail_stub.add_client_error("lookup_events", "AccessDeniedException", http_status_code=400)
+    world.age(rotating, request.token, 8 * 60)
+
+    code, document = status(world, "--function", "rotation-function")
+
+    (row,) = document["secrets"]
+    assert code == 0, document
+    assert row["state"].startswith(f"rotating ({request.token[:8]} since 20"), row
+    assert (row["pending_version"], row["stuck"], row["overdue"]) == (request.token, False, False)
+
+    world.age(rotating, request.token, 2 * 60)  # 10 min: past the 9 min window
+    world.cloudtrail_stub.add_client_error("lookup_events", "AccessDeniedException", http_status_code=400)
+    code, document = status(world, "--function", "rotation-function")
+    (row,) = document["secrets"]
+    assert code == 1
+    assert row["state"].startswith(f"STUCK ({request.token[:8]} since 20"), row
+    assert (row["stuck"], row["overdue"]) == (True, True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.stub import Stubber
 
-from devtools.service import DEFAULT_ACCOUNT, LambdaContext
+from devtools.service import DEFAULT_ACCOUNT, STEPS, LambdaContext
 from operator_tools.aws import Aws
 from tests.conftest import REGION
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.service import RotationService
+    from devtools.service import RotationRequest, RotationService
 
 FUNCTION = "rotation-function"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:function:{FUNCTION}"
@@ -51,7 +51,12 @@ def code_zip() -> bytes:
 
 @dataclass
 class World:
-    """One test's account; ``aws`` is what the command is given."""
+    """One test's account; ``aws`` is what the command is given.
+
+    ``RotateSecret`` behaves as on AWS: it registers the pending version and returns, and
+    the four steps run later, once ``rotation_takes_s`` of the tool's time has passed (the
+    tool's ``sleep`` moves this world's clock; nothing really waits). With
+    ``rotation_takes_s`` None the steps run before ``rotate`` returns."""
 
     sm: SecretsManagerClient
     service: RotationService
@@ -62,6 +67,10 @@ class World:
     aws: Aws = field(init=False)
     cloudtrail_stub: Stubber = field(init=False)
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    rotation_takes_s: float | None = 5.0
+    clock_s: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+    running: list[tuple[float, RotationRequest]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.role_arn = boto3.client("iam", region_name=REGION).create_role(
@@ -79,6 +88,8 @@ class World:
             clients={"secretsmanager": self.sm, "iam": self.iam, "cloudtrail": self.cloudtrail},
             invoker=lambda function, event: self.invoke(function, event),  # noqa: PLW0108 - tests replace invoke
             rotate=self.rotate,
+            sleep=self.sleep,
+            clock=self.clock,
         )
 
     @property
@@ -101,9 +112,35 @@ class World:
         result: dict[str, Any] = json.loads(json.dumps(answer))
         return result
 
-    def rotate(self, arn: str) -> None:
-        """RotateSecret: Secrets Manager's side played by the suite's service emulation."""
-        self.service.rotate(self.handler, arn)
+    def rotate(self, arn: str) -> str:
+        """RotateSecret: Secrets Manager's side played by the suite's service emulation;
+        the new version's id."""
+        if self.rotation_takes_s is None:
+            return self.service.rotate(self.handler, arn).token
+        request = self.service.start(arn)
+        self.running.append((self.clock_s + self.rotation_takes_s, request))
+        return request.token
+
+    def clock(self) -> float:
+        return self.clock_s
+
+    def sleep(self, seconds: float) -> None:
+        """The tool's time passes; the rotations due by then run their steps."""
+        self.sleeps.append(seconds)
+        self.clock_s += seconds
+        for due, request in list(self.running):
+            if due <= self.clock_s:
+                self.running.remove((due, request))
+                for step in STEPS:
+                    self.handler(request.event(step), LambdaContext(FUNCTION))
+
+    def age(self, arn: str, version: str, seconds: float) -> None:
+        """Make a version ``seconds`` older (its creation date, which ListSecretVersionIds
+        answers under ``behave_like_aws``)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        stored: Any = secretsmanager_backends[DEFAULT_ACCOUNT][REGION].secrets[arn].versions[version]
+        stored["createdate"] -= int(seconds)
 
     def deploy(self, *, handler: str = "rotators.postgresql.app.lambda_handler", **options: Any) -> str:
         """The function as the template makes it, with Secrets Manager's permission."""

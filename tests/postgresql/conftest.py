@@ -35,16 +35,15 @@ class AppUser:
     secrets: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def handler(sm_client: SecretsManagerClient, postgres: PostgresServer) -> RotationFunction[Any]:
+def postgres_handler(sm_client: SecretsManagerClient, postgres: PostgresServer) -> RotationFunction[Any]:
+    """The PostgreSQL rotation function as a container builds it, trusting the server's CA."""
     return handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=postgres.ca_file)
 
 
-@pytest.fixture
-def app_user(
+def create_app_user(
     postgres: PostgresServer, database: str, sm_client: SecretsManagerClient, service: RotationService
 ) -> AppUser:
-    """A user with a single-user secret (rotation enabled) in a database of its own."""
+    """A user with a single-user secret (rotation enabled) that owns ``database``."""
     user = AppUser(unique("app"), new_password(), database)
     postgres.create_user(user.name, user.password)
     postgres.execute(f'ALTER DATABASE "{database}" OWNER TO "{user.name}"')
@@ -53,11 +52,31 @@ def app_user(
     return user
 
 
-@pytest.fixture
-def master_arn(postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService) -> str:
-    """A master secret for a non-superuser with CREATEROLE, as on Amazon RDS."""
+def create_master_secret(
+    postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService
+) -> str:
+    """A master secret (rotation off) for a non-superuser with CREATEROLE, as on Amazon RDS."""
     name, password = unique("admin"), new_password()
     postgres.create_master(name, password)
     return store_secret(
         sm_client, service, name, pg_secret(postgres, name, password, "postgres"), rotation=False
     )
+
+
+@pytest.fixture
+def handler(sm_client: SecretsManagerClient, postgres: PostgresServer) -> RotationFunction[Any]:
+    return postgres_handler(sm_client, postgres)
+
+
+@pytest.fixture
+def app_user(
+    postgres: PostgresServer, database: str, sm_client: SecretsManagerClient, service: RotationService
+) -> AppUser:
+    """A user with a single-user secret (rotation enabled) in a database of its own."""
+    return create_app_user(postgres, database, sm_client, service)
+
+
+@pytest.fixture
+def master_arn(postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService) -> str:
+    """A master secret for a non-superuser with CREATEROLE, as on Amazon RDS."""
+    return create_master_secret(postgres, sm_client, service)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.engines import Harness, MariaDBHarness, MongoHarness, PostgresHarness, RedshiftHarness
+from tests.engines import Harness, harness_named, store_master_secret
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
@@ -19,13 +19,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(params=["postgresql", "mariadb", "mongodb", "redshift"])
 def harness(request: pytest.FixtureRequest) -> Harness:
-    if request.param == "postgresql":
-        return PostgresHarness(request.getfixturevalue("postgres"))
-    if request.param == "mariadb":
-        return MariaDBHarness(request.getfixturevalue("mariadb"))
-    if request.param == "mongodb":
-        return MongoHarness(request.getfixturevalue("mongo"))
-    return RedshiftHarness(request.getfixturevalue("redshift"))
+    return harness_named(request.param, request)
 
 
 @pytest.fixture
@@ -52,12 +46,7 @@ def account(harness: Harness, sm_client: SecretsManagerClient, service: Rotation
 
 @pytest.fixture
 def master_arn(harness: Harness, sm_client: SecretsManagerClient, service: RotationService) -> str:
-    from tests.conftest import new_password, unique
-
-    user, password = unique("admin"), new_password()
-    harness.create_master(user, password)
-    body = harness.secret(user, password, harness.server.admin_database)
-    return store_secret(sm_client, service, user, body, rotation=False)
+    return store_master_secret(harness, sm_client, service)
 
 
 @pytest.fixture(params=["single", "alternating"])

@@ -14,7 +14,7 @@ from common.engine import Login
 from common.errors import DatabaseOperationError
 from common.tls import TlsPolicy
 from rotators.mysql.dialect import Grant, Server, native_password_hash, parse_grants, require_clause
-from rotators.mysql.engine import MySQLEngine
+from rotators.mysql.engine import MySQLEngine, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -256,3 +256,19 @@ def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
             password="new-Pass-2",
             database=None,
         )
+
+
+@pytest.mark.parametrize(
+    ("create_user", "limit"),
+    [
+        ("CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' REQUIRE NONE", None),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 1", 3),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 4 PASSWORD_LOCK_TIME UNBOUNDED", 4),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 0", None),
+        ("CREATE USER `app`@`%` ... FAILED_LOGIN_ATTEMPTS 0 PASSWORD_LOCK_TIME 2", None),
+    ],
+)
+def test_mysql_8_account_lockout_is_read_from_show_create_user(create_user: str, limit: int | None) -> None:
+    lockout = account_lockout("app", create_user)
+    assert (lockout.limit, lockout.known) == (limit, True)
+    assert "'app'" in lockout.detail

@@ -24,7 +24,7 @@ from appkit.retrieval import (
 )
 from common.errors import ConfigurationError, SecretFormatError, SecretsManagerError
 from tests.conftest import REGION
-from tests.helpers import store_secret
+from tests.helpers import Clock, store_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,14 +32,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from devtools.service import RotationService
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_cache_reads_once_per_time_limit_and_on_refresh(

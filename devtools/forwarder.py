@@ -1,0 +1,108 @@
+"""A TCP forwarder: listens on one of this machine's addresses (a container bridge's),
+connects each client to a server on 127.0.0.1.
+
+The suite's servers listen on loopback only; containers reach them through this, on the
+bridge's address and the server's own port. Bytes pass through untouched, so TLS stays
+end to end (the server's certificate must name the address the client dialled).
+
+:class:`Forwarder` runs it in a child process of its own (``python -m devtools.forwarder
+HOST PORT TARGET_PORT``; standard library only): a client in the parent that blocks
+holding the GIL (psycopg2's ``encrypt_password`` does) would otherwise stall the
+forwarding it waits for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+class Forwarder:
+    """``listen_host:port`` -> ``127.0.0.1:target_port`` in a child process;
+    ``port`` defaults to ``target_port``."""
+
+    def __init__(self, listen_host: str, target_port: int, port: int | None = None) -> None:
+        self.listen_host = listen_host
+        self.target_port = target_port
+        self.port = port or target_port
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> Forwarder:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devtools.forwarder",
+                self.listen_host,
+                str(self.port),
+                str(self.target_port),
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE,  # closed when this process ends, however it ends
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "listening":
+            self.stop()
+            raise RuntimeError(f"the forwarder to port {self.target_port} did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the child by its PID."""
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def serve(listen_host: str, port: int, target_port: int) -> None:
+    """Accept and forward until terminated; prints ``listening`` once bound."""
+    listener = socket.create_server((listen_host, port))
+    print("listening", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The parent holds our stdin: end of file means it is gone, and so are we.
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    while True:
+        client, _ = listener.accept()
+        try:
+            upstream = socket.create_connection(("127.0.0.1", target_port), timeout=10)
+        except OSError:
+            client.close()
+            continue
+        upstream.settimeout(None)
+        threading.Thread(target=_relay, args=(client, upstream), daemon=True).start()
+
+
+def _relay(client: socket.socket, upstream: socket.socket) -> None:
+    towards_server = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
+    towards_server.start()
+    _pump(upstream, client)
+    towards_server.join()
+    client.close()
+    upstream.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        # A reset: end both directions (the other pump's recv fails and it returns).
+        source.close()
+        sink.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
