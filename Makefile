@@ -62,6 +62,8 @@ bench: setup
 	$(BIN)/python -m devtools.bench $(ARGS)
 	$(BIN)/python -m devtools.bench_retrieval
 	$(BIN)/python -m devtools.bench_coldstart
+	$(BIN)/python -m devtools.bench_scale
+	$(BIN)/python -m devtools.fleet
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

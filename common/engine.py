@@ -175,11 +175,17 @@ class Engine(ABC, Generic[ConnectionT]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         """Logged in as the master user, make ``user`` (``original`` or ``clone``) log in
         with ``password``, and bring ``clone`` in line with ``original``'s privileges at
         every rotation (``clone`` is created here when it is ``user`` and missing).
-        ``database`` is the secret's (where MongoDB keeps its users). Safe to run again."""
+        ``database`` is the secret's (where MongoDB keeps its users). Safe to run again.
+
+        ``current`` is the secret's current login (``current.username`` is the other
+        user of the two), which the core has just proved the server accepts. An engine
+        whose user names do not name one account (MySQL's ``user@host``) uses it to act
+        only on the accounts those credentials proved; others may ignore it."""
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:

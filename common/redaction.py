@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -25,21 +26,24 @@ _SHORT = 6
 ECHO_LIMIT = 80
 
 _registered: OrderedDict[str, None] = OrderedDict()
+_lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
 
 
 def register(value: str | None) -> None:
-    """Remember ``value`` as secret for the rest of the container's life (bounded)."""
+    """Remember ``value`` as secret for the rest of the container's life (bounded).
+    Thread-safe: an application's workers register and mask at the same time."""
     global _pattern  # noqa: PLW0603 - one registry per process, rebuilt lazily
     if not value:
         return
-    if value in _registered:
-        _registered.move_to_end(value)
-        return
-    _registered[value] = None
-    while len(_registered) > _MAX_REMEMBERED:
-        _registered.popitem(last=False)
-    _pattern = None
+    with _lock:
+        if value in _registered:
+            _registered.move_to_end(value)
+            return
+        _registered[value] = None
+        while len(_registered) > _MAX_REMEMBERED:
+            _registered.popitem(last=False)
+        _pattern = None
 
 
 def _forms(value: str) -> set[str]:
@@ -58,14 +62,21 @@ def _forms(value: str) -> set[str]:
 
 def _compiled() -> re.Pattern[str] | None:
     global _pattern  # noqa: PLW0603 - see register
-    if _pattern is None and _registered:
-        alternatives = []
-        # Longest first, so that a value containing another is masked whole.
-        for form in sorted({f for v in _registered for f in _forms(v)}, key=len, reverse=True):
-            escaped = re.escape(form)
-            alternatives.append(escaped if len(form) >= _SHORT else rf"(?<!\w){escaped}(?!\w)")
-        _pattern = re.compile("|".join(alternatives))
-    return _pattern
+    with _lock:
+        values, pattern = list(_registered), _pattern
+    if pattern is not None or not values:
+        return pattern
+    alternatives = []
+    # Longest first, so that a value containing another is masked whole.
+    for form in sorted({f for v in values for f in _forms(v)}, key=len, reverse=True):
+        escaped = re.escape(form)
+        alternatives.append(escaped if len(form) >= _SHORT else rf"(?<!\w){escaped}(?!\w)")
+    pattern = re.compile("|".join(alternatives))
+    with _lock:
+        # Kept only if nothing was registered meanwhile (that registration reset it).
+        if _pattern is None and len(_registered) == len(values) and list(_registered) == values:
+            _pattern = pattern
+    return pattern
 
 
 def redact(text: str) -> str:

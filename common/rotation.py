@@ -329,6 +329,7 @@ class Rotator(Generic[ConnectionT]):
         master = self._master(current)
         with self.engine.connect(self._master_login(current, master)) as connection:
             original = original_username(current.username)
+            # The core proved this login above; engines read which account it opens.
             self.engine.set_alternate_user(
                 connection,
                 original=original,
@@ -336,6 +337,7 @@ class Rotator(Generic[ConnectionT]):
                 user=pending.username,
                 password=pending.password,
                 database=self._secret_database(current),
+                current=self._login(current, AWSCURRENT),
             )
         return f"user {pending.username!r} set by the master user"
 

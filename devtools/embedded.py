@@ -54,6 +54,19 @@ def local_secrets_manager() -> Iterator[str]:
         server.stop()
 
 
+def function_environment(endpoint: str, ca_file: str) -> dict[str, str]:
+    """What a function process needs to use the local endpoint and trust the server."""
+    return {
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "DB_CA_BUNDLE": ca_file,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    }
+
+
 @dataclass
 class Embedded:
     """A running embedded environment; ``env`` is what a function process needs."""
@@ -114,15 +127,7 @@ def embedded(engine: str = "postgresql") -> Iterator[Embedded]:
     server = server_class().start()
     try:
         with local_secrets_manager() as endpoint:
-            env = {
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": REGION,
-                "DB_CA_BUNDLE": server.ca_file,
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            }
+            env = function_environment(endpoint, server.ca_file)
             os.environ.update(env)
             client = boto3.client("secretsmanager", region_name=REGION)
             yield Embedded(server, handler_module, endpoint, client, RotationService(region=REGION), env)

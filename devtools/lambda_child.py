@@ -17,6 +17,10 @@ import resource
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Context:
@@ -49,23 +53,36 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def main() -> None:
-    # Answers go to the original stdout; the handler's own output (Powertools' log lines
-    # and metrics) goes to stderr, as both go to CloudWatch Logs in Lambda.
+def answers_apart() -> TextIO:
+    """The stream for answers (the original stdout); the handler's own output (Powertools'
+    log lines and metrics) goes to stderr from now on, as both go to CloudWatch Logs."""
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    return answers
+
+
+def serve(
+    handler: Callable[[Any, Context], Any], name: str, answers: TextIO, note: Callable[[], str] = str
+) -> None:
+    """Invoke ``handler`` with each JSON event line of stdin; answer ``ok`` or
+    ``error <type>`` per line, followed by what ``note`` returns (nothing by default)."""
+    for line in sys.stdin:
+        try:
+            handler(json.loads(line), Context(name))
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
+            print(f"error {type(error).__name__}{note()}", file=answers, flush=True)
+        else:
+            print(f"ok{note()}", file=answers, flush=True)
+
+
+def main() -> None:
+    answers = answers_apart()
     module_name, attribute = sys.argv[1].split(":")
     started = time.perf_counter()
     handler = getattr(importlib.import_module(module_name), attribute)
     import_ms = (time.perf_counter() - started) * 1000
-    for line in sys.stdin:
-        try:
-            handler(json.loads(line), Context(module_name))
-        except Exception as error:  # noqa: BLE001 - reported to the parent, which decides
-            print(f"error {type(error).__name__}", file=answers, flush=True)
-        else:
-            print("ok", file=answers, flush=True)
+    serve(handler, module_name, answers)
     print(f"peak_kib {peak_rss_kib()} import_ms {import_ms:.1f}", file=answers, flush=True)
 
 

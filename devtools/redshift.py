@@ -5,32 +5,118 @@ it sends startup parameters PostgreSQL rejects (``client_protocol_version``,
 ``driver_version``, ``os_version``, ``driver_discovery_version``...), parses the
 ``server_version`` it is told with ``packaging.version`` (which fails on
 ``15.x (Debian ...)``), and its SCRAM path fails with current ``scramp``. The bridge
-closes exactly those three gaps and nothing else:
+closes exactly those gaps, plus the role statements PostgreSQL spells differently:
 
 * it terminates TLS with the server's own certificate (so the driver verifies a real
   certificate chain and host name) and forwards the session to PostgreSQL;
 * it drops startup parameters PostgreSQL does not know;
-* it reports ``server_version`` as ``8.0.2``, Redshift's.
+* it reports ``server_version`` as ``8.0.2``, Redshift's;
+* it rewrites Redshift's ``GRANT ROLE r TO u`` / ``REVOKE ROLE r FROM u`` into
+  PostgreSQL's ``GRANT r TO u`` / ``REVOKE r FROM u`` (nothing else is rewritten);
+* it records every statement a client executes (``statements``: user and text), so
+  that tests and benchmarks count what a rotation sends, server-side.
 
 The PostgreSQL behind it authenticates with md5, as Redshift does, so the driver's own
-md5 path is what runs. Everything after the startup is relayed byte for byte.
+md5 path is what runs.
+
+Redshift's catalog where PostgreSQL's differs: every database the stand-in makes has a
+schema ``redshift_catalog``, first in its search path, holding views under Redshift's
+names that emulate Redshift's catalog from PostgreSQL's, with Redshift's visibility:
+
+* ``pg_default_acl``: Redshift names the owner column ``defacluser`` (PostgreSQL:
+  ``defaclrole``).
+* ``pg_group``: PostgreSQL lists every role that cannot log in as a group; Redshift keeps
+  roles (``CREATE ROLE``) apart from groups. Roles made with :meth:`create_role` carry
+  the comment ``redshift role`` and are left out.
+* ``pg_proc_info``: Redshift's view of functions and stored procedures with ``prooid``
+  and ``prokind`` (``f`` function, ``p`` procedure); ``pg_proc`` has no ``prokind`` there.
+* ``svv_user_grants`` (user_id, user_name, role_id, role_name, admin_option): roles
+  granted to users. Superusers see every row; other users only roles granted to them.
+* ``svv_role_grants`` (role_id, role_name, granted_role_id, granted_role_name,
+  admin_option): roles granted to roles. Superusers see every row; other users only
+  rows about roles they are members of.
+* ``svv_column_privileges`` (namespace_name, relation_name, column_name,
+  privilege_type, identity_id, identity_name, identity_type): column-level grants.
+  Superusers see every row; other users only identities they are or belong to.
+* ``svv_redshift_databases`` (database_name, database_owner, database_type): every
+  database, ``shared`` for one :meth:`create_datashare_database` made (a database
+  created from a datashare), ``local`` for the others. Visible to every user.
+
+What cannot be emulated: default privileges on procedures (Redshift's ``defaclobjtype``
+``p``: PostgreSQL folds procedures into functions) and late-binding views (PostgreSQL
+has no ``WITH NO SCHEMA BINDING``; Redshift lists them in ``pg_class`` as views, which
+the stand-in's ordinary views are). The statements for those are tested as sent.
 """
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import ssl
 import struct
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from devtools.ports import free_port
 from devtools.postgres import PostgresServer
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 SSL_REQUEST = 80877103
 KNOWN_STARTUP_PARAMETERS = {b"user", b"database", b"application_name", b"options", b"client_encoding"}
 REDSHIFT_VERSION = b"8.0.2"
+#: Redshift's role grants, and what PostgreSQL calls them.
+ROLE_STATEMENT = re.compile(r"^(\s*(?:GRANT|REVOKE(?:\s+ADMIN\s+OPTION\s+FOR)?))\s+ROLE\s+", re.IGNORECASE)
+ROLE_COMMENT = "redshift role"
+DATASHARE_COMMENT = "created from a datashare"
+
+
+# Is the session's user a superuser (who sees every row of Redshift's SVV views)?
+_SUPERUSER = "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)"
+_IS_ROLE = f"pg_catalog.shobj_description({{}}, 'pg_authid') = '{ROLE_COMMENT}'"
+#: Redshift's catalog views, from PostgreSQL's catalog (see the module's docstring).
+CATALOG_VIEWS = {
+    "pg_default_acl": "SELECT defaclrole AS defacluser, defaclnamespace, defaclobjtype, defaclacl "
+    "FROM pg_catalog.pg_default_acl",
+    # PostgreSQL's predefined roles (pg_*) are no groups on Redshift either.
+    "pg_group": "SELECT groname, grosysid, grolist FROM pg_catalog.pg_group "  # noqa: S608 - constants
+    f"WHERE NOT coalesce({_IS_ROLE.format('grosysid')}, false) AND groname NOT LIKE 'pg\\_%'",
+    "pg_proc_info": "SELECT p.oid AS prooid, p.* FROM pg_catalog.pg_proc p",
+    "svv_user_grants": "SELECT u.oid::int AS user_id, u.rolname::text AS user_name, r.oid::int AS role_id, "  # noqa: S608 - constants
+    "r.rolname::text AS role_name, m.admin_option FROM pg_catalog.pg_auth_members m "
+    "JOIN pg_catalog.pg_roles r ON r.oid = m.roleid JOIN pg_catalog.pg_roles u ON u.oid = m.member "
+    f"WHERE u.rolcanlogin AND {_IS_ROLE.format('r.oid')} AND ({_SUPERUSER} OR u.rolname = current_user)",
+    "svv_role_grants": "SELECT m.member::int AS role_id, u.rolname::text AS role_name, "  # noqa: S608 - constants
+    "r.oid::int AS granted_role_id, r.rolname::text AS granted_role_name, m.admin_option "
+    "FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid "
+    f"JOIN pg_catalog.pg_roles u ON u.oid = m.member WHERE {_IS_ROLE.format('r.oid')} "
+    f"AND {_IS_ROLE.format('u.oid')} AND ({_SUPERUSER} OR pg_has_role(current_user, m.member, 'MEMBER'))",
+    "svv_column_privileges": "SELECT n.nspname::text AS namespace_name, c.relname::text AS relation_name, "  # noqa: S608 - constants
+    "a.attname::text AS column_name, x.privilege_type::text AS privilege_type, "
+    "x.grantee::int AS identity_id, CASE WHEN x.grantee = 0 THEN 'public' ELSE g.rolname END::text "
+    "AS identity_name, CASE WHEN x.grantee = 0 THEN 'public' WHEN g.rolcanlogin THEN 'user' "
+    f"WHEN {_IS_ROLE.format('g.oid')} THEN 'role' ELSE 'group' END::text AS identity_type "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "CROSS JOIN LATERAL pg_catalog.aclexplode(a.attacl) x "
+    "LEFT JOIN pg_catalog.pg_roles g ON g.oid = x.grantee "
+    "WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped "
+    f"AND ({_SUPERUSER} OR x.grantee = 0 OR pg_has_role(current_user, x.grantee, 'MEMBER'))",
+    "svv_redshift_databases": "SELECT d.datname::text AS database_name, "  # noqa: S608 - constants
+    "pg_catalog.pg_get_userbyid(d.datdba)::text AS database_owner, "
+    f"CASE WHEN pg_catalog.shobj_description(d.oid, 'pg_database') = '{DATASHARE_COMMENT}' "
+    "THEN 'shared' ELSE 'local' END::text AS database_type "
+    "FROM pg_catalog.pg_database d WHERE NOT d.datistemplate",
+}
+
+
+class Sent(NamedTuple):
+    """One statement a client executed through the bridge."""
+
+    user: str
+    text: str
 
 
 class RedshiftStandIn(PostgresServer):
@@ -45,6 +131,8 @@ class RedshiftStandIn(PostgresServer):
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
+        #: Every statement executed through the bridge, in order (see :class:`Sent`).
+        self.statements: list[Sent] = []
 
     def start(self) -> RedshiftStandIn:
         # PostgreSQL listens on postgres_port; the bridge takes the public port.
@@ -98,6 +186,7 @@ class RedshiftStandIn(PostgresServer):
                 stream = context.wrap_socket(client, server_side=True)
                 length, code = struct.unpack("!ii", _exactly(stream, 8))
             parameters = _exactly(stream, length - 8)
+            user = dict(_pairs(parameters)).get(b"user", b"").decode(errors="replace")
             kept = (
                 b"".join(
                     key + b"\x00" + value + b"\x00"
@@ -108,7 +197,7 @@ class RedshiftStandIn(PostgresServer):
             )
             upstream = socket.create_connection((self.host, self.postgres_port), timeout=30)
             upstream.sendall(struct.pack("!ii", 8 + len(kept), code) + kept)
-            _relay(stream, upstream)
+            _relay(stream, upstream, _ClientMessages(user, self.statements))
         except (OSError, ssl.SSLError, struct.error, ConnectionError):
             pass
         finally:
@@ -119,9 +208,8 @@ class RedshiftStandIn(PostgresServer):
     # -- what the tests make on the server ----------------------------------------
 
     def create_database(self, dbname: str) -> None:
-        """A database whose search path puts Redshift's catalog names first: Redshift's
-        ``pg_default_acl`` names its owner column ``defacluser`` (PostgreSQL's is
-        ``defaclrole``), and the rotator must send Redshift's statements."""
+        """A database whose search path puts Redshift's catalog names first (the views of
+        the module's docstring): the rotator must send Redshift's statements."""
         from psycopg2 import sql
 
         self.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -132,10 +220,9 @@ class RedshiftStandIn(PostgresServer):
 
         for statement in (
             "CREATE SCHEMA redshift_catalog",
-            "CREATE VIEW redshift_catalog.pg_default_acl AS SELECT defaclrole AS defacluser, "
-            "defaclnamespace, defaclobjtype, defaclacl FROM pg_catalog.pg_default_acl",
+            *(f"CREATE VIEW redshift_catalog.{name} AS {query}" for name, query in CATALOG_VIEWS.items()),
             "GRANT USAGE ON SCHEMA redshift_catalog TO PUBLIC",
-            "GRANT SELECT ON redshift_catalog.pg_default_acl TO PUBLIC",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA redshift_catalog TO PUBLIC",
         ):
             self.execute(statement, dbname=dbname)
         self.execute(
@@ -143,6 +230,80 @@ class RedshiftStandIn(PostgresServer):
                 'ALTER DATABASE {} SET search_path = redshift_catalog, pg_catalog, "$user", public'
             ).format(sql.Identifier(dbname))
         )
+
+    def create_role(self, role: str) -> None:
+        """A Redshift role (``CREATE ROLE``): a PostgreSQL role marked so that the
+        catalog views tell it from a group."""
+        from psycopg2 import sql
+
+        self.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+        self.execute(sql.SQL("COMMENT ON ROLE {} IS %s").format(sql.Identifier(role)), (ROLE_COMMENT,))
+
+    def create_datashare_database(self, dbname: str) -> None:
+        """A database that ``svv_redshift_databases`` shows as created from a datashare."""
+        from psycopg2 import sql
+
+        self.create_database(dbname)
+        self.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(dbname)), (DATASHARE_COMMENT,)
+        )
+
+    def reject_host(self, user: str) -> None:
+        """Make the server turn ``user`` away by host-based rules before any password is
+        asked (``pg_hba.conf`` ``reject``: SQLSTATE 28000, as a Redshift cluster's
+        host rules do)."""
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(f'host all "{user}" 127.0.0.1/32 reject\n' + hba.read_text())
+        self.execute("SELECT pg_reload_conf()")
+
+    def create_warehouse(
+        self, dbname: str, user: str, *, schemas: int, tables: int, views: int, functions: int
+    ) -> list[str]:
+        """Objects spread over ``schemas`` schemas of ``dbname`` that ``user`` may use:
+        ``tables`` tables (SELECT, every tenth INSERT too), ``views`` views (the first a
+        materialised view), ``functions`` routines (the last a stored procedure) that only
+        ``user`` may execute. Made in one round trip; returns the schemas' names."""
+        names = [f"s{index:02}" for index in range(schemas)]
+        grantee = '"' + user.replace('"', '""') + '"'
+        statements = [f"CREATE SCHEMA {name}; GRANT USAGE ON SCHEMA {name} TO {grantee}" for name in names]
+        for index in range(tables):
+            table = f"{names[index % schemas]}.t{index:05}"
+            statements.append(f"CREATE TABLE {table} (id int, note text)")
+            statements.append(f"GRANT SELECT ON {table} TO {grantee}")
+            if index % 10 == 0:
+                statements.append(f"GRANT INSERT ON {table} TO {grantee}")
+        for index in range(views):
+            schema = names[index % schemas]
+            kind = "MATERIALIZED VIEW" if index == 0 else "VIEW"
+            statements.append(f"CREATE {kind} {schema}.v{index:04} AS SELECT {index} AS n")
+            statements.append(f"GRANT SELECT ON {schema}.v{index:04} TO {grantee}")
+        for index in range(functions):
+            schema = names[index % schemas]
+            if index == functions - 1:
+                routine = f"PROCEDURE {schema}.p{index:03}(integer)"
+                statements.append(f"CREATE {routine} LANGUAGE sql AS 'SELECT 1'")
+            else:
+                routine = f"FUNCTION {schema}.f{index:03}(integer)"
+                statements.append(f"CREATE {routine} RETURNS integer LANGUAGE sql AS 'SELECT $1'")
+            statements.append(f"REVOKE EXECUTE ON {routine} FROM PUBLIC")
+            statements.append(f"GRANT EXECUTE ON {routine} TO {grantee}")
+        self.execute("; ".join(statements), dbname=dbname)
+        return names
+
+    def sessions_of(self, user: str) -> int:
+        """How many sessions ``user`` has open on the server right now."""
+        return int(self.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (user,))[0][0])
+
+    def statements_of(self, user: str) -> list[str]:
+        """The statements ``user`` has executed through the bridge so far."""
+        return [sent.text for sent in list(self.statements) if sent.user == user]
+
+    def count_sent(self, statements: Iterable[str], since: int = 0) -> int:
+        """How many of the statements executed through the bridge (from index ``since``)
+        are one of ``statements``, given as the client wrote them (the driver sends
+        ``%s`` as ``$1``, ``$2``...)."""
+        wanted = set(statements)
+        return sum(_as_written(sent.text) in wanted for sent in self.statements[since:])
 
     def create_user(self, user: str, password: str, dbname: str | None = None) -> None:
         """A user (Redshift's CREATE USER) that may use everything in ``dbname``."""
@@ -214,7 +375,56 @@ def _pairs(parameters: bytes) -> list[tuple[bytes, bytes]]:
     return list(zip(parts[0::2], parts[1::2], strict=False))
 
 
-def _relay(client: socket.socket, upstream: socket.socket) -> None:
+class _ClientMessages:
+    """The client's side of a session after the startup: splits the byte stream into
+    messages, records each statement executed (simple queries, and extended-protocol
+    binds of parsed statements) and rewrites Redshift's role statements."""
+
+    def __init__(self, user: str, record: list[Sent]) -> None:
+        self.user = user
+        self.record = record
+        self.parsed: dict[bytes, str] = {}
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes to send upstream for ``chunk`` (complete messages only)."""
+        self.pending += chunk
+        out = b""
+        while len(self.pending) >= 5:
+            size = struct.unpack("!i", self.pending[1:5])[0]
+            if len(self.pending) < 1 + size:
+                break
+            kind, body = self.pending[:1], self.pending[5 : 1 + size]
+            self.pending = self.pending[1 + size :]
+            out += self._message(kind, body)
+        return out
+
+    def _message(self, kind: bytes, body: bytes) -> bytes:
+        if kind == b"Q":
+            text = _redshift_to_postgres(body[:-1].decode())
+            self.record.append(Sent(self.user, text))
+            body = text.encode() + b"\x00"
+        elif kind == b"P":
+            name, _, rest = body.partition(b"\x00")
+            query, _, tail = rest.partition(b"\x00")
+            text = _redshift_to_postgres(query.decode())
+            self.parsed[name] = text
+            body = name + b"\x00" + text.encode() + b"\x00" + tail
+        elif kind == b"B":
+            statement = body.split(b"\x00", 2)[1]
+            self.record.append(Sent(self.user, self.parsed.get(statement, "")))
+        return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def _as_written(text: str) -> str:
+    return re.sub(r"\$\d+", "%s", text)
+
+
+def _redshift_to_postgres(text: str) -> str:
+    return ROLE_STATEMENT.sub(r"\1 ", text)
+
+
+def _relay(client: socket.socket, upstream: socket.socket, messages: _ClientMessages) -> None:
     """Both directions in one thread (an SSL socket must not be read and written from two
     threads); server messages are rewritten until the session is ready, then passed as is."""
     starting, pending = True, b""
@@ -232,7 +442,7 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
             if not chunk:
                 return
             if source is client:
-                upstream.sendall(chunk)
+                upstream.sendall(messages.feed(chunk))
                 continue
             if not starting:
                 client.sendall(chunk)

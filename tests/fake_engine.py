@@ -67,6 +67,7 @@ class FakeEngine(Engine[FakeSession]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         self.database.passwords[user] = password
         self.database.acts_as[clone] = original

@@ -133,6 +133,7 @@ class MongoEngine(Engine[MongoConnection]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         db = _database(connection, database)
         roles = _roles(db, original)

@@ -143,16 +143,17 @@ class MySQLEngine(Engine[MySQLConnection]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         server = _server(connection)
-        hosts = _hosts(connection, original)
-        if not hosts:
-            raise DatabaseOperationError(f"user {original!r} has no account on this server")
         if len(clone) > server.username_limit:
             raise DatabaseOperationError(
                 f"user name {clone!r} is longer than the {server.username_limit} characters "
                 "this server allows"
             )
+        if not _hosts(connection, original):
+            raise DatabaseOperationError(f"user {original!r} has no account on this server")
+        hosts = self._proved_hosts(connection, original, current)
         if user == original:
             for host in hosts:
                 _set_account_password(connection, server, user, host, password)
@@ -170,6 +171,44 @@ class MySQLEngine(Engine[MySQLConnection]):
         for host in _hosts(connection, clone):
             if _grants(connection, clone, host) != _grants(connection, original, host):
                 raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
+
+    def _proved_hosts(self, connection: MySQLConnection, original: str, current: Login) -> list[str]:
+        """The host parts of ``original`` the master may act on: those of the accounts the
+        secret's current credentials open, never every account that shares the name
+        (``app@'%'`` and ``app@'10.9.9.9'`` are different accounts with their own
+        passwords and privileges: a confused deputy otherwise).
+
+        An account of the current user is proved when its authentication string is what
+        the current password gives (``mysql_native_password``: the hash is unsalted). When
+        none is, as with salted plugins (``caching_sha2_password``, ``ed25519``), the one
+        account a login with the current credentials opens (``CURRENT_USER()``) is proved,
+        with the accounts holding the very same authentication string. The original's host
+        parts are then those proved; when the clone is the current user, also the
+        original's accounts whose authentication string equals the original's at a proved
+        host (host parts an administrator added with the same password)."""
+        proving = current.username
+        accounts = _authentication(connection, proving)
+        proved = {
+            host
+            for host, (plugin, stored) in accounts.items()
+            if plugin == "mysql_native_password" and stored == native_password_hash(current.password)
+        }
+        if not proved:
+            with self.connect(current) as session:
+                account = _text(_rows(session, "SELECT CURRENT_USER()", (), "read the current account")[0][0])
+            name, _, host = account.rpartition("@")
+            if name == proving and host in accounts:
+                proved = {h for h, auth in accounts.items() if auth == accounts[host]}
+        if not proved:
+            raise DatabaseOperationError(
+                f"could not tell which account of {proving!r} the current credentials open: "
+                "the master user acts on no account the secret has not proved"
+            )
+        if proving == original:
+            return sorted(proved)
+        originals = _authentication(connection, original)
+        wanted = {originals[host] for host in proved if host in originals}
+        return sorted(host for host, auth in originals.items() if host in proved or auth in wanted)
 
     def _mirror_account(  # noqa: PLR0917 - one account, spelled out
         self,
@@ -347,6 +386,19 @@ def _set_account_password(
     hashed = bool(rows) and server.sends_hash(_text(rows[0][0]))
     secret = native_password_hash(password) if hashed else password
     _execute(connection, server.set_password(hashed), (user, host, secret), f"set the password of {user!r}")
+
+
+def _authentication(connection: MySQLConnection, user: str) -> dict[str, tuple[str, str]]:
+    """``user``'s accounts: host part -> (plugin, authentication string)."""
+    return {
+        _text(host): (_text(plugin), _text(stored))
+        for host, plugin, stored in _rows(
+            connection,
+            "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = %s",
+            (user,),
+            f"read the accounts of {user!r}",
+        )
+    }
 
 
 def _hosts(connection: MySQLConnection, user: str) -> list[str]:

@@ -11,7 +11,10 @@ before they are sent, so the clear text never reaches the server's statement log
 Alternating users: the clone is a member of the original role and its sessions start
 as the original (``ALTER ROLE clone SET role = original``). It therefore holds exactly
 the original's privileges, including grants given later, and objects either user
-creates belong to the original, usable by both.
+creates belong to the original, usable by both. A clone session can still leave that
+role (``SET ROLE NONE``), and role settings follow the login role: so at every rotation
+the clone is also given the original's attributes and settings and stripped of other
+memberships, of what it owns and of privileges granted to it (``catalog.py`` reads them).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from common.engine import Capability, DriverErrors, Engine, Login, first_line
-from common.errors import DatabaseOperationError, VerificationError
+from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.passwords import PasswordPolicy
+from rotators.postgresql import catalog
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
+    from psycopg2.sql import Composable
 
 # libpq reports a refused password only in the message text (no SQLSTATE reaches the
 # client before the session exists); servers running with another lc_messages say it
@@ -40,6 +46,9 @@ class PostgresEngine(Engine["PgConnection"]):
     default_dbname = "postgres"
     max_username_length = 63
     password_policy = PasswordPolicy()
+    # Privileges granted to the clone, which the master revokes, live in each database:
+    # the master acts in the secret's.
+    master_session_on_secret_database = True
 
     def open(self, login: Login) -> PgConnection:
         import psycopg2
@@ -86,6 +95,7 @@ class PostgresEngine(Engine["PgConnection"]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         from psycopg2 import sql
 
@@ -103,6 +113,7 @@ class PostgresEngine(Engine["PgConnection"]):
             # so a clone that drifted (membership revoked, setting reset) is repaired.
             statements.append(sql.SQL("GRANT {original} TO {clone}"))
             statements.append(sql.SQL("ALTER ROLE {clone} SET role = {original_name}"))
+        # One transaction: a clone that cannot be brought in line leaves nothing changed.
         with (
             _ERRORS.operation(f"set {user!r} and make {clone!r} act as {original!r}"),
             connection,
@@ -111,6 +122,15 @@ class PostgresEngine(Engine["PgConnection"]):
             for statement in statements:
                 # Composed whole and sent without parameters: see the module docstring.
                 cursor.execute(statement.format(**names, hash=hashed, original_name=sql.Literal(original)))
+            if user == clone or clone_exists:
+                for aligning in _aligning_statements(cursor, original, clone):
+                    cursor.execute(aligning)
+                _remove_own_grants(cursor, original, clone)
+                drift = _drift(cursor, original, clone)
+                if drift:
+                    raise PermissionDeniedError(
+                        f"the master user could not make {clone!r} hold only what {original!r} holds: {drift}"
+                    )
 
     def verify_session(self, connection: PgConnection) -> None:
         with _ERRORS.operation("run the verification query"), connection.cursor() as cursor:
@@ -127,6 +147,7 @@ class PostgresEngine(Engine["PgConnection"]):
                 "SELECT session_user, current_user, pg_has_role(session_user, %s, 'MEMBER')", (original,)
             )
             row = cursor.fetchone()
+            drift = _drift(cursor, original, user) if user != original else None
         if row is None:
             raise VerificationError("the privilege query returned no row")
         session_user, current_user, member = row
@@ -135,6 +156,8 @@ class PostgresEngine(Engine["PgConnection"]):
                 f"user {user!r} does not act as {original!r}: its sessions run as "
                 f"{current_user!r} (member of {original!r}: {bool(member)})"
             )
+        if drift:
+            raise VerificationError(f"user {user!r} holds more than {original!r}: {drift}")
 
     def _set_password(self, connection: PgConnection, user: str, password: str, what: str) -> None:
         from psycopg2 import sql
@@ -222,6 +245,119 @@ class PostgresEngine(Engine["PgConnection"]):
                 )
             )
         return found
+
+
+def _fetch(cursor: PgCursor, query: str, original: str, clone: str) -> list[tuple[Any, ...]]:
+    cursor.execute(query, {"original": original, "clone": clone})
+    return list(cursor.fetchall())
+
+
+def _aligning_statements(cursor: PgCursor, original: str, clone: str) -> list[Composable]:
+    """As the master user: the statements that give ``clone`` exactly ``original``'s role
+    attributes and settings and no membership but ``original``'s (without ADMIN OPTION).
+    Refuses an attribute only a superuser may change when the master is not one."""
+    from psycopg2 import sql
+
+    clone_name = sql.Identifier(clone)
+    statements: list[Composable] = []
+    attributes = {row[0]: row[1:] for row in _fetch(cursor, catalog.ATTRIBUTES_QUERY, original, clone)}
+    master_is_superuser = _fetch(cursor, catalog.HAS_PRIVILEGES_QUERY, original, clone)[0][2]
+    changes = [
+        (name, wanted)
+        for name, wanted, held in zip(
+            catalog.ATTRIBUTES, attributes[original], attributes[clone], strict=True
+        )
+        if wanted != held
+    ]
+    beyond = [name.upper() for name, _ in changes if name in catalog.SUPERUSER_ONLY]
+    if beyond and not master_is_superuser:
+        raise PermissionDeniedError(
+            f"{clone!r} must hold exactly the attributes of {original!r}, but only a superuser "
+            f"may change {', '.join(beyond)}: set them alike on both roles as a superuser"
+        )
+    if changes:
+        keywords = [(name if wanted else "no" + name).upper() for name, wanted in changes]
+        statements.append(sql.SQL("ALTER ROLE {} WITH " + " ".join(keywords)).format(clone_name))
+    for role, is_original in _fetch(cursor, catalog.EXTRA_MEMBERSHIPS_QUERY, original, clone):
+        template = "REVOKE ADMIN OPTION FOR {} FROM {}" if is_original else "REVOKE {} FROM {}"
+        statements.append(sql.SQL(template).format(sql.Identifier(role), clone_name))
+    settings = catalog.settings_by_role(_fetch(cursor, catalog.SETTINGS_QUERY, original, clone))
+    wanted, held = _settings_of(settings, original), _settings_of(settings, clone)
+    for database, name in sorted(set(held) - set(wanted), key=str):
+        statements.append(
+            sql.SQL("ALTER ROLE {} {}RESET {}").format(clone_name, _in(database), sql.Identifier(name))
+        )
+    for (database, name), stored in sorted(wanted.items(), key=str):
+        if held.get((database, name)) != stored:
+            statements.append(
+                sql.SQL("ALTER ROLE {} {}SET {} = {}").format(
+                    clone_name, _in(database), sql.Identifier(name), catalog.setting_value(name, stored)
+                )
+            )
+    return statements
+
+
+def _settings_of(settings: dict[str, dict[catalog.Setting, str]], role: str) -> dict[catalog.Setting, str]:
+    # The clone's own ``role`` setting (its sessions start as the original) is the one
+    # setting the two do not share; it is set on its own.
+    return {key: value for key, value in settings.get(role, {}).items() if key != (None, "role")}
+
+
+def _in(database: str | None) -> Composable:
+    from psycopg2 import sql
+
+    return sql.SQL("") if database is None else sql.SQL("IN DATABASE {} ").format(sql.Identifier(database))
+
+
+def _remove_own_grants(cursor: PgCursor, original: str, clone: str) -> None:
+    """As the master user: give what ``clone`` owns here to ``original`` and revoke the
+    privileges granted to ``clone`` itself (this database and shared objects). Objects are
+    never dropped: REASSIGN OWNED runs first, so DROP OWNED finds none to drop.
+
+    Both statements need the privileges of both roles; a master that is not a superuser
+    (Amazon RDS: CREATEROLE) lends itself the memberships for the transaction and gives
+    them back. DROP OWNED revokes only what the master may revoke (grants made by a role
+    whose privileges it holds): what remains is reported by the caller."""
+    from psycopg2 import sql
+
+    if not _fetch(cursor, catalog.DEPENDENCIES_QUERY, original, clone):
+        return
+    acts_as_clone, acts_as_original, superuser = _fetch(
+        cursor, catalog.HAS_PRIVILEGES_QUERY, original, clone
+    )[0]
+    lent = [
+        role
+        for role, held in ((clone, acts_as_clone), (original, acts_as_original))
+        if not (held or superuser)
+    ]
+    for role in lent:
+        cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+    cursor.execute(
+        sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(clone), sql.Identifier(original))
+    )
+    cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(clone)))
+    for role in lent:
+        cursor.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(sql.Identifier(role)))
+
+
+def _drift(cursor: PgCursor, original: str, clone: str) -> str | None:
+    """What ``clone`` holds beyond ``original`` (readable by any role), or None: other
+    attributes, memberships or settings, objects it owns or privileges granted to it here."""
+    found: list[str] = []
+    attributes = {row[0]: row[1:] for row in _fetch(cursor, catalog.ATTRIBUTES_QUERY, original, clone)}
+    if original in attributes and clone in attributes and attributes[original] != attributes[clone]:
+        found.append("other role attributes")
+    memberships = _fetch(cursor, catalog.EXTRA_MEMBERSHIPS_QUERY, original, clone)
+    if memberships:
+        found.append("memberships of " + ", ".join(repr(role) for role, _ in memberships))
+    settings = catalog.settings_by_role(_fetch(cursor, catalog.SETTINGS_QUERY, original, clone))
+    if _settings_of(settings, original) != _settings_of(settings, clone):
+        found.append("other role settings")
+    objects = [row[0] for row in _fetch(cursor, catalog.DEPENDENCIES_QUERY, original, clone)]
+    if objects:
+        more = f" and {len(objects) - 5} more" if len(objects) > 5 else ""
+        found.append(f"ownership or privileges granted to it directly ({'; '.join(objects[:5])}{more})")
+    return "; ".join(found) or None
 
 
 def _row(connection: PgConnection, query: str, params: dict[str, str], what: str) -> tuple[Any, ...]:

@@ -2,12 +2,20 @@
 
 Passwords are sent as Redshift's md5 form (``'md5' || md5(password || user)``), never in
 clear; identifiers are quoted here (the driver has no identifier quoting) and the only
-literal spliced into a statement is that hexadecimal hash. The catalog names are
-Redshift's (``pg_user``, ``pg_group``, ``pg_default_acl``).
+literal spliced into a statement is that hexadecimal hash. The catalog statements and
+the privilege statements live in :mod:`rotators.redshift.catalog`.
 
 Alternating users: the clone is created on first use and, at every rotation, brought
-in line with the original: group membership, database, schema and table privileges,
-and the default privileges that give the original access to future objects.
+in line with the original (memberships first, then privileges on objects) in a fixed
+number of catalog reads, whatever the number of objects.
+
+Time-outs: ``DB_CONNECT_TIMEOUT`` bounds opening a session; ``DB_STATEMENT_TIMEOUT`` is
+the server's ``statement_timeout``. redshift_connector's only time-out (``timeout``) is a
+socket time-out for the whole session and the driver offers no public way to change it,
+so once the session is open its socket's time-out becomes the statement time-out plus the
+connect time-out (the server's cancellation must reach us first). That socket is the
+driver's private ``_usock`` (redshift_connector 2.x, pinned in requirements.txt, checked
+by :func:`driver_socket` and by the tests).
 
 TLS: redshift_connector takes no CA parameter; it verifies against Amazon's Redshift
 CA bundle it ships plus the default trust store, which OpenSSL reads from
@@ -19,41 +27,39 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import ssl
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, compare_with_original
+from common.engine import Capability, Engine, Login
 from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from rotators.redshift.catalog import (
+    differences,
+    membership_statements,
+    object_statements,
+    privileges_of_pair,
+    quote,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from rotators.redshift.catalog import Privileges
+
 RedshiftConnection = Any
 
-_LOGIN_REFUSED = ("28P01", "28000")
 _TRUST_LOCK = threading.Lock()
-TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "REFERENCES")
-SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
-DATABASE_PRIVILEGES = ("CREATE", "TEMP")
-GROUPS_OF = "SELECT g.groname FROM pg_group g, pg_user u WHERE u.usename = %s AND u.usesysid = ANY(g.grolist)"
-SCHEMAS = (
-    "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'"
-)
-TABLES = (
-    "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT LIKE 'pg\\_%%' "
-    "AND schemaname <> 'information_schema'"
-)
-# Redshift's pg_default_acl names the owner defacluser.
-DEFAULT_ACLS = (
-    "SELECT pg_get_userbyid(d.defacluser), n.nspname, d.defaclacl::text FROM pg_default_acl d "
-    "LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace WHERE d.defaclobjtype = 'r'"
-)
-# aclitem letters of default privileges on tables.
-ACL_LETTERS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "x": "REFERENCES"}
+#: SQLSTATE of a refused password. Redshift answers a wrong password with 28000
+#: ("password authentication failed for user ..."); 28000 also stands for host-based
+#: rejections ("no pg_hba.conf entry", "pg_hba.conf rejects connection"), which no other
+#: password can get past: those are connection errors.
+_REFUSED_CODE = "28P01"
+_AUTHORIZATION_CODE = "28000"
+_REFUSAL_TEXT = "password authentication failed"
 
 
 @contextmanager
@@ -87,9 +93,14 @@ def _reason(error: BaseException) -> str:
 
 
 def is_login_refusal(error: Exception) -> bool:
-    """Whether a driver error is the server refusing the credentials (SQLSTATE 28xxx)."""
+    """Whether a driver error is the server refusing the password (so that another
+    version's password may be tried), as opposed to refusing the client by host or
+    database rules, which no password changes."""
     detail = error.args[0] if error.args else None
-    return isinstance(detail, dict) and detail.get("C") in _LOGIN_REFUSED
+    if not isinstance(detail, dict):
+        return False
+    code, message = detail.get("C"), str(detail.get("M", ""))
+    return code == _REFUSED_CODE or (code == _AUTHORIZATION_CODE and _REFUSAL_TEXT in message)
 
 
 def md5_password(user: str, password: str) -> str:
@@ -97,8 +108,17 @@ def md5_password(user: str, password: str) -> str:
     return "md5" + hashlib.md5((password + user).encode()).hexdigest()  # noqa: S324 - Redshift's scheme
 
 
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def driver_socket(connection: RedshiftConnection) -> socket.socket:
+    """The session's socket. redshift_connector 2.x keeps it in the private ``_usock``
+    and has no public accessor; a driver without it is refused with an error that says
+    so, rather than leaving the time-outs silently wrong."""
+    sock = getattr(connection, "_usock", None)
+    if not isinstance(sock, socket.socket):
+        raise DatabaseOperationError(
+            "this redshift_connector keeps no socket in '_usock': the statement time-out cannot be "
+            "applied (install the version pinned in requirements.txt)"
+        )
+    return sock
 
 
 class RedshiftEngine(Engine[RedshiftConnection]):
@@ -139,13 +159,18 @@ class RedshiftEngine(Engine[RedshiftConnection]):
             if is_login_refusal(error):
                 raise login.refused() from error
             raise login.unreachable(_reason(error)) from error
-        connection.autocommit = True
-        _run(
-            connection,
-            f"SET statement_timeout TO {int(login.statement_timeout) * 1000}",
-            (),
-            "set the time-out",
-        )
+        try:
+            connection.autocommit = True
+            _run(
+                connection,
+                f"SET statement_timeout TO {int(login.statement_timeout) * 1000}",
+                (),
+                "set the time-out",
+            )
+            driver_socket(connection).settimeout(login.statement_timeout + login.connect_timeout)
+        except BaseException:
+            self.close(connection)
+            raise
         return connection
 
     def close(self, connection: RedshiftConnection) -> None:
@@ -166,6 +191,7 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         user: str,
         password: str,
         database: str | None,
+        current: Login,
     ) -> None:
         if not _user_exists(connection, original):
             raise DatabaseOperationError(f"user {original!r} does not exist")
@@ -181,12 +207,7 @@ class RedshiftEngine(Engine[RedshiftConnection]):
             )
             clone_exists = True
         if clone_exists:
-            for statement in statements_to_align(
-                privileges(connection, original), privileges(connection, clone), clone
-            ):
-                _run(connection, statement, (), f"bring the privileges of {clone!r} in line")
-            if privileges(connection, clone) != privileges(connection, original):
-                raise VerificationError(f"user {clone!r} does not hold the privileges of {original!r}")
+            align_clone(connection, original, clone)
 
     def verify_session(self, connection: RedshiftConnection) -> None:
         if _run(connection, "SELECT 1", (), "run the verification query") != [[1]]:
@@ -195,12 +216,14 @@ class RedshiftEngine(Engine[RedshiftConnection]):
     def verify_privileges(
         self, connection: RedshiftConnection, *, original: str, user: str, database: str | None
     ) -> None:
-        compare_with_original(
-            privileges(connection, user),
-            lambda: privileges(connection, original),
-            user=repr(user),
-            original=original,
-        )
+        """As ``user`` (the pending clone), compare its privileges with the original's on
+        everything any user may read; memberships of Redshift roles and column grants,
+        which only the master user can see for another user, were compared in setSecret.
+        Nothing to prove when ``user`` is the original itself: it is the reference."""
+        if user == original:
+            return
+        wanted, held = privileges_of_pair(_runner(connection), original, user, master=False)
+        _require_same(wanted, held, user, original)
 
     # -- preflight (read only) ---------------------------------------------------------
 
@@ -234,70 +257,28 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         return found
 
 
-def privileges(connection: RedshiftConnection, user: str) -> dict[str, frozenset[str]]:
-    """What ``user`` holds: its groups, and privileges on the current database, on every
-    schema and table outside the catalogs, and default privileges granted to it."""
-
-    def held(function: str, target: str, candidates: tuple[str, ...]) -> frozenset[str]:
-        query = f"SELECT {function}(%s, %s, %s)"
-        return frozenset(
-            p for p in candidates if _run(connection, query, (user, target, p), "read privileges")[0][0]
-        )
-
-    groups = _run(connection, GROUPS_OF, (user,), "read groups")
-    found = {"groups": frozenset(str(row[0]) for row in groups)}
-    database = str(_run(connection, "SELECT current_database()", (), "read the database")[0][0])
-    found[f"database {database}"] = held("has_database_privilege", database, DATABASE_PRIVILEGES)
-    for (schema,) in _run(connection, SCHEMAS, (), "list schemas"):
-        found[f"schema {schema}"] = held("has_schema_privilege", schema, SCHEMA_PRIVILEGES)
-    for schema, table in _run(connection, TABLES, (), "list tables"):
-        name = f"{quote(schema)}.{quote(table)}"
-        found[f"table {name}"] = held("has_table_privilege", name, TABLE_PRIVILEGES)
-    for owner, schema, acl in _run(connection, DEFAULT_ACLS, (), "read default privileges"):
-        granted = _default_grants(str(acl or ""), user)
-        if granted:
-            found[f"default {owner} {schema or ''}".rstrip()] = granted
-    return found
+def align_clone(connection: RedshiftConnection, original: str, clone: str) -> None:
+    """As the master user: give ``clone`` exactly what ``original`` holds, then compare.
+    Memberships come first, so that privileges arriving with a group or a role are not
+    granted again directly."""
+    run = _runner(connection)
+    wanted, held = privileges_of_pair(run, original, clone, master=True)
+    memberships = membership_statements(wanted, held, clone)
+    for statement in memberships:
+        _run(connection, statement, (), f"bring the memberships of {clone!r} in line")
+    if memberships:
+        wanted, held = privileges_of_pair(run, original, clone, master=True)
+    for statement in object_statements(wanted, held, clone):
+        _run(connection, statement, (), f"bring the privileges of {clone!r} in line")
+    wanted, held = privileges_of_pair(run, original, clone, master=True)
+    _require_same(wanted, held, clone, original)
 
 
-def statements_to_align(
-    wanted: dict[str, frozenset[str]], held: dict[str, frozenset[str]], clone: str
-) -> list[str]:
-    """The statements that give ``clone`` exactly ``wanted``, from ``held`` (Redshift's
-    syntax: groups, database, schema and table privileges, default privileges)."""
-    grantee, none = quote(clone), frozenset[str]()
-    statements = [
-        f"ALTER GROUP {quote(group)} ADD USER {grantee}"
-        for group in sorted(wanted.get("groups", none) - held.get("groups", none))
-    ] + [
-        f"ALTER GROUP {quote(group)} DROP USER {grantee}"
-        for group in sorted(held.get("groups", none) - wanted.get("groups", none))
-    ]
-    for key in sorted((set(wanted) | set(held)) - {"groups"}):
-        add = ", ".join(sorted(wanted.get(key, none) - held.get(key, none)))
-        drop = ", ".join(sorted(held.get(key, none) - wanted.get(key, none)))
-        kind, _, target = key.partition(" ")
-        if kind == "default":
-            owner, _, schema = target.partition(" ")
-            scope = f"FOR USER {quote(owner)}" + (f" IN SCHEMA {quote(schema)}" if schema else "")
-            grant = f"ALTER DEFAULT PRIVILEGES {scope} GRANT {add} ON TABLES TO {grantee}"
-            revoke = f"ALTER DEFAULT PRIVILEGES {scope} REVOKE {drop} ON TABLES FROM {grantee}"
-        else:
-            on = f"TABLE {target}" if kind == "table" else f"{kind.upper()} {quote(target)}"
-            grant, revoke = f"GRANT {add} ON {on} TO {grantee}", f"REVOKE {drop} ON {on} FROM {grantee}"
-        statements += ([grant] if add else []) + ([revoke] if drop else [])
-    return statements
-
-
-def _default_grants(acl: str, user: str) -> frozenset[str]:
-    """The table privileges an ``aclitem[]`` text gives ``user`` (``{user=arwd/owner,...}``)."""
-    granted: set[str] = set()
-    for item in acl.strip("{}").split(","):
-        grantee, _, rest = item.strip('"').partition("=")
-        if grantee.strip('"') == user:
-            letters = rest.partition("/")[0]
-            granted |= {ACL_LETTERS[letter] for letter in letters if letter in ACL_LETTERS}
-    return frozenset(granted)
+def _require_same(wanted: Privileges, held: Privileges, user: str, original: str) -> None:
+    found = differences(wanted, held)
+    if found:
+        shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        raise VerificationError(f"user {user!r} does not hold the privileges of {original!r}: {shown}")
 
 
 def _user_exists(connection: RedshiftConnection, user: str) -> bool:
@@ -311,6 +292,13 @@ def _set_password(connection: RedshiftConnection, user: str, password: str) -> N
         (),
         f"set the password of {user!r}",
     )
+
+
+def _runner(connection: RedshiftConnection) -> Any:
+    def run(statement: str, params: tuple[Any, ...]) -> list[list[Any]]:
+        return _run(connection, statement, params, "read privileges")
+
+    return run
 
 
 def _run(

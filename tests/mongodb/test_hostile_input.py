@@ -130,5 +130,6 @@ def test_a_failing_command_reports_the_servers_reason(peer: MongoPeer) -> None:
                 user="app_clone",
                 password="Pw-1234567",
                 database="db",
+                current=login,
             )
     assert str(raised.value) == "could not look up 'app': 8000: usersInfo failed on purpose"

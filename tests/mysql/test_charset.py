@@ -99,7 +99,13 @@ def test_the_master_sets_non_ascii_passwords_for_both_users(mariadb: MariaDBServ
     with engine.connect(login(mariadb, master, master_password, "master")) as connection:
         # CREATE USER for the clone, then ALTER USER for the original, both by the master.
         engine.set_alternate_user(
-            connection, original=user, clone=clone, user=clone, password=NON_ASCII["latin-1"], database=None
+            connection,
+            original=user,
+            clone=clone,
+            user=clone,
+            password=NON_ASCII["latin-1"],
+            database=None,
+            current=login(mariadb, user, "Ascii-start-123"),
         )
         engine.set_alternate_user(
             connection,
@@ -108,6 +114,7 @@ def test_the_master_sets_non_ascii_passwords_for_both_users(mariadb: MariaDBServ
             user=user,
             password=NON_ASCII["outside the BMP"],
             database=None,
+            current=login(mariadb, clone, NON_ASCII["latin-1"]),
         )
     for name, password in ((clone, NON_ASCII["latin-1"]), (user, NON_ASCII["outside the BMP"])):
         assert client_accepts(mariadb, name, password), name

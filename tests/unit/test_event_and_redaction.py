@@ -149,3 +149,16 @@ def test_tracebacks_and_exception_messages_of_any_logger_are_masked(
     text = caplog.text + "".join(record.exc_text or "" for record in caplog.records)
     assert "traceback-secret-77" not in text
     assert "Traceback" in text and text.count(MASK) >= 2
+
+
+def test_registering_and_masking_from_many_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(index: int) -> str:
+        value = f"threaded-secret-{index:04d}"
+        register(value)
+        return redact(f"line {value}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        lines = list(pool.map(work, range(400)))
+    assert lines == ["line ***"] * 400

@@ -217,6 +217,9 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         MYSQL_8,
         {
             "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
+            "SELECT Host, plugin, authentication_string": [
+                ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
+            ],
             "SELECT 1 FROM mysql.user": [],
             "SELECT ssl_type": [("ANY", "", "", "")],
             "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
@@ -231,6 +234,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         user="app_clone",
         password="new-Pass-2",
         database=None,
+        current=LOGIN,
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
@@ -255,7 +259,54 @@ def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
             user="application_clone",
             password="new-Pass-2",
             database=None,
+            current=LOGIN,
         )
+
+
+def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """caching_sha2_password hashes are salted: the engine cannot tell from the password
+    which ``app`` account the secret controls, so it asks a session of the current login
+    (``CURRENT_USER()``) and acts on that account only, never on ``app@'10.9.9.9'``."""
+    accounts = {
+        "app": [
+            ("%", "caching_sha2_password", "$A$005$salt-one"),
+            ("10.9.9.9", "caching_sha2_password", "$A$005$x"),
+        ],
+        "app_clone": [],
+    }
+
+    def by_user(params: tuple[str]) -> list[tuple[str, str, str]]:
+        return accounts[params[0]]
+
+    def hosts(params: tuple[str]) -> list[tuple[str]]:
+        return [(host,) for host, _, _ in accounts[params[0]]]
+
+    connection = RecordingConnection(
+        MYSQL_8,
+        {
+            "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
+            "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
+            "SELECT ssl_type": [("", "", "", "")],
+            "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
+        },
+    )
+    session = RecordingConnection(MYSQL_8, {"SELECT CURRENT_USER()": [("app@%",)]})
+    engine = MySQLEngine()
+    monkeypatch.setattr(engine, "open", lambda login: pymysql_like(session))
+    monkeypatch.setattr(engine, "close", lambda connection: None)
+    engine.set_alternate_user(
+        pymysql_like(connection),
+        original="app",
+        clone="app_clone",
+        user="app_clone",
+        password="new-Pass-2",
+        database=None,
+        current=LOGIN,
+    )
+    assert session.sent == [("SELECT CURRENT_USER()", None)]
+    changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
+    assert changes
+    assert all(params is not None and params[:2] == ("app_clone", "%") for params in changes), changes
 
 
 @pytest.mark.parametrize(
