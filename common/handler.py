@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, cast
 
+from common.coldstart import long_lived
 from common.engine import ConnectionT, Engine
-from common.preflight import Preflight, invoked_function, is_preflight
+from common.observability import logger, metrics
 from common.rds import RdsDirectory
-from common.rotation import Rotator, reported_step
+from common.rotation import Rotator, is_preflight, reported_step
 from common.secretsmanager import SecretStore, build_client
 from common.settings import Settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# The keys Powertools' inject_lambda_context adds to every line of an invocation.
+LAMBDA_CONTEXT_KEYS = (
+    "cold_start",
+    "function_name",
+    "function_memory_size",
+    "function_arn",
+    "function_request_id",
+)
 
 
 class RotationFunction(Generic[ConnectionT]):
@@ -39,6 +50,7 @@ class RotationFunction(Generic[ConnectionT]):
         self._rds_client = rds_client
         self._settings = settings
         self._rotator: Rotator[ConnectionT] | None = None
+        self._in_lambda = logger.inject_lambda_context(self._invoke)
 
     @property
     def engine(self) -> Engine[ConnectionT]:
@@ -47,7 +59,9 @@ class RotationFunction(Generic[ConnectionT]):
     @property
     def rotator(self) -> Rotator[ConnectionT]:
         if self._rotator is None:
-            store = SecretStore(self._client or build_client())
+            # boto3 and its client live as long as the container (see common.coldstart).
+            with long_lived():
+                store = SecretStore(self._client or build_client())
             self._rotator = Rotator(
                 self._engine, store, self._settings or Settings.from_environ(), RdsDirectory(self._rds_client)
             )
@@ -68,10 +82,28 @@ class RotationFunction(Generic[ConnectionT]):
         nothing; a preflight event (``common.preflight``) returns its report, for the
         function's own secrets only (the context names the function).
 
+        With a context (always, on Lambda) every log line of the invocation carries the
+        request id, the function and whether this is the container's first invocation
+        (Powertools' ``inject_lambda_context``), and that first one counts a ``ColdStart``
+        metric. Without one (tests, local runs) neither is invented.
+
         Building the rotator (settings, client) happens inside the step's report, so a
         configuration error is a failed step like any other: logged with its reason and
         counted."""
+        if context is None:
+            return self._invoke(event, None)
+        try:
+            return self._in_lambda(event, cast("LambdaContext", context))
+        finally:
+            logger.remove_keys(LAMBDA_CONTEXT_KEYS)
+
+    def _invoke(self, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any] | None:
+        if context is not None and logger.get_current_keys().get("cold_start"):
+            metrics.provider.add_cold_start_metric(context)
         if is_preflight(event):
+            # Operators' tool only: rotation steps never import it.
+            from common.preflight import Preflight, invoked_function
+
             return Preflight.of(self.rotator).answer(event, invoked_function(context))
         with reported_step(self._engine.name, event, self._calls_made) as done:
             done(self.rotator.run(event))

@@ -58,14 +58,13 @@ from common.errors import (
 )
 from common.observability import logger
 from common.rds import DESCRIBE_PERMISSIONS
-from common.rotation import Rotator, Strategy, original_username, partner_username
+from common.rotation import PREFLIGHT_KEY, Rotator, Strategy, original_username, partner_username
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 if TYPE_CHECKING:
     from common.secret import DatabaseSecret
     from common.secretsmanager import SecretMetadata
 
-PREFLIGHT_KEY = "Preflight"
 REPORT_FORMAT = "secrets-rotation-preflight/1"
 MAX_EXTRA_VERSIONS = 10
 #: Refused logins in a row per user after which the preflight stops trying that user's
@@ -83,11 +82,6 @@ Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", 
 Relation = Literal["same user", "pair", "other user"]
 #: The parts of an unqualified function ARN: ``arn:aws:lambda:<region>:<account>:function:<name>``.
 FUNCTION_ARN_PARTS = 7
-
-
-def is_preflight(event: object) -> bool:
-    """Whether an invocation asks for a preflight rather than a rotation step."""
-    return isinstance(event, Mapping) and PREFLIGHT_KEY in event
 
 
 def invoked_function(context: object) -> str | None:

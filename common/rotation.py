@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
 STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
+# The top-level key of an operator's preflight event (common.preflight), which Secrets
+# Manager never sends.
+PREFLIGHT_KEY = "Preflight"
 CLONE_SUFFIX = "_clone"
 #: How many of the newest unlabelled versions a single-user rotation tries when every
 #: labelled version is refused (Secrets Manager keeps about 100).
@@ -80,6 +83,11 @@ def partner_username(username: str) -> str:
     if username.endswith(CLONE_SUFFIX):
         return username[: -len(CLONE_SUFFIX)]
     return username + CLONE_SUFFIX
+
+
+def is_preflight(event: object) -> bool:
+    """Whether an invocation asks for a preflight rather than a rotation step."""
+    return isinstance(event, Mapping) and PREFLIGHT_KEY in event
 
 
 @dataclass(frozen=True)

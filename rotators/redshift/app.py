@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from common.handler import RotationFunction
-from rotators.redshift.engine import RedshiftEngine
+from common.coldstart import long_lived
+
+with long_lived():
+    from common.handler import RotationFunction
+    from rotators.redshift.engine import RedshiftEngine
 
 lambda_handler = RotationFunction(RedshiftEngine())

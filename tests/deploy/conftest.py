@@ -14,7 +14,7 @@ import pytest
 from tests.deploy.template import ROOT, functions, load
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +26,9 @@ def sam_cli() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``sam build`` of the whole template, once per session."""
-    build_dir = tmp_path_factory.mktemp("sam-build")
+def sam_build(sam_cli: str, build_dir: Path, architecture: str) -> None:
+    """``sam build`` of the whole template for one architecture (the Makefile's wheels
+    follow LAMBDA_ARCHITECTURE, the template's functions its Architecture parameter)."""
     result = subprocess.run(
         # In source: the Makefile targets copy only what each artifact needs, where a
         # scratch copy of the repository would also copy the virtualenvs.
@@ -41,22 +40,44 @@ def built(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
             str(build_dir),
             "--template-file",
             str(ROOT / "template.yaml"),
+            "--parameter-overrides",
+            f"Architecture={architecture}",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0", "LAMBDA_ARCHITECTURE": architecture},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    yield build_dir
-    shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def session_build(architecture: str) -> Callable[..., Iterator[Path]]:
+    """A session fixture: ``sam build`` of the whole template for ``architecture``."""
+
+    @pytest.fixture(scope="session")
+    def build(sam_cli: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        build_dir = tmp_path_factory.mktemp(f"sam-build-{architecture}")
+        sam_build(sam_cli, build_dir, architecture)
+        yield build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+    return build
+
+
+built = session_build("x86_64")  # the default
+built_arm64 = session_build("arm64")
 
 
 @pytest.fixture(scope="session")
 def runtime_python() -> str:
-    """The interpreter of the template's Lambda runtime (python3.13 from pyenv here)."""
+    """The interpreter of the template's Lambda runtime: ``RUNTIME_PYTHON``, or
+    ``python3.13`` on PATH (pyenv's, here).
+
+    Debian 12 has no Python 3.13; the checks that run built code under it are skipped
+    there, with a reason saying how to get one, and every other check still runs.
+    """
     runtimes = {function.runtime for function in functions(load())}
     assert len(runtimes) == 1, runtimes
     name = runtimes.pop()
@@ -67,10 +88,11 @@ def runtime_python() -> str:
             ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
         )
         environment["PYENV_VERSION"] = ":".join(versions.stdout.split())
-    found = shutil.which(name)
+    wanted = name.removeprefix("python")
+    found = os.environ.get("RUNTIME_PYTHON") or shutil.which(name)
     probe = (
         subprocess.run(
-            [found or name, "-c", "import sys; print(sys.executable)"],
+            [found, "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,
             text=True,
             check=False,
@@ -79,9 +101,13 @@ def runtime_python() -> str:
         if found
         else None
     )
-    if probe is None or probe.returncode != 0:
-        pytest.fail(f"{name} (the template's runtime) is not installed; with pyenv, install it")
-    return probe.stdout.strip()
+    if probe is None or probe.returncode != 0 or probe.stdout.splitlines()[1:] != [wanted]:
+        pytest.skip(
+            f"no Python {wanted} (the template's {name} runtime) on PATH, so the built functions "
+            f"cannot be run: install one (`pyenv install {wanted}`, or `uv python install {wanted}`) "
+            f"and put {name} on PATH, or set RUNTIME_PYTHON to its path"
+        )
+    return probe.stdout.splitlines()[0]
 
 
 @pytest.fixture(scope="session")

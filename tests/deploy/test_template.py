@@ -135,7 +135,10 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
     assert (
         not {"boto3", "botocore", "common", "appkit", "devtools", "tests"} & top_level
     )  # runtime / layer / dev only
-    assert {p.name for p in (code / "rotators").iterdir()} == {"__init__.py", package_of(function)}
+    assert {p.name for p in (code / "rotators").iterdir()} - {"__pycache__"} == {
+        "__init__.py",
+        package_of(function),
+    }
     layer = built / function.layers[0] / "python"
     assert {"common", "aws_lambda_powertools"} <= {p.name for p in layer.iterdir()}
     assert not set().union(*DRIVERS.values()) & {p.name for p in layer.iterdir()}
@@ -144,6 +147,58 @@ def test_each_function_carries_its_own_driver_only(built: Path, function: Functi
         for path in code.rglob("*"):
             archive.write(path, path.relative_to(code))
     print(f"{function.logical_id}: {zipped.stat().st_size / 1e6:.1f} MB zipped")
+
+
+@pytest.mark.usefixtures("runtime_python")  # the build compiles with it: none, no bytecode
+def test_every_module_ships_its_bytecode_for_the_runtime(built: Path) -> None:
+    """Lambda's code directories are read-only: without .pyc files in the build, every
+    cold start compiles every module it imports. Checked-hash, so an edited source wins."""
+    (runtime,) = {function.runtime for function in ALL_FUNCTIONS}
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    sources = [p for p in built.rglob("*.py") if p.parent.name != "__pycache__"]
+    missing = [str(p) for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+    assert sources and not missing, missing[:5]
+    flags = {
+        int.from_bytes((p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").read_bytes()[4:8], "little")
+        for p in sources
+    }
+    assert flags == {0b11}  # PEP 552: hash-based, checked
+
+
+# ELF e_machine of each Lambda architecture (the ELF specification's registry).
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}
+# Functions whose drivers carry compiled modules (MySQL's cryptography, psycopg2, bson).
+COMPILED = {"PostgreSQLRotationFunction", "MySQLRotationFunction", "MongoDBRotationFunction"}
+
+
+def elf_machine(path: Path) -> int | None:
+    """The e_machine field of an ELF file's header, or None for any other file."""
+    with path.open("rb") as file:
+        header = file.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+@pytest.mark.parametrize("architecture", sorted(ELF_MACHINES))
+def test_every_compiled_module_is_built_for_the_architecture(
+    architecture: str, request: pytest.FixtureRequest
+) -> None:
+    """Every ELF file of the build (extension modules and the libraries wheels bundle)
+    is for the processor the template's Architecture parameter names."""
+    build_dir: Path = request.getfixturevalue("built" if architecture == "x86_64" else "built_arm64")
+    machines = {path: elf_machine(path) for path in build_dir.rglob("*") if path.is_file()}
+    compiled = {path: machine for path, machine in machines.items() if machine is not None}
+    assert {path.relative_to(build_dir).parts[0] for path in compiled} >= COMPILED
+    assert all(".so" in path.name for path in compiled), sorted(map(str, compiled))
+    wrong = {str(p.relative_to(build_dir)): m for p, m in compiled.items() if m != ELF_MACHINES[architecture]}
+    assert not wrong
+    sizes = {
+        part.name: sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
+        for part in sorted(build_dir.iterdir())
+        if part.is_dir()
+    }
+    print(f"{architecture}: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items()))
 
 
 # The rotation core: what applications never need. The application kit: what rotation never uses.
@@ -287,11 +342,12 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "SecurityGroupIds": "sg-1",
             "VpcId": "vpc-1",
             "CreateSecretsManagerEndpoint": "true",
+            "Tracing": "true",
         },
         {"CacheUserArns": CACHE_USERS},
         {"RdsLookups": "false"},
     ],
-    ids=["defaults", "master-kms-vpc", "cache-users", "no-rds"],
+    ids=["defaults", "master-kms-vpc-traced", "cache-users", "no-rds"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     expanded = expanded_template()
@@ -337,11 +393,20 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
     roles = [
         r for r in resolved["Resources"].values() if r["Type"] == "AWS::IAM::Role" and "Condition" not in r
     ]
-    managed = {arn for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])}
-    expected_managed = (
+    managed = {
+        arn.rpartition("/")[2] for role in roles for arn in role["Properties"].get("ManagedPolicyArns", [])
+    }
+    traced = overrides.get("Tracing") == "true"
+    # Network interfaces only in a VPC; X-Ray's write access only when traced.
+    assert managed == {
         "AWSLambdaVPCAccessExecutionRole" if overrides.get("SubnetIds") else "AWSLambdaBasicExecutionRole"
-    )
-    assert len(managed) == 1 and managed.pop().endswith(expected_managed)  # network interfaces only in a VPC
+    } | ({"AWSXRayDaemonWriteAccess"} if traced else set())
+    modes = {
+        r["Properties"].get("TracingConfig", {}).get("Mode")
+        for r in resolved["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert modes == {"Active" if traced else "PassThrough"}
     permissions = [
         r["Properties"] for r in resolved["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
     ]

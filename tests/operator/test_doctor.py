@@ -484,7 +484,7 @@ def test_lambda_answers_are_read_as_lambda_gives_them() -> None:
 
 
 def test_the_preflight_key_is_the_functions() -> None:
-    from common.preflight import PREFLIGHT_KEY
+    from common.rotation import PREFLIGHT_KEY
     from operator_tools.aws import PREFLIGHT_KEY as CLIENT_KEY
 
     assert CLIENT_KEY == PREFLIGHT_KEY
