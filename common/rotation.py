@@ -586,6 +586,13 @@ class Rotator(Generic[ConnectionT]):
             raise StagingError(f"secret {metadata.arn} has no version labelled {AWSCURRENT}")
         current = self.store.version(metadata.arn, version, AWSCURRENT)
         self._validate_engine(current)
+        if current.user_arn and current.masterarn:
+            # A managed user's passwords change through the service's API with the
+            # function's role: a master session would act on the master's own user.
+            raise SecretFormatError(
+                f"secret version {current.where} has both 'user_arn' and 'masterarn': a managed "
+                "(ElastiCache or MemoryDB) user rotates without a master secret"
+            )
         if self._strategy(current) is Strategy.ALTERNATING_USERS:
             longest = max(len(current.username), len(partner_username(current.username)))
             limit = self.engine.username_limit(current.engine)
@@ -626,7 +633,9 @@ class Rotator(Generic[ConnectionT]):
         return secret.host.lower(), self._port(secret)
 
     def _same_server(self, secret: DatabaseSecret, current: DatabaseSecret) -> bool:
-        return self._server(secret) == self._server(current)
+        # A managed (ElastiCache, MemoryDB) user may have no endpoint at all: its user ARN
+        # is then what names where its passwords live.
+        return self._server(secret) == self._server(current) and secret.user_arn == current.user_arn
 
     def _require_same_server(self, secret: DatabaseSecret, current: DatabaseSecret, what: str) -> None:
         if not self._same_server(secret, current):

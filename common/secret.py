@@ -8,6 +8,7 @@ optional, and every other key is carried across rotations untouched.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,13 +109,18 @@ def parse_object(text: str, where: str) -> dict[str, Any]:
     return value
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
 def _service_user_defaults(user_arn: str, where: str) -> dict[str, str]:
     """``engine`` and ``host`` for a secret in AWS's ElastiCache format (``user_arn``,
     ``username``, ``password``): the service from the ARN, and no endpoint, so that the
     user is reached through the service's API only. Keys the secret has win."""
     parts = user_arn.split(":")
     service = parts[2] if len(parts) > 5 and parts[0] == "arn" else ""
-    if service not in _USER_ARN_SERVICES:
+    # The region goes into a client's endpoint: only a region's shape is accepted.
+    region = parts[3] if len(parts) > 5 else ""
+    if service not in _USER_ARN_SERVICES or not _REGION.fullmatch(region):
         raise SecretFormatError(
             f"secret version {where}: key 'user_arn' must be an ElastiCache or MemoryDB user ARN"
         )

@@ -111,6 +111,12 @@ class RedisEngine(Engine[RedisSession]):
     def _set_passwords(self, connection: RedisSession, user: str, passwords: list[str]) -> None:
         """Through the service's API for a managed user (newest first), else with ACL rules."""
         if connection.service is not None:
+            if connection.login.username != user:
+                # The session is another user's (a master's): never change its passwords.
+                raise DatabaseOperationError(
+                    f"the session is for {connection.login.username!r}, not {user!r}: a managed user's "
+                    "passwords change only through its own session"
+                )
             connection.service.set_passwords(passwords)
             return
         assert connection.client is not None  # open() gives every session one or the other

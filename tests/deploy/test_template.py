@@ -113,6 +113,16 @@ def test_every_engine_has_a_function() -> None:
     assert {package_of(f) for f in TEMPLATE_FUNCTIONS} == packages
 
 
+def test_every_rotation_function_has_the_reserved_concurrency() -> None:
+    """A fleet's scheduled rotations are bounded by ReservedConcurrency on every function."""
+    resources = load()["Resources"]
+    for function in TEMPLATE_FUNCTIONS:
+        properties = resources[function.logical_id]["Properties"]
+        assert properties.get("ReservedConcurrentExecutions") == {
+            "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }, function.logical_id
+
+
 @pytest.mark.parametrize("function", TEMPLATE_FUNCTIONS, ids=lambda f: f.logical_id)
 def test_password_length_cannot_exceed_what_the_engine_accepts(function: Function) -> None:
     """The template's PasswordLength bounds must be lengths every deployed engine takes."""

@@ -212,3 +212,35 @@ def test_with_an_endpoint_test_secret_logs_in_over_tls(
     assert user_of("elasticache", user_id).passwords == [current, password]
     assert redis_server.can_login(name, current) and redis_server.can_login(name, password)
     assert redis_server.failed_logins() == refused_before
+
+
+def test_a_managed_user_with_a_master_secret_is_refused_before_anything_changes(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    """A master session of a managed user would be the master's own: its passwords, not
+    the user's, would change. Such a secret is refused at createSecret."""
+    from common.errors import SecretFormatError
+
+    admin, admin_password = unique("admin"), new_password()
+    admin_id, admin_arn = elasticache_user(admin, admin_password)
+    master = store_secret(
+        sm_client,
+        service,
+        unique("master"),
+        {"user_arn": admin_arn, "username": admin, "password": admin_password},
+        rotation=False,
+    )
+    name, password = unique("app"), new_password()
+    user_id, user_arn = elasticache_user(name, password)
+    body = {"user_arn": user_arn, "username": name, "password": password, "masterarn": master}
+    arn = store_secret(sm_client, service, unique("cache"), body)
+    request = service.start(arn)
+    with pytest.raises(SecretFormatError, match="both 'user_arn' and 'masterarn'"):
+        handler(request.event("createSecret"), LambdaContext())
+    assert user_of("elasticache", admin_id).passwords == [admin_password]
+    assert user_of("elasticache", user_id).passwords == [password]
+    assert labels(sm_client, arn)["AWSPENDING"] == request.token
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)

@@ -61,3 +61,17 @@ def test_repr_hides_the_password() -> None:
 @pytest.mark.parametrize(("raw", "expected"), [(True, True), ("false", False), ("TRUE", True), (None, None)])
 def test_ssl_flag(raw: object, expected: bool | None) -> None:
     assert parse(ssl=raw).ssl is expected
+
+
+@pytest.mark.parametrize(
+    "user_arn",
+    [
+        "arn:aws:elasticache:not a region:123456789012:user:app",
+        "arn:aws:elasticache:us-east-1.evil.example:123456789012:user:app",
+        "arn:aws:s3:us-east-1:123456789012:user:app",
+        "app",
+    ],
+)
+def test_a_user_arn_that_is_not_a_managed_user_in_a_region_is_named(user_arn: str) -> None:
+    with pytest.raises(SecretFormatError, match="key 'user_arn'"):
+        DatabaseSecret.from_dict({"user_arn": user_arn, "username": "app", "password": "pw-123456"}, "v")
