@@ -350,15 +350,7 @@ class Rotator(Generic[ConnectionT]):
             if self.engine.is_replica(connection):
                 self._set_single_on_writer(metadata, current, pending, connection)
                 return
-            # Where the server holds two passwords the current one keeps working until
-            # the next rotation: no session is refused between setSecret and finishSecret.
-            kept.append(
-                self.engine.add_password(
-                    connection, user=login.username, keep=login.password, new=pending.password
-                )
-            )
-            if not kept[-1]:
-                self.engine.change_own_password(connection, login, pending.password)
+            kept.append(self._apply_pending(connection, login, pending))
 
         used = self._log_in_with_first(
             self._single_user_logins(metadata, current, lambda: pending), current, apply
@@ -368,6 +360,17 @@ class Rotator(Generic[ConnectionT]):
         if kept and kept[-1]:
             return f"pending password added beside the {used} one"
         return f"password changed with the {used} credentials"
+
+    def _apply_pending(self, connection: ConnectionT, login: Login, pending: DatabaseSecret) -> bool:
+        """Logged in as the user, make it accept the pending password; True when the
+        server keeps the current one beside it (dual passwords: no session is refused
+        between setSecret and finishSecret), False when it was replaced."""
+        if self.engine.add_password(
+            connection, user=login.username, keep=login.password, new=pending.password
+        ):
+            return True
+        self.engine.change_own_password(connection, login, pending.password)
+        return False
 
     def _set_single_on_writer(
         self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret, replica: ConnectionT
@@ -379,7 +382,7 @@ class Rotator(Generic[ConnectionT]):
 
         def change(connection: ConnectionT, login: Login) -> None:
             if login.label != AWSPENDING:
-                self.engine.change_own_password(connection, login, pending.password)
+                self._apply_pending(connection, login, pending)
             positions.append(self.engine.write_position(connection))
 
         used = self._log_in_with_first(
