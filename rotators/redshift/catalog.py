@@ -50,10 +50,23 @@ _PAIR = "pg_user u WHERE u.usename IN (%s, %s)"
 #: Objects the clone owns are left out (parameter: clone).
 _NOT_CLONES = "NOT IN (SELECT usesysid FROM pg_user WHERE usename = %s)"
 
-TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "REFERENCES")
-SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
+#: Grant options are read as privileges of their own (``SELECT WITH GRANT OPTION``), so
+#: that a clone holding ``SELECT`` without the option differs from an original holding both.
+GRANT_OPTION = " WITH GRANT OPTION"
+
+
+def _with_grant_options(privileges: tuple[str, ...]) -> tuple[str, ...]:
+    return privileges + tuple(privilege + GRANT_OPTION for privilege in privileges)
+
+
+#: Redshift's ALTER and DROP table privileges are not read: PostgreSQL (the stand-in) has
+#: neither, so no test could show them; a clone may lack them.
+TABLE_PRIVILEGES = _with_grant_options(("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"))
+SCHEMA_PRIVILEGES = _with_grant_options(("USAGE", "CREATE"))
+ROUTINE_PRIVILEGES = _with_grant_options(("EXECUTE",))
 DATABASE_PRIVILEGES = ("CREATE", "TEMP")
 #: aclitem letters in default privileges.
+#: A letter followed by ``*`` carries the grant option.
 ACL_LETTERS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "x": "REFERENCES", "X": "EXECUTE"}
 #: pg_default_acl.defaclobjtype -> the object class ALTER DEFAULT PRIVILEGES names.
 DEFAULT_OBJECT_TYPES = {"r": "TABLES", "f": "FUNCTIONS", "p": "PROCEDURES"}
@@ -169,15 +182,27 @@ ROUTINES = Read(
         where=f"p.prokind IN ('f', 'p') AND {_USER_SCHEMA} AND p.proowner {_NOT_CLONES}",
         function="has_function_privilege",
         oid="p.prooid",
-        privileges=("EXECUTE",),
+        privileges=ROUTINE_PRIVILEGES,
     ),
     _pair_but_clones,
     lambda row: [
         (
             str(row[0]),
             Target("procedure" if row[4] == "p" else "function", str(row[2]), str(row[1]), str(row[3])),
-            frozenset({"EXECUTE"}),
+            _held(ROUTINE_PRIVILEGES, row[5:]),
         )
+    ],
+)
+#: User attributes (``ALTER USER ... CREATEDB``, ``CREATEUSER``: the superuser flag);
+#: pg_user is readable by every user, so the pending user's proof compares them too.
+USER_ATTRIBUTES = ("CREATEDB", "CREATEUSER")
+ATTRIBUTES = Read(
+    f"SELECT u.usename, u.usecreatedb, u.usesuper FROM {_PAIR}",  # noqa: S608 - constants only
+    _pair,
+    lambda row: [
+        (str(row[0]), Target("attribute", attribute), frozenset({attribute}))
+        for attribute, flag in zip(USER_ATTRIBUTES, row[1:], strict=True)
+        if flag
     ],
 )
 COLUMNS = Read(
@@ -198,11 +223,20 @@ def _default_rows(
         owner, schema, objtype, acl = str(row[0]), str(row[1] or ""), str(row[2]), str(row[3] or "")
         if objtype not in DEFAULT_OBJECT_TYPES:
             return []
-        return [
+        # The clone's own item in its own default ACL is its right as owner, which the
+        # original's counterpart (its "owned default" targets) does not carry.
+        found = [
             (user, Target("default", owner, schema, objtype), granted)
             for user in users
-            if (granted := default_grants(acl, user))
+            if not user == owner == users[1] and (granted := default_grants(acl, user))
         ]
+        if owner in users:
+            found.extend(
+                (owner, Target("owned default", grantee, schema, objtype), granted)
+                for grantee, granted in acl_grants(acl)
+                if grantee not in (owner, *users) and granted
+            )
+        return found
 
     return rows
 
@@ -220,7 +254,7 @@ MEMBERSHIPS = (GROUPS, ROLES)
 def reads(original: str, clone: str, *, master: bool) -> list[Read]:
     """The statements that read what ``original`` and ``clone`` hold; ``master`` is
     whether the session sees every row (the master user) or only its own (a pending user)."""
-    every = [GROUPS, ROLES, DATABASES, SCHEMAS, RELATIONS, ROUTINES, COLUMNS]
+    every = [ATTRIBUTES, GROUPS, ROLES, DATABASES, SCHEMAS, RELATIONS, ROUTINES, COLUMNS]
     defaults = Read(DEFAULTS_STATEMENT, lambda _o, _c: (), _default_rows((original, clone)))
     return [read for read in [*every, defaults] if master or read not in MASTER_ONLY]
 
@@ -253,9 +287,14 @@ def differences(wanted: Mapping[Target, frozenset[str]], held: Mapping[Target, f
 
 def describe(target: Target) -> str:
     """A target as a message names it (no statement is built from this)."""
-    if target.kind == "default":
+    if target.kind in ("default", "owned default"):
         where = f" in schema {target.schema}" if target.schema else ""
-        return f"default privileges on {DEFAULT_OBJECT_TYPES[target.detail].lower()} of {target.name}{where}"
+        objects = DEFAULT_OBJECT_TYPES[target.detail].lower()
+        if target.kind == "owned default":
+            return f"default privileges on own {objects} for {target.name or 'PUBLIC'}{where}"
+        return f"default privileges on {objects} of {target.name}{where}"
+    if target.kind == "attribute":
+        return f"user attribute {target.name}"
     if target.kind == "column":
         return f"column {target.schema}.{target.name}.{target.detail}"
     qualified = f"{target.schema}.{target.name}" if target.schema else target.name
@@ -318,20 +357,15 @@ def object_statements(wanted: Privileges, held: Privileges, clone: str) -> list[
         for verb, privileges in (("GRANT", add), ("REVOKE", drop)):
             if not privileges:
                 continue
-            if target.kind == "column":
+            if target.kind in _SINGLES:
+                singles.extend(_single_statements(verb, privileges, target, grantee))
+            elif target.kind == "column":
                 table = target._replace(kind="table", detail="")
                 for privilege in sorted(privileges):
                     columns[(verb, table, privilege)].append(quote(target.detail))
-            elif target.kind == "database":
-                singles.append(_grant(verb, privileges, f"DATABASE {quote(target.name)}", grantee))
-            elif target.kind == "default":
-                scope = f"FOR USER {quote(target.name)}"
-                if target.schema:
-                    scope += f" IN SCHEMA {quote(target.schema)}"
-                on = DEFAULT_OBJECT_TYPES[target.detail]
-                singles.append(f"ALTER DEFAULT PRIVILEGES {scope} {_grant(verb, privileges, on, grantee)}")
             else:
-                batches[(verb, _ON[target.kind], privileges)].append(object_sql(target))
+                for split_verb, split in _split_grant_options(verb, privileges):
+                    batches[(split_verb, _ON[target.kind], split)].append(object_sql(target))
     statements = list(singles)
     for (verb, on, privileges), names in sorted(
         batches.items(), key=lambda item: (item[0][0], item[0][1], sorted(item[0][2]))
@@ -348,10 +382,64 @@ def object_statements(wanted: Privileges, held: Privileges, clone: str) -> list[
     return statements
 
 
+_SINGLES = ("attribute", "database", "default", "owned default")
+
+
+def _single_statements(verb: str, privileges: frozenset[str], target: Target, grantee: str) -> list[str]:
+    """The statements of a target that shares none with others: a user attribute, a
+    database, a default privilege (one per owner, schema and object type)."""
+    if target.kind == "attribute":
+        return [f"ALTER USER {grantee} {'' if verb == 'GRANT' else 'NO'}{target.name}"]
+    if target.kind == "database":
+        return [_grant(verb, privileges, f"DATABASE {quote(target.name)}", grantee)]
+    # A default privilege the original grants to others as owner: the clone, as owner,
+    # grants the same; otherwise one the original receives from an owner.
+    owner, receiver = (
+        (grantee, _grantee_sql(target.name))
+        if target.kind == "owned default"
+        else (
+            quote(target.name),
+            grantee,
+        )
+    )
+    scope = f"FOR USER {owner}" + (f" IN SCHEMA {quote(target.schema)}" if target.schema else "")
+    on = DEFAULT_OBJECT_TYPES[target.detail]
+    return [
+        f"ALTER DEFAULT PRIVILEGES {scope} {_grant(split_verb, split, on, receiver)}"
+        for split_verb, split in _split_grant_options(verb, privileges)
+    ]
+
+
+def _grantee_sql(name: str) -> str:
+    """A grantee as an aclitem names it: empty for PUBLIC, ``group x`` for a group."""
+    if not name:
+        return "PUBLIC"
+    if name.startswith("group "):
+        return "GROUP " + quote(name.removeprefix("group "))
+    return quote(name)
+
+
+def _split_grant_options(verb: str, privileges: frozenset[str]) -> list[tuple[str, frozenset[str]]]:
+    """A change of plain privileges and grant options as statements can make it: verbs
+    ``GRANT``, ``GRANT*`` (with grant option), ``REVOKE`` (the privilege and its option),
+    ``REVOKE*`` (the option alone); the privileges named plainly."""
+    options = frozenset(p.removesuffix(GRANT_OPTION) for p in privileges if p.endswith(GRANT_OPTION))
+    plain = frozenset(p for p in privileges if not p.endswith(GRANT_OPTION))
+    if verb == "GRANT":
+        found = [("GRANT", plain - options), ("GRANT*", options)]
+    else:
+        found = [("REVOKE", plain), ("REVOKE*", options - plain)]
+    return [(split_verb, split) for split_verb, split in found if split]
+
+
 def _grant(verb: str, privileges: frozenset[str], on: str, grantee: str) -> str:
     listed = ", ".join(sorted(privileges))
     if verb == "GRANT":
         return f"GRANT {listed} ON {on} TO {grantee}"
+    if verb == "GRANT*":
+        return f"GRANT {listed} ON {on} TO {grantee}{GRANT_OPTION}"
+    if verb == "REVOKE*":
+        return f"REVOKE GRANT OPTION FOR {listed} ON {on} FROM {grantee}"
     return f"REVOKE {listed} ON {on} FROM {grantee}"
 
 
@@ -359,12 +447,26 @@ def default_grants(acl: str, user: str) -> frozenset[str]:
     """The privileges an ``aclitem[]`` text gives ``user`` (``{user=arwd/owner,...}``);
     Redshift writes a group's item as ``group name=r/owner``, which names no user."""
     granted: set[str] = set()
+    for grantee, privileges in acl_grants(acl):
+        if grantee == user:
+            granted |= privileges
+    return frozenset(granted)
+
+
+def acl_grants(acl: str) -> list[tuple[str, frozenset[str]]]:
+    """Each item of an ``aclitem[]`` text as (grantee, privileges): the grantee unquoted,
+    empty for PUBLIC; a letter followed by ``*`` carries the grant option."""
+    found = []
     for item in _acl_items(acl):
         grantee, _, rest = item.rpartition("=")
-        if _unquote(grantee) == user:
-            letters = rest.partition("/")[0]
-            granted |= {ACL_LETTERS[letter] for letter in letters if letter in ACL_LETTERS}
-    return frozenset(granted)
+        letters, granted = rest.partition("/")[0], set()
+        for index, letter in enumerate(letters):
+            if letter in ACL_LETTERS:
+                granted.add(ACL_LETTERS[letter])
+                if letters[index + 1 : index + 2] == "*":
+                    granted.add(ACL_LETTERS[letter] + GRANT_OPTION)
+        found.append((_unquote(grantee), frozenset(granted)))
+    return found
 
 
 def _acl_items(acl: str) -> list[str]:
