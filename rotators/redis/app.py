@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from common.clients import service_client
-from common.handler import RotationFunction
-from rotators.redis.engine import RedisEngine
+from common.coldstart import long_lived
+
+with long_lived():
+    from common.clients import service_client
+    from common.handler import RotationFunction
+    from rotators.redis.engine import RedisEngine
 
 lambda_handler = RotationFunction(RedisEngine(service_client))
