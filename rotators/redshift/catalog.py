@@ -10,7 +10,24 @@ objects): group membership (``pg_group``), Redshift roles granted to the user
 views (late-binding and materialised included: they are ``pg_class`` rows like views)
 and on functions and stored procedures (``pg_proc_info``), default privileges for every
 object type (``pg_default_acl``: ``r`` tables, ``f`` functions, ``p`` procedures), and
-column-level grants (``svv_column_privileges``).
+column-level grants (``svv_column_privileges``), and the users' attributes (``pg_user``:
+``CREATEDB``, ``CREATEUSER``), set on the clone with ``ALTER USER`` so that drift
+(``ALTER USER clone CREATEDB``) is undone at the next rotation. The connection limit is
+not read (``pg_user`` has no column for it).
+
+Grant options are privileges of their own (``SELECT WITH GRANT OPTION``, ``*`` in an ACL)
+for tables, schemas, routines and default privileges, granted ``WITH GRANT OPTION`` and
+taken back with ``REVOKE GRANT OPTION FOR``. Table privileges include ``TRUNCATE``.
+Limits: Redshift documents ``has_table_privilege`` for SELECT, INSERT, UPDATE, DELETE,
+DROP and REFERENCES only; ``TRUNCATE`` and the ``WITH GRANT OPTION`` forms are checked
+on the PostgreSQL stand-in, not on a cluster. Redshift's ``ALTER`` and ``DROP`` table
+privileges are not read or granted: PostgreSQL has neither, so the stand-in cannot show
+them, and a clone may lack them.
+
+Default privileges are compared both ways: those the original receives from an owner
+(the clone receives the same), and those the original grants as owner of its future
+objects (``ALTER DEFAULT PRIVILEGES FOR USER original ... TO reporting``: the clone gets
+the counterpart ``FOR USER clone``, so tables it creates reach the same grantees).
 
 Privileges on objects are the user's effective privileges (``has_*_privilege``, by object
 id: a name would be resolved in the session's rights and fail with "permission denied for

@@ -6,7 +6,8 @@ literal spliced into a statement is that hexadecimal hash. The catalog statement
 the privilege statements live in :mod:`rotators.redshift.catalog`.
 
 Alternating users: the clone is created on first use and, at every rotation, brought
-in line with the original (memberships first, then privileges on objects) in a fixed
+in line with the original (memberships first, then attributes such as ``CREATEDB`` and
+privileges on objects, grant options included) in a fixed
 number of catalog reads, whatever the number of objects.
 
 Time-outs: ``DB_CONNECT_TIMEOUT`` bounds opening a session; ``DB_STATEMENT_TIMEOUT`` is
