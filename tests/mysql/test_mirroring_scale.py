@@ -42,10 +42,24 @@ def _login(server: MariaDBServer, user: str, password: str, label: str) -> Login
 def _counted(engine: MySQLEngine, master: Connection[Any], **arguments: Any) -> dict[str, int]:
     """Run set_alternate_user on ``master``; what the server counted for the session."""
     before = _status(master)
-    engine.set_alternate_user(master, **arguments)
+    _mirror(engine, master, **arguments)
     after = _status(master)
     # The second status read is itself a question.
     return {name: after[name] - before[name] - (name == "Questions") for name in after}
+
+
+def _mirror(
+    engine: MySQLEngine,
+    master: Connection[Any],
+    original: str,
+    clone: str,
+    user: str,
+    password: str,
+    current: Login,
+) -> None:
+    engine.set_alternate_user(
+        master, original=original, clone=clone, user=user, password=password, database=None, current=current
+    )
 
 
 def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariadb: MariaDBServer) -> None:
@@ -64,10 +78,11 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
     engine = MySQLEngine()
     current = _login(mariadb, user, password, "AWSCURRENT")
     clone_password = new_password()
-    alternate = {"original": user, "clone": clone, "database": None, "current": current}
     with engine.connect(_login(mariadb, mariadb.admin_user, mariadb.admin_password, "master")) as master:
         # First rotation: the clone is created at every host and given every grant line.
-        counted = _counted(engine, master, user=clone, password=clone_password, **alternate)
+        counted = _counted(
+            engine, master, original=user, clone=clone, user=clone, password=clone_password, current=current
+        )
         assert counted["Com_grant"] == len(HOSTS) * TABLES
         # Per host: its accounts, TLS requirement, grants of both, default role, password
         # and the final comparison; one batch for all the grants. Never per grant line.
@@ -87,7 +102,9 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
             master,
             user=user,
             password=original_password,
-            **(alternate | {"current": _login(mariadb, clone, clone_password, "AWSCURRENT")}),
+            original=user,
+            clone=clone,
+            current=_login(mariadb, clone, clone_password, "AWSCURRENT"),
         )
         assert counted["Com_revoke"] >= TABLES // 2 + TABLES // 2  # a changed line: revoked, granted anew
         assert counted["Questions"] <= 12 * len(HOSTS) + 5, counted
@@ -101,16 +118,14 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
         mariadb.execute(f"DROP TABLE `{db}`.m_gone")
         newer, current = new_password(), _login(mariadb, user, original_password, "AWSCURRENT")
         with pytest.raises(DatabaseOperationError, match=r"m_gone.*1146") as failure:
-            engine.set_alternate_user(
-                master, user=clone, password=newer, **(alternate | {"current": current})
-            )
+            _mirror(engine, master, user, clone, clone, newer, current)
         assert f"grant '{clone}'@'%'" in str(failure.value)
         assert newer not in str(failure.value)
         # The password was set before the batch: the clone logs in with it.
         assert mariadb.whoami(clone, newer)[0] == clone
         # Fixed at the next attempt, once the table is back.
         mariadb.execute(f"CREATE TABLE `{db}`.m_gone (v int)")
-        engine.set_alternate_user(master, user=clone, password=newer, **(alternate | {"current": current}))
+        _mirror(engine, master, user, clone, clone, newer, current)
         for host in HOSTS:
             assert grants_of(mariadb, clone, host) == grants_of(mariadb, user, host), host
 

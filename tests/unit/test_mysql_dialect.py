@@ -158,8 +158,8 @@ class RecordingConnection:
         self.sent.append((statement, params))
         self._rows = next((rows for prefix, rows in self.answers.items() if statement.startswith(prefix)), [])
 
-    def nextset(self) -> None:
-        return None
+    def nextset(self) -> bool:
+        return False
 
     def _execute_command(self, command: int, argument: bytes) -> None:
         self.sent.append((f"COMMAND {command}", (argument,)))
