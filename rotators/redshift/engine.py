@@ -34,10 +34,9 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login
-from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
+from common.engine import Capability, DriverErrors, Engine, Login
+from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
-from common.redaction import redact
 from rotators.redshift.catalog import (
     differences,
     membership_statements,
@@ -305,18 +304,24 @@ def _runner(connection: RedshiftConnection) -> Any:
 def _run(
     connection: RedshiftConnection, statement: str, params: tuple[Any, ...], what: str
 ) -> list[list[Any]]:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(statement, params or None)
-        rows = cursor.fetchall() if cursor.description else []
-        return [list(row) for row in rows]
-    except Exception as error:
-        detail = error.args[0] if error.args else {}
-        code = detail.get("C", "") if isinstance(detail, dict) else ""
-        message = redact(
-            str(detail.get("M", type(error).__name__) if isinstance(detail, dict) else type(error).__name__)
-        )
-        text = f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
-        raise (PermissionDeniedError(text) if code == "42501" else DatabaseOperationError(text)) from error
-    finally:
-        cursor.close()
+    with _ERRORS.operation(what):
+        cursor = connection.cursor()
+        try:
+            cursor.execute(statement, params or None)
+            rows = cursor.fetchall() if cursor.description else []
+            return [list(row) for row in rows]
+        finally:
+            cursor.close()
+
+
+def _statement_reason(error: Exception) -> tuple[object | None, str | None]:
+    """A statement error's SQLSTATE and message, from the server's error fields (the
+    driver's ``args[0]``); never the statement, which may hold a password's hash."""
+    detail = error.args[0] if error.args else None
+    if not isinstance(detail, dict):
+        return None, None
+    return detail.get("C") or None, str(detail["M"]) if detail.get("M") else None
+
+
+#: SQLSTATE 42501 (insufficient_privilege): the server refused the statement to this user.
+_ERRORS = DriverErrors(_statement_reason, denied=frozenset({"42501"}))
