@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from common.errors import DatabaseOperationError
+from devtools.service import STEPS, LambdaContext
 from rotators.redshift.catalog import Target, differences, object_statements, privileges_of_pair
 from tests.conftest import new_password, unique
 from tests.helpers import value
@@ -164,3 +166,116 @@ def test_the_originals_own_default_privileges_reach_the_clone(
         dbname=db,
     )
     assert rows == [(True, False)]
+
+
+def _drop_and_limit(redshift: RedshiftStandIn, db: str, who: str) -> tuple[object, ...]:
+    rows = redshift.execute(
+        "SELECT has_table_privilege(%(u)s, 'ex.t', 'DROP'), "
+        "has_table_privilege(%(u)s, 'ex.g', 'DROP WITH GRANT OPTION'), "
+        "has_table_privilege(%(u)s, 'ex.g', 'DROP'), "
+        "(SELECT useconnlimit FROM pg_user_info WHERE usename = %(u)s)",
+        {"u": who},
+        dbname=db,
+    )
+    return tuple(rows[0])
+
+
+def test_drop_privileges_and_the_connection_limit_reach_the_clone_and_follow_the_original(
+    redshift: RedshiftStandIn,
+    pair: Pair,  # noqa: F811
+    service: RotationService,
+    sm_client: SecretsManagerClient,
+) -> None:
+    """Redshift's table DROP privilege (emulated on the stand-in: see devtools.redshift)
+    and the user's CONNECTION LIMIT, given, changed and taken back."""
+    db, user, clone = pair.db, pair.user, pair.clone
+    _setup(redshift, db, user)
+    redshift.execute(f'GRANT DROP ON ex.t TO "{user}"', dbname=db)
+    redshift.execute(f'GRANT DROP, SELECT ON TABLE ex.g TO "{user}" WITH GRANT OPTION', dbname=db)
+    redshift.execute(f'ALTER USER "{user}" CONNECTION LIMIT 7')
+    service.rotate(pair.handler, pair.arn)
+    assert value(sm_client, pair.arn, "AWSCURRENT")["username"] == clone
+    assert _drop_and_limit(redshift, db, user) == (True, True, True, "7")
+    assert _drop_and_limit(redshift, db, clone) == _drop_and_limit(redshift, db, user)
+
+    redshift.execute(f'REVOKE DROP ON ex.t FROM "{user}"', dbname=db)
+    redshift.execute(f'REVOKE GRANT OPTION FOR DROP ON TABLE ex.g FROM "{user}"', dbname=db)
+    redshift.execute(f'ALTER USER "{user}" CONNECTION LIMIT UNLIMITED')
+    redshift.execute(f'ALTER USER "{clone}" CONNECTION LIMIT 2')  # drift, undone too
+    service.rotate(pair.handler, pair.arn)
+    assert value(sm_client, pair.arn, "AWSCURRENT")["username"] == user
+    assert _drop_and_limit(redshift, db, user) == (False, False, True, "UNLIMITED")
+    assert _drop_and_limit(redshift, db, clone) == _drop_and_limit(redshift, db, user)
+
+
+def test_the_comparison_sees_drop_and_the_connection_limit(
+    redshift: RedshiftStandIn,
+    pair: Pair,  # noqa: F811
+    service: RotationService,
+) -> None:
+    db, user, clone = pair.db, pair.user, pair.clone
+    _setup(redshift, db, user)
+    redshift.execute(f'GRANT DROP ON ex.t TO "{user}"', dbname=db)
+    service.rotate(pair.handler, pair.arn)
+    redshift.execute(f'REVOKE DROP ON ex.t FROM "{clone}"', dbname=db)
+    redshift.execute(f'ALTER USER "{clone}" CONNECTION LIMIT 3')
+
+    def run(statement: str, params: tuple[object, ...]) -> list[list[object]]:
+        escaped = re.sub(r"%(?!s)", "%%", statement)
+        return [list(row) for row in redshift.execute(escaped, params, dbname=db)]
+
+    wanted, held = privileges_of_pair(run, user, clone, master=True)
+    found = differences(wanted, held)
+    assert "+DROP on table ex.t" in found
+    assert "+UNLIMITED on CONNECTION LIMIT" in found and "-3 on CONNECTION LIMIT" in found
+
+
+def test_a_grant_option_the_clone_passed_on_stops_the_rotation_with_what_to_do(
+    redshift: RedshiftStandIn,
+    pair: Pair,  # noqa: F811
+    service: RotationService,
+    sm_client: SecretsManagerClient,
+) -> None:
+    """Redshift's REVOKE has no CASCADE. When the original loses a grant option the clone
+    has used, the rotation takes nothing from the third user: it stops, saying what to
+    revoke, with AWSCURRENT untouched; once that is revoked, the next rotation completes."""
+    db, user, clone = pair.db, pair.user, pair.clone
+    _setup(redshift, db, user)
+    third, third_password = unique("third"), new_password()
+    redshift.create_user(third, third_password)
+    redshift.execute(f'GRANT USAGE ON SCHEMA ex TO "{third}"', dbname=db)
+    service.rotate(pair.handler, pair.arn)
+    current = value(sm_client, pair.arn, "AWSCURRENT")
+    assert current["username"] == clone
+    session = redshift.connect_as(clone, current["password"], db)
+    try:
+        session.autocommit = True
+        session.cursor().execute(f'GRANT SELECT ON ex.g TO "{third}"')
+    finally:
+        session.close()
+    redshift.execute(f'REVOKE GRANT OPTION FOR SELECT ON ex.g FROM "{user}" CASCADE', dbname=db)
+    since = len(redshift.statements)
+    request = service.start(pair.arn)
+    pair.handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(DatabaseOperationError, match=r"has no CASCADE; revoke what .*\"ex\".\"g\""):
+        pair.handler(request.event("setSecret"), LambdaContext())
+    assert (
+        third
+        in redshift.execute(
+            "SELECT array_to_string(relacl, ',') FROM pg_class WHERE oid = 'ex.g'::regclass", dbname=db
+        )[0][0]
+    )
+    assert "CASCADE" not in " ".join(sent.text for sent in redshift.statements[since:])
+    assert value(sm_client, pair.arn, "AWSCURRENT") == current
+    assert redshift.whoami(clone, current["password"], db)[0] == clone
+    session = redshift.connect_as(clone, current["password"], db)
+    try:
+        session.autocommit = True
+        session.cursor().execute(f'REVOKE SELECT ON ex.g FROM "{third}"')
+    finally:
+        session.close()
+    # Secrets Manager retries the step; the rotation completes.
+    for step in STEPS[1:]:
+        pair.handler(request.event(step), LambdaContext())
+    assert value(sm_client, pair.arn, "AWSCURRENT")["username"] == user
+    assert _probe(redshift, db, clone) == _probe(redshift, db, user)
