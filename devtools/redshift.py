@@ -143,16 +143,22 @@ CATALOG_VIEWS = {
 DROP_EMULATION = (
     "CREATE TABLE redshift_catalog.relation_grants (relid oid, grantee oid, grantable boolean, "
     "PRIMARY KEY (relid, grantee))",
-    """CREATE FUNCTION redshift_catalog.has_table_privilege(u name, rel oid, privilege text)
+    """CREATE FUNCTION redshift_catalog.drop_privilege(u name, rel oid, privilege text)
     RETURNS boolean LANGUAGE sql STABLE AS $f$
-    SELECT CASE WHEN upper(privilege) IN ('DROP', 'DROP WITH GRANT OPTION') THEN
-        EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_class c
-                WHERE r.rolname = u AND c.oid = rel
-                AND (r.rolsuper OR pg_catalog.pg_has_role(u, c.relowner, 'USAGE')))
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_class c
+                   WHERE r.rolname = u AND c.oid = rel
+                   AND (r.rolsuper OR pg_catalog.pg_has_role(u, c.relowner, 'USAGE')))
         OR EXISTS (SELECT 1 FROM redshift_catalog.relation_grants g
                    WHERE g.relid = rel AND (g.grantable OR upper(privilege) = 'DROP')
                    AND (g.grantee = 0 OR pg_catalog.pg_has_role(u, g.grantee, 'USAGE')))
-    ELSE pg_catalog.has_table_privilege(u, rel, privilege) END
+    $f$""",
+    # No sub-select here, so PostgreSQL inlines it: every other privilege costs what
+    # PostgreSQL's own function costs.
+    """CREATE FUNCTION redshift_catalog.has_table_privilege(u name, rel oid, privilege text)
+    RETURNS boolean LANGUAGE sql STABLE AS $f$
+    SELECT CASE WHEN upper(privilege) IN ('DROP', 'DROP WITH GRANT OPTION')
+        THEN redshift_catalog.drop_privilege(u, rel, privilege)
+        ELSE pg_catalog.has_table_privilege(u, rel, privilege) END
     $f$""",
     """CREATE FUNCTION redshift_catalog.has_table_privilege(u name, rel text, privilege text)
     RETURNS boolean LANGUAGE sql STABLE AS $f$
