@@ -463,7 +463,8 @@ def _run_batch(connection: MySQLConnection, batch: Batch) -> None:
     done = 0
     try:
         with connection.cursor() as cursor:
-            cursor.execute(batch.statement, batch.params or None)
+            # Always interpolated (an empty tuple too): the grant text doubles its literal %.
+            cursor.execute(batch.statement, batch.params)
             done = 1
             # A multi-statement batch answers each statement in turn; an error surfaces
             # when its answer is read.
