@@ -218,6 +218,13 @@ class Engine(ABC, Generic[ConnectionT]):
         default accepts: on most servers every user may change its own password."""
         return None
 
+    def proves_password(self, connection: ConnectionT) -> bool:
+        """Whether opening ``connection`` proved its login's password to the server. False
+        only for a session that no login opened (a user managed through a service's API,
+        checked by its status when the deployment accepts that): finishSecret then applies
+        the pending password again before the labels move."""
+        return True
+
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:
         """Run a query that proves the session is usable."""

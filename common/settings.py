@@ -38,15 +38,17 @@ class Settings:
         (seconds) and ``DB_CA_BUNDLE``."""
         env = dict(os.environ if environ is None else environ)
         return cls(
-            connect_timeout=_seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
-            statement_timeout=_seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
-            replica_wait=_seconds(env, "REPLICA_WAIT_SECONDS", DEFAULT_REPLICA_WAIT, minimum=0),
+            connect_timeout=seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            statement_timeout=seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
+            replica_wait=seconds(env, "REPLICA_WAIT_SECONDS", DEFAULT_REPLICA_WAIT, minimum=0),
             ca_bundle=env.get("DB_CA_BUNDLE") or None,
             environ=env,
         )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    """The whole number of seconds in variable ``name`` (``minimum`` to 600), ``default``
+    when unset or empty; ConfigurationError naming the variable otherwise."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -57,3 +59,16 @@ def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) 
     if not minimum <= value <= 600:
         raise ConfigurationError(f"{name} must be between {minimum} and 600 seconds")
     return value
+
+
+def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """The true/false variable ``name`` (also 1/0, yes/no), ``default`` when unset or
+    empty; ConfigurationError naming the variable otherwise."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false")

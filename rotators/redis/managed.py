@@ -26,6 +26,12 @@ from common.redaction import redact
 ServiceClients = Callable[[str, str], Any]
 Service = Literal["elasticache", "memorydb"]
 ACTIVE = "active"
+_METHODS = {
+    "DescribeUserGroups": "describe_user_groups",
+    "DescribeReplicationGroups": "describe_replication_groups",
+    "DescribeACLs": "describe_acls",
+    "DescribeClusters": "describe_clusters",
+}
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 
 
@@ -99,6 +105,44 @@ class ManagedUser:
                 AuthenticationMode={"Type": "password", "Passwords": passwords},
             )
         self.wait_until_active()
+
+    def endpoint(self) -> tuple[str, int] | None:
+        """Where a client reaches the user, found through the service's API, or None.
+
+        ElastiCache: the user's user groups, their replication groups, and a group's
+        configuration endpoint (cluster mode) or its first primary endpoint. MemoryDB: the
+        user's ACLs, their clusters, and a cluster's endpoint. Any node of a cluster holds
+        every user of its ACL or user group, so one endpoint proves a password."""
+        user = self.describe()
+        if self.arn.service == "elasticache":
+            for group_id in user.get("UserGroupIds") or []:
+                for group in self._items("DescribeUserGroups", "UserGroups", UserGroupId=group_id):
+                    for replication_group in group.get("ReplicationGroups") or []:
+                        found = self._items(
+                            "DescribeReplicationGroups",
+                            "ReplicationGroups",
+                            ReplicationGroupId=replication_group,
+                        )
+                        for item in found:
+                            nodes = item.get("NodeGroups") or [{}]
+                            address = item.get("ConfigurationEndpoint") or nodes[0].get("PrimaryEndpoint")
+                            if address and address.get("Address"):
+                                return str(address["Address"]), int(address.get("Port") or 6379)
+            return None
+        for acl in user.get("ACLNames") or []:
+            for item in self._items("DescribeACLs", "ACLs", ACLName=acl):
+                for cluster in item.get("Clusters") or []:
+                    for described in self._items("DescribeClusters", "Clusters", ClusterName=cluster):
+                        endpoint = described.get("ClusterEndpoint") or {}
+                        if endpoint.get("Address"):
+                            return str(endpoint["Address"]), int(endpoint.get("Port") or 6379)
+        return None
+
+    def _items(self, operation: str, key: str, **parameters: str) -> list[dict[str, Any]]:
+        """The ``key`` list of a Describe call (its boto3 method: the operation in snake case)."""
+        method = getattr(self.client, _METHODS[operation])
+        items: list[dict[str, Any]] = self._call(operation, method, **parameters).get(key) or []
+        return items
 
     def wait_until_active(self) -> dict[str, Any]:
         """Poll ``DescribeUsers`` until the user is ``active``; bounded by ``wait_seconds``."""
