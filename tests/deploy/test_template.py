@@ -51,6 +51,20 @@ CACHE_USERS = ",".join(
         "arn:aws:memorydb:us-east-1:123456789012:user/app",
     ]
 )
+CACHE_CLUSTER_ACTIONS = {
+    "elasticache:DescribeUserGroups",
+    "elasticache:DescribeReplicationGroups",
+    "memorydb:DescribeACLs",
+    "memorydb:DescribeClusters",
+}
+CACHE_CLUSTERS = ",".join(
+    [
+        "arn:aws:elasticache:us-east-1:123456789012:usergroup:app-group",
+        "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:app-cache",
+        "arn:aws:memorydb:us-east-1:123456789012:acl/app-acl",
+        "arn:aws:memorydb:us-east-1:123456789012:cluster/app-cluster",
+    ]
+)
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -106,6 +120,15 @@ def test_env_json_sets_only_variables_the_template_declares() -> None:
     for section, values in env_file.items():
         names = set().union(*declared.values()) if section == "Parameters" else declared[section]
         assert set(values) <= names, (section, set(values) - names)
+
+
+def test_the_redis_function_declares_its_managed_user_settings() -> None:
+    """The engine reads them by name: a function that does not declare them could not be
+    configured (SAM and CloudFormation pass only declared variables)."""
+    from rotators.redis.engine import STATUS_ONLY_VARIABLE, USER_WAIT_VARIABLE
+
+    redis = next(f for f in ALL_FUNCTIONS if f.logical_id == "RedisRotationFunction")
+    assert {STATUS_ONLY_VARIABLE, USER_WAIT_VARIABLE} <= set(redis.environment)
 
 
 def test_every_engine_has_a_function() -> None:
@@ -355,9 +378,10 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "Tracing": "true",
         },
         {"CacheUserArns": CACHE_USERS},
+        {"CacheUserArns": CACHE_USERS, "CacheClusterArns": CACHE_CLUSTERS},
         {"RdsLookups": "false"},
     ],
-    ids=["defaults", "master-kms-vpc-traced", "cache-users", "no-rds"],
+    ids=["defaults", "master-kms-vpc-traced", "cache-users", "cache-users-and-clusters", "no-rds"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     expanded = expanded_template()
@@ -372,6 +396,8 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
         allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
     if overrides.get("CacheUserArns"):
         allowed |= CACHE_USER_ACTIONS
+    if overrides.get("CacheClusterArns"):
+        allowed |= CACHE_CLUSTER_ACTIONS
     assert granted == allowed  # no GetRandomPassword: passwords are generated in the function
     for statement in statements:
         resources = (
@@ -394,6 +420,15 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
             }
         elif actions(statement) & CACHE_USER_ACTIONS:
             raise AssertionError(f"{statement.get('Sid')} grants cache user actions")
+        if statement.get("Sid") == "FindCacheEndpoints":
+            # Read-only, only on the named groups, ACLs and clusters, only for the Redis function.
+            assert actions(statement) == CACHE_CLUSTER_ACTIONS
+            assert resources == CACHE_CLUSTERS.split(",")
+            assert statement["Condition"] == {
+                "ArnEquals": {"lambda:SourceFunctionArn": {"Fn::GetAtt": ["RedisRotationFunction", "Arn"]}}
+            }
+        elif actions(statement) & CACHE_CLUSTER_ACTIONS:
+            raise AssertionError(f"{statement.get('Sid')} grants cache cluster actions")
         if statement.get("Sid") == "FindRdsDatabases":
             assert actions(statement) == RDS_ACTIONS
             assert {r.rsplit(":", 2)[-2] for r in resources} == {"db", "cluster"}
