@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, engine_log
+from common.engine import Capability, Engine, Login, engine_log, require_held
 from common.errors import DatabaseConnectionError, DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
 from common.settings import flag, seconds
-from rotators.redis.dataplane import connect, may_change, ping, probe_self_service, set_passwords
+from rotators.redis.dataplane import connect, may_change, ping, set_passwords
 from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
 
 if TYPE_CHECKING:
@@ -188,9 +188,7 @@ class RedisEngine(Engine[RedisSession]):
         set_passwords(connection.client, user, passwords)
 
     def check_own_rotation(self, connection: RedisSession, login: Login) -> None:
-        if connection.service is not None or connection.client is None:
-            return  # a managed user: the function's role changes it through the API
-        probe_self_service(connection.client, login.username)
+        require_held(self.own_password_capabilities(connection, login), login.username)
 
     def own_password_capabilities(self, connection: RedisSession, login: Login) -> list[Capability]:
         what = "set its own passwords"
