@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.awserrors import DENIED, AwsFailure
 from common.clients import build_rds_client
 from common.errors import RdsError, SecretsManagerError
 from common.secret import DatabaseSecret
@@ -42,7 +43,6 @@ MASTER_WHAT = "the master secret (key 'masterarn')"
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})
 
 Kind = Literal["instance", "cluster"]
@@ -161,7 +161,7 @@ class RdsDirectory:
             try:
                 tags = store.tags(masterarn)
             except SecretsManagerError as error:
-                if error.code in _DENIED:
+                if error.code in DENIED:
                     raise SecretsManagerError(
                         f"secretsmanager:DescribeSecret on the master secret was refused ({error.code}): "
                         "the function reads its tags to find an RDS-managed master's database",
@@ -317,8 +317,6 @@ class RdsDirectory:
         return item
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         self.calls[operation] += 1
         client = self._rds()
         method = (
@@ -326,17 +324,18 @@ class RdsDirectory:
         )
         try:
             response: dict[str, Any] = method(**arguments)  # type: ignore[assignment]
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
-            if code in _DENIED:
+        except Exception as error:
+            failure = AwsFailure.of(error)
+            if failure is None:
+                raise
+            if failure.denied:
                 raise RdsError(
-                    f"rds:{operation} was refused ({code}): the function's role needs {DESCRIBE_PERMISSIONS} "
-                    "to find the database of an RDS-managed master secret or of a read replica",
-                    code,
+                    f"rds:{operation} was refused ({failure.code}): the function's role needs "
+                    f"{DESCRIBE_PERMISSIONS} to find the database of an RDS-managed master secret or of a "
+                    "read replica",
+                    failure.code,
                 ) from error
-            raise RdsError(f"rds:{operation} failed with {code}", code) from error
-        except BotoCoreError as error:
-            raise RdsError(f"rds:{operation} failed: {type(error).__name__}", type(error).__name__) from error
+            raise RdsError(failure.summary(f"rds:{operation}"), failure.code) from error
         return response
 
     def _rds(self) -> RDSClient:

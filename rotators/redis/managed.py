@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from common.awserrors import AwsFailure
 from common.errors import DatabaseOperationError, PermissionDeniedError, SecretFormatError
-from common.redaction import redact
 
 #: (service, region) -> a boto3 client of that service.
 ServiceClients = Callable[[str, str], Any]
@@ -32,7 +32,6 @@ _METHODS = {
     "DescribeACLs": "describe_acls",
     "DescribeClusters": "describe_clusters",
 }
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 
 
 @dataclass(frozen=True)
@@ -167,11 +166,10 @@ class ManagedUser:
 
 
 def _service_error(arn: UserArn, operation: str, error: Exception) -> DatabaseOperationError:
-    """The service's error code and message (AWS never echoes a password in them)."""
-    details = (getattr(error, "response", None) or {}).get("Error", {})
-    code = str(details.get("Code") or type(error).__name__)
-    text = f"{arn.service} {operation} on {arn.arn} failed: {code}"
-    if code in _DENIED:
+    """The service's error code and (masked) message, shaped by ``common.awserrors``;
+    any other failure of the client is named by its class."""
+    failure = AwsFailure.of(error) or AwsFailure(type(error).__name__)
+    text = failure.summary(f"{arn.service} {operation} on {arn.arn}")
+    if failure.denied:
         return PermissionDeniedError(f"{text}: the function's role lacks {arn.service}:{operation}")
-    message = redact(str(details.get("Message") or ""))
-    return DatabaseOperationError(f"{text}: {message}" if message else text)
+    return DatabaseOperationError(f"{text}: {failure.message}" if failure.message else text)
