@@ -10,10 +10,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from common.errors import ConfigurationError
 from common.handler import RotationFunction
 from common.observability import logger
 from devtools.service import LambdaContext, RotationService
@@ -30,11 +31,12 @@ HOST = "db.example.internal"
 def test_powertools_log_event_writes_the_rotation_token_in_clear(
     monkeypatch: pytest.MonkeyPatch, sm_client: SecretsManagerClient, service: RotationService
 ) -> None:
-    """An operator who turns on Powertools' event logging (POWERTOOLS_LOGGER_LOG_EVENT,
-    a documented Powertools switch any function's configuration may carry) gets every
-    step's RotationToken written to CloudWatch: the event is logged by
-    inject_lambda_context before the handler has registered the token for masking.
-    Expected: no RotationToken in any log line; actual: it is there in clear."""
+    """Regression (attack 3, was: the RotationToken in clear). An operator who turns on
+    Powertools' event logging (POWERTOOLS_LOGGER_LOG_EVENT, a documented switch any
+    function's configuration may carry) gets no event logged: RotationFunction wraps its
+    steps and preflights with inject_lambda_context(log_event=False), so the event,
+    RotationToken included, is never written, before or after the step registers the
+    token for masking."""
     monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
     captured = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", captured)
@@ -52,6 +54,8 @@ def test_powertools_log_event_writes_the_rotation_token_in_clear(
     # Compared as a flag, so that a failure does not print the token itself.
     leaked = [line[:60] for line in logged.splitlines() if token in line]
     assert not leaked, f"the RotationToken is in {len(leaked)} log line(s), e.g. {leaked[:1]}"
+    assert "rotation step done" in logged  # the capture saw the step's own lines
+    assert "RotationToken" not in logged  # nor the event, masked
 
 
 def test_a_failing_configuration_freezes_a_new_client_on_every_warm_invocation(
@@ -95,15 +99,37 @@ def _fresh_process(code: str, **environ: str) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.parametrize("level", ["verbose", "5", " INFO "])
+_STEP = (
+    "import json, rotators.postgresql.app as app\n"
+    "event = {'Step': 'createSecret', 'SecretId': 'arn:aws:secretsmanager:us-east-1:123456789012:"
+    "secret:app-AbCdEf', 'ClientRequestToken': '0' * 36}\n"
+    "try:\n    app.lambda_handler(event, None)\n"
+    "except Exception as error:\n    print(json.dumps([type(error).__name__, str(error)]))\n"
+)
+
+
+@pytest.mark.parametrize("level", ["verbose", "5", "TRACE"])
 def test_an_odd_log_level_fails_with_a_configuration_error_naming_it(level: str) -> None:
-    """POWERTOOLS_LOG_LEVEL is now declared in the template for users to set through
-    --env-vars. A value Powertools does not know must give a clear error that names
-    the variable (the project's rule for bad input), not a bare init failure from
-    inside Powertools' import. Expected: an error naming POWERTOOLS_LOG_LEVEL, or a
-    working function; actual: see the output."""
-    result = _fresh_process("import rotators.postgresql.app", POWERTOOLS_LOG_LEVEL=level)
-    assert result.returncode == 0 or "POWERTOOLS_LOG_LEVEL" in result.stderr, result.stderr[-600:]
+    """Regression (attack 3, was: Powertools' bare ValueError at import). A
+    POWERTOOLS_LOG_LEVEL Powertools does not know (it is declared in the template for
+    --env-vars) lets the handler import, at INFO, and fails every step as a
+    ConfigurationError naming the variable, logged and counted like any bad setting."""
+    result = _fresh_process(_STEP, POWERTOOLS_LOG_LEVEL=level)
+    assert result.returncode == 0, result.stderr[-600:]
+    name, message = json.loads(result.stdout.splitlines()[-1])
+    assert name == "ConfigurationError"
+    assert "POWERTOOLS_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in message
+    assert "rotation step failed" in result.stdout
+
+
+@pytest.mark.parametrize(("level", "expected"), [(" INFO ", "INFO"), ("debug", "DEBUG")])
+def test_a_log_level_in_any_case_and_blanks_is_taken(level: str, expected: str) -> None:
+    """Case and surrounding blanks are forgiven: the level is the one named."""
+    code = "import logging, rotators.postgresql.app; from common.observability import logger\n"
+    code += "print(logging.getLevelName(logger.log_level))"
+    result = _fresh_process(code, POWERTOOLS_LOG_LEVEL=level)
+    assert result.returncode == 0, result.stderr[-600:]
+    assert result.stdout.split()[-1] == expected
 
 
 def test_the_collector_is_on_and_nothing_of_the_handler_frozen_twice_after_import() -> None:
@@ -115,20 +141,15 @@ def test_the_collector_is_on_and_nothing_of_the_handler_frozen_twice_after_impor
     assert result.stdout.split()[0] == "True"
 
 
-def _unused(_: Any) -> None:  # keeps json imported for readers editing these tests
-    json.dumps(_)
-
-
 @pytest.mark.parametrize("endpoint", ["172.17.0.1:5000", " ", "http://[::1", "ftp://172.17.0.1:5000"])
 def test_a_malformed_secrets_manager_endpoint_is_named(
     monkeypatch: pytest.MonkeyPatch, endpoint: str
 ) -> None:
-    """SECRETS_MANAGER_ENDPOINT is now declared in the template for users to set in
-    env.json; a missing scheme (`172.17.0.1:5000`, the shape of the README's own
-    example without `http://`) is the likeliest slip. The step fails with botocore's
-    "ValueError: Invalid endpoint ..." / "Invalid IPv6 URL" / an HTTPClientError after
-    retries, reported as an *unexpected* failure, none naming the variable. Expected: a
-    configuration error naming SECRETS_MANAGER_ENDPOINT; actual: see the message."""
+    """Regression (attack 3, was: botocore's "Invalid endpoint" / "Invalid IPv6 URL" /
+    HTTPClientError after retries, an *unexpected* failure naming nothing).
+    SECRETS_MANAGER_ENDPOINT is declared in the template for env.json; a missing scheme
+    (`172.17.0.1:5000`), blanks, an unclosed IPv6 bracket or another scheme fail the
+    step as a ConfigurationError naming the variable, before any call."""
     monkeypatch.setenv("SECRETS_MANAGER_ENDPOINT", endpoint)
     from rotators.postgresql.engine import PostgresEngine
 
@@ -138,6 +159,8 @@ def test_a_malformed_secrets_manager_endpoint_is_named(
         "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf",
         "ClientRequestToken": "0" * 36,
     }
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         handler(event, LambdaContext("postgresql-rotation"))
-    assert "SECRETS_MANAGER_ENDPOINT" in str(raised.value), f"{type(raised.value).__name__}: {raised.value}"
+    assert "SECRETS_MANAGER_ENDPOINT must be an http:// or https:// URL" in str(raised.value), (
+        f"{type(raised.value).__name__}: {raised.value}"
+    )
