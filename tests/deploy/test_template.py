@@ -241,7 +241,14 @@ ROTATION_CORE = {
     "common/handler.py",
     "common/observability.py",
 }
-APPLICATION_KIT = {"appkit/retrieval.py", "appkit/connections.py", "appkit/sessions.py"}
+APPLICATION_KIT = {
+    "appkit/retrieval.py",
+    "appkit/connections.py",
+    "appkit/sessions.py",
+    "appkit/managed.py",
+}
+# Shipped by both layers: the RDS resolution of RDS-managed secrets (masters, applications').
+SHARED_MODULES = {"common/rds.py", "common/awserrors.py"}
 
 
 def layer_files(built: Path, layer: str) -> set[str]:
@@ -252,7 +259,7 @@ def layer_files(built: Path, layer: str) -> set[str]:
 def test_the_rotation_layer_holds_no_application_code(built: Path) -> None:
     assert {layer for f in TEMPLATE_FUNCTIONS for layer in f.layers} == {"SharedLayer"}
     files = layer_files(built, "SharedLayer")
-    assert files >= ROTATION_CORE
+    assert files >= ROTATION_CORE | SHARED_MODULES
     assert not {path for path in files if path.startswith("appkit/")}
     assert not {"common/retrieval.py", "common/connections.py"} & files  # where they lived before
 
@@ -265,7 +272,7 @@ def test_the_application_layer_holds_no_rotation_core(built: Path) -> None:
     assert [expanded[layer["Ref"]]["Type"] for layer in layers] == ["AWS::Lambda::LayerVersion"]
     assert [layer["Ref"].startswith("ApplicationLayer") for layer in layers] == [True]
     files = layer_files(built, "ApplicationLayer")
-    assert files >= APPLICATION_KIT
+    assert files >= APPLICATION_KIT | SHARED_MODULES
     assert {f"rotators/{package}/engine.py" for package in DRIVERS} <= files  # the session code
     assert not ROTATION_CORE & files
     assert not {path for path in files if path.startswith("rotators/") and path.endswith("/app.py")}
@@ -280,7 +287,7 @@ def test_the_application_layer_alone_imports_the_kit_and_every_engine(
 ) -> None:
     """Only the layer and the standard library on the path (-S): the layer is complete,
     and importing the kit and the engines loads no module of the rotation core."""
-    modules = ["appkit.retrieval", "appkit.connections", "appkit.sessions"]
+    modules = ["appkit.retrieval", "appkit.connections", "appkit.sessions", "appkit.managed"]
     modules += [f"rotators.{package}.engine" for package in DRIVERS]
     code = (
         "import importlib, json, sys\n"
