@@ -16,6 +16,7 @@ from typing import Literal
 
 from devtools.mariadb import MariaDBServer
 from devtools.postgres import PostgresServer
+from devtools.processes import stop_child
 
 Halt = Literal["stop", "kill"]
 
@@ -76,17 +77,12 @@ class DurableMariaDB(MariaDBServer):
 
     def halt(self, how: Halt) -> None:
         """``stop``: SIGTERM (a clean shutdown); ``kill``: SIGKILL."""
-        process = self._process
-        assert process is not None, "start() the server first"
-        if how == "stop":
-            process.terminate()
-        else:
-            process.kill()
-        process.wait(timeout=60)
+        assert self._process is not None, "start() the server first"
+        stop_child(self._process, timeout=60, how=signal.SIGTERM if how == "stop" else signal.SIGKILL)
 
     def resume(self) -> None:
         """Start ``mariadbd`` again with the command line it was started with."""
-        self._process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.spawn()
         self._wait_until_ready(timeout=60)
 
 
