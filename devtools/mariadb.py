@@ -111,8 +111,8 @@ class MariaDBServer(ThrowawayServer):
         try:
             self._wait_until_ready(timeout=60)
         except RuntimeError:
+            stop_child(self._process)  # exited on its own, or did not start in time
             if "Bind on TCP/IP port" in self._own_log():
-                self._process.wait(timeout=30)
                 raise PortInUseError(f"port {port} is taken") from None
             raise
         return port
