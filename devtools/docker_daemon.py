@@ -59,7 +59,7 @@ def _ip(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *arguments], capture_output=True, text=True, check=False)
 
 
-def _process_identity(pid: int) -> str | None:
+def process_identity(pid: int) -> str | None:
     """``PID:start-time`` of a running process (a reused PID has another start time)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -71,7 +71,7 @@ def _process_identity(pid: int) -> str | None:
 
 def _runs(identity: str) -> bool:
     pid, _, _ = identity.partition(":")
-    return pid.isdigit() and _process_identity(int(pid)) == identity
+    return pid.isdigit() and process_identity(int(pid)) == identity
 
 
 def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
@@ -219,7 +219,7 @@ class DockerDaemon:
     def _record_owners(self, *pids: int) -> None:
         """Write the bridge's record (see STATE_DIR) at once: write, then rename."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        owners = [identity for identity in map(_process_identity, pids) if identity]
+        owners = [identity for identity in map(process_identity, pids) if identity]
         partial = self.state_dir / f"{self.bridge}.new"
         partial.write_text(" ".join(owners) + "\n")
         partial.rename(self.state_dir / self.bridge)
