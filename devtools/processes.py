@@ -9,7 +9,8 @@ child as that account, set by the same ``setpriv`` *before* the signal is armed 
 process that changes its own user, such as ``mariadbd --user``, would lose the
 setting). Two limits of the kernel's mechanism: the signal follows the *thread* that
 started the child (start children from a thread that lives as long as they should), and
-a command that daemonizes (``pg_ctl start``) escapes it: its server is a grandchild.
+a command that daemonizes escapes it (``pg_ctl start``: its server is a grandchild, which
+is why the throwaway PostgreSQL starts ``postgres`` itself).
 
 :func:`stop_child` sends a signal (SIGTERM: a clean shutdown), waits a bounded time,
 then SIGKILLs and reaps the child.
