@@ -11,6 +11,10 @@ Answers are kept for the container's life, up to ``cache_seconds``: a master's t
 change, and a database's endpoints rarely do. A host that a kept answer does not list is
 looked up once more before it is refused, so a replica added since is found. The client
 is built on the first look-up only: a rotation that never meets RDS never pays for it.
+
+Both layers ship this module: the rotation functions complete master secrets with it, and
+the application kit (``appkit.connections``) an application's own RDS-managed secret. It
+imports nothing of the rotation core.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.awserrors import DENIED, AwsFailure
 from common.clients import build_rds_client
 from common.errors import RdsError, SecretsManagerError
 from common.secret import DatabaseSecret
-from common.secretsmanager import AWSCURRENT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from mypy_boto3_rds import RDSClient
 
@@ -42,7 +46,6 @@ MASTER_WHAT = "the master secret (key 'masterarn')"
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})
 
 Kind = Literal["instance", "cluster"]
@@ -78,7 +81,7 @@ class Topology:
         return f"DB {self.kind} {self.identifier!r}"
 
 
-def database_of_tags(tags: dict[str, str]) -> tuple[Kind, str] | None:
+def database_of_tags(tags: Mapping[str, str]) -> tuple[Kind, str] | None:
     """The database an RDS-managed secret's system tag names (its ARN), or None."""
     if tags.get(CLUSTER_TAG):
         return "cluster", tags[CLUSTER_TAG]
@@ -126,7 +129,7 @@ class RdsDirectory:
         self._clock = clock
         self._topologies: dict[tuple[Kind, str], tuple[float, Topology]] = {}
         self._member_hosts: dict[tuple[Kind, str], tuple[float, frozenset[str]]] = {}
-        self._master_databases: dict[str, tuple[Kind, str] | None] = {}
+        self._managed_databases: dict[str, tuple[Kind, str] | None] = {}
         self.calls: Counter[str] = Counter()
 
     # -- master secrets -------------------------------------------------------------
@@ -134,42 +137,62 @@ class RdsDirectory:
     def master_secret(
         self, store: SecretStore, masterarn: str, user: DatabaseSecret
     ) -> tuple[DatabaseSecret, Topology | None]:
-        """The master secret's current value, completed from RDS when RDS manages it.
-
-        A master secret with ``host`` and ``engine`` is taken as it is (no extra call).
-        Otherwise its tags are read (once per container) and, for an RDS-managed one,
-        host, port and engine come from RDS (the writer); ``dbname`` is the user
-        secret's, as AWS's functions take it. TLS stays the function's default: a user
-        secret cannot weaken the master user's session. Returns the topology, if read.
-        """
+        """The master secret's current value, completed from RDS when RDS manages it
+        (``completed``); ``dbname`` is the user secret's, as AWS's functions take it."""
         raw = store.current_object(masterarn, MASTER_WHAT)
-        where = f"{MASTER_WHAT} {AWSCURRENT}"
+        return self.completed(
+            masterarn,
+            raw,
+            f"{MASTER_WHAT} AWSCURRENT",
+            lambda: self._master_tags(store, masterarn),
+            dbname=user.dbname,
+        )
+
+    def completed(
+        self,
+        secret_id: str,
+        raw: dict[str, Any],
+        where: str,
+        tags: Callable[[], Mapping[str, str]],
+        *,
+        dbname: str | None = None,
+    ) -> tuple[DatabaseSecret, Topology | None]:
+        """The secret ``secret_id``'s value ``raw``, completed from RDS when RDS manages it.
+
+        Shared by the rotation (master secrets) and the application kit (an application's
+        own secret). A value with ``host`` and ``engine`` is taken as it is (no call).
+        Otherwise the secret's ``tags`` (called once per container per secret) name its
+        RDS database and host, port and engine come from RDS (the writer); ``dbname`` is
+        the one given; the value's own ``dbname``, ``ssl`` and ``ca_bundle`` are dropped, so
+        TLS stays the caller's default. Returns the topology, if read. A value that RDS does not
+        manage and lacks a key fails naming the key.
+        """
         if "host" in raw and "engine" in raw:
             return DatabaseSecret.from_dict(raw, where), None
-        database = self._managed_database(store, masterarn)
+        if secret_id not in self._managed_databases:
+            self._managed_databases[secret_id] = database_of_tags(tags())
+        database = self._managed_databases[secret_id]
         if database is None:
             return DatabaseSecret.from_dict(raw, where), None  # names the missing key
         topology = self.topology(*database)
         completed = {key: value for key, value in raw.items() if key not in ("dbname", "ssl", "ca_bundle")}
         completed.update(engine=topology.engine, host=topology.writer.host, port=topology.writer.port)
-        if user.dbname:
-            completed["dbname"] = user.dbname
+        if dbname:
+            completed["dbname"] = dbname
         return DatabaseSecret.from_dict(completed, f"{where} ({topology.name} from RDS)"), topology
 
-    def _managed_database(self, store: SecretStore, masterarn: str) -> tuple[Kind, str] | None:
-        if masterarn not in self._master_databases:
-            try:
-                tags = store.tags(masterarn)
-            except SecretsManagerError as error:
-                if error.code in _DENIED:
-                    raise SecretsManagerError(
-                        f"secretsmanager:DescribeSecret on the master secret was refused ({error.code}): "
-                        "the function reads its tags to find an RDS-managed master's database",
-                        error.code,
-                    ) from error
-                raise
-            self._master_databases[masterarn] = database_of_tags(tags)
-        return self._master_databases[masterarn]
+    @staticmethod
+    def _master_tags(store: SecretStore, masterarn: str) -> dict[str, str]:
+        try:
+            return store.tags(masterarn)
+        except SecretsManagerError as error:
+            if error.code in DENIED:
+                raise SecretsManagerError(
+                    f"secretsmanager:DescribeSecret on the master secret was refused ({error.code}): "
+                    "the function reads its tags to find an RDS-managed master's database",
+                    error.code,
+                ) from error
+            raise
 
     # -- topologies -------------------------------------------------------------------
 
@@ -317,8 +340,6 @@ class RdsDirectory:
         return item
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         self.calls[operation] += 1
         client = self._rds()
         method = (
@@ -326,17 +347,18 @@ class RdsDirectory:
         )
         try:
             response: dict[str, Any] = method(**arguments)  # type: ignore[assignment]
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
-            if code in _DENIED:
+        except Exception as error:
+            failure = AwsFailure.of(error)
+            if failure is None:
+                raise
+            if failure.denied:
                 raise RdsError(
-                    f"rds:{operation} was refused ({code}): the function's role needs {DESCRIBE_PERMISSIONS} "
-                    "to find the database of an RDS-managed master secret or of a read replica",
-                    code,
+                    f"rds:{operation} was refused ({failure.code}): the function's role needs "
+                    f"{DESCRIBE_PERMISSIONS} to find the database of an RDS-managed master secret or of a "
+                    "read replica",
+                    failure.code,
                 ) from error
-            raise RdsError(f"rds:{operation} failed with {code}", code) from error
-        except BotoCoreError as error:
-            raise RdsError(f"rds:{operation} failed: {type(error).__name__}", type(error).__name__) from error
+            raise RdsError(failure.summary(f"rds:{operation}"), failure.code) from error
         return response
 
     def _rds(self) -> RDSClient:
