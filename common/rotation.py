@@ -38,15 +38,15 @@ from common.errors import (
     UnexpectedError,
 )
 from common.observability import logger, metrics
-from common.rds import RdsDirectory
+from common.rds import RdsDirectory, database_of_tags
 from common.redaction import clip, redact, register
 from common.replicas import ReplicaWait
+from common.secret import DatabaseSecret
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
     from common.passwords import PasswordPolicy
     from common.rds import Endpoint, Topology
-    from common.secret import DatabaseSecret
     from common.settings import Settings
 
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
@@ -58,6 +58,7 @@ CLONE_SUFFIX = "_clone"
 #: How many of the newest unlabelled versions a single-user rotation tries when every
 #: labelled version is refused (Secrets Manager keeps about 100).
 UNLABELLED_TRIED = 3
+MASTER_WHAT = "the master secret (key 'masterarn')"
 
 
 class Strategy(Enum):
@@ -203,6 +204,9 @@ class Rotator(Generic[ConnectionT]):
             engine=self.engine.name,
         )
         metadata = self.store.describe(request.secret_id)
+        # RDS membership answers are fetched afresh once per rotation (a replica promoted
+        # since is a database of its own), then reused by its later steps.
+        self.rds.begin(request.token)
         logger.remove_keys(["secret_id"])
         logger.append_keys(secret_arn=metadata.arn)
         if self._nothing_to_do(request, metadata):
@@ -539,7 +543,7 @@ class Rotator(Generic[ConnectionT]):
         """The master secret (its server from RDS when RDS manages it), refused unless it
         is for the same server as ``current`` or RDS lists ``current``'s host as a reader
         endpoint, reader instance or read replica of the master's database."""
-        master, topology = self.rds.master_secret(self.store, str(current.masterarn), current)
+        master, topology = self._master_secret(current)
         self._validate_engine(master)
         try:
             self._require_same_server(master, current, "the master secret")
@@ -554,6 +558,31 @@ class Rotator(Generic[ConnectionT]):
                 "alternating users need a master user apart from the pair"
             )
         return master
+
+    def _master_secret(self, current: DatabaseSecret) -> tuple[DatabaseSecret, Topology | None]:
+        """The master secret's current value, completed from RDS when RDS manages it.
+
+        A master secret with ``host`` and ``engine`` is taken as it is (no extra call).
+        Otherwise its system tags are read (once per container) and, for an RDS-managed
+        one, host, port and engine come from RDS (the writer); ``dbname`` is the user
+        secret's, as AWS's functions take it. TLS stays the function's default: a user
+        secret cannot weaken the master user's session. Returns the topology, if read."""
+        masterarn = str(current.masterarn)
+        raw = self.store.current_object(masterarn, MASTER_WHAT)
+        where = f"{MASTER_WHAT} {AWSCURRENT}"
+        if "host" in raw and "engine" in raw:
+            return DatabaseSecret.from_dict(raw, where), None
+        why = "the master secret: the function reads its tags to find an RDS-managed master's database"
+        tags = self.store.system_tags(masterarn, why)
+        database = database_of_tags(tags)
+        if database is None:
+            return DatabaseSecret.from_dict(raw, where), None  # names the missing key
+        topology = self.rds.topology(*database)
+        completed = {key: value for key, value in raw.items() if key not in ("dbname", "ssl", "ca_bundle")}
+        completed.update(engine=topology.engine, host=topology.writer.host, port=topology.writer.port)
+        if current.dbname:
+            completed["dbname"] = current.dbname
+        return DatabaseSecret.from_dict(completed, f"{where} ({topology.name} from RDS)"), topology
 
     def _require_reader_of_master(
         self,
