@@ -25,6 +25,7 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, Literal
 
+from common.deadline import UNBOUNDED, Deadline
 from common.engine import ConnectionT, Engine, Login
 from common.errors import (
     DatabaseLoginError,
@@ -184,7 +185,8 @@ class Rotator(Generic[ConnectionT]):
         self.settings = settings
         # RDS answers where a master or a replica's writer is; its client is built lazily.
         self.rds = rds or RdsDirectory()
-        self.replica_wait = ReplicaWait(engine, settings.replica_wait)
+        self.replica_wait = ReplicaWait(engine, settings.replica_wait, login_seconds=settings.connect_timeout)
+        self.deadline: Deadline = UNBOUNDED
 
     @cached_property
     def password_policy(self) -> PasswordPolicy:
@@ -194,8 +196,10 @@ class Rotator(Generic[ConnectionT]):
 
     # -- the protocol -------------------------------------------------------------
 
-    def run(self, event: object) -> str:
-        """Run the step the event names; returns what it did (for the log)."""
+    def run(self, event: object, deadline: Deadline = UNBOUNDED) -> str:
+        """Run the step the event names; returns what it did (for the log). Logins and
+        waits for a replica stop before ``deadline`` (StepTimeLimitError)."""
+        self.deadline = self.replica_wait.deadline = deadline
         request = RotationEvent.parse(event)
         logger.append_keys(
             step=request.step,
@@ -476,6 +480,7 @@ class Rotator(Generic[ConnectionT]):
             login = self._login(secret, label)
             if server is not None:
                 login = dataclasses.replace(login, host=server.host, port=server.port)
+            self.deadline.require(self.settings.connect_timeout, f"logging in with the {label} credentials")
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:

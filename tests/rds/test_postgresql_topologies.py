@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.stub import Stubber
 
-from common.errors import DatabaseLoginError, RdsError, SecretMismatchError
+from common.errors import DatabaseLoginError, RdsError, SecretMismatchError, StepTimeLimitError
 from common.replicas import FIRST_DELAY
 from common.rotation import STEPS
 from devtools.rds_endpoints import instance_address, promote_read_replica
@@ -248,3 +248,33 @@ def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     assert denied is not None and denied["ok"] is False
     master = next(check for check in denied["checks"] if check["check"] == "master secret")
     assert "rds:DescribeDBInstances was refused" in master["detail"] and "RdsLookups" in master["fix"]
+
+
+def test_waits_on_a_lagging_replica_stop_before_the_functions_time_out(
+    world: World, standby: PostgresStandby
+) -> None:
+    """A 12 s function with REPLICA_WAIT_SECONDS=9 (it fits, with the margin) and a standby
+    20 s behind: setSecret stops its wait in time and succeeds (the change is made);
+    testSecret fails with the named error, inside the time-out, never killed."""
+    database = world.instance()
+    user = world.user_on(database.reader)
+    handler = world.handler(REPLICA_WAIT_SECONDS="9", DB_STATEMENT_TIMEOUT="5")
+    standby.catch_up()
+    standby.set_apply_delay(20_000)
+    try:
+        request = world.service.start(user.arn)
+        for step in ("createSecret", "setSecret"):
+            context = LambdaContext(timeout_s=12)
+            handler(request.event(step), context)
+            assert context.get_remaining_time_in_millis() > 0
+        context = LambdaContext(timeout_s=12)
+        with pytest.raises(StepTimeLimitError, match="still refused the pending credentials"):
+            handler(request.event("testSecret"), context)
+        # Stopped with the margin and one login's time (DB_CONNECT_TIMEOUT, 5 s) to spare.
+        assert 3_000 <= context.get_remaining_time_in_millis() <= 8_500
+    finally:
+        standby.set_apply_delay(0)
+        standby.catch_up()
+    position, login = handler.rotator.replica_wait.waits
+    assert position[0] == "position" and 8 < position[1] < 9  # cut below REPLICA_WAIT_SECONDS
+    assert login[0] == "login" and login[1] < 9
