@@ -309,6 +309,4 @@ class MariaDBReplica(MariaDBServer):
 
     def set_delay(self, seconds: int) -> None:
         """Apply every event ``seconds`` late (``MASTER_DELAY``): a lag a test can count on."""
-        self.bootstrap(
-            f"STOP SLAVE; CHANGE MASTER TO MASTER_DELAY={int(seconds)}; START SLAVE;"
-        )
+        self.bootstrap(f"STOP SLAVE; CHANGE MASTER TO MASTER_DELAY={int(seconds)}; START SLAVE;")
