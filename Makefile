@@ -141,10 +141,11 @@ build-RedisRotationFunction:
 
 # The application layer: appkit/ (what functions that *use* a rotated secret import), the
 # engines' session code (rotators/<engine>/ without the handlers) and the modules of
-# common/ those import; never the rotation core (rotation.py, secretsmanager.py,
+# common/ those import (rds.py too: appkit completes RDS-managed secrets with the rotation
+# side's own resolution); never the rotation core (rotation.py, secretsmanager.py,
 # handler.py, observability.py) and no driver. tests/deploy checks both layers' contents
 # and imports every module of this one from the layer alone.
-APP_COMMON := __init__ clients engine errors passwords redaction secret settings tls
+APP_COMMON := __init__ awserrors clients engine errors passwords rds redaction secret settings tls
 build-ApplicationLayer:
 	mkdir -p $(ARTIFACTS_DIR)/python/common $(ARTIFACTS_DIR)/certs
 	cp -r appkit $(ARTIFACTS_DIR)/python/

@@ -20,10 +20,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from appkit.managed import ManagedSecrets
 from appkit.sessions import sessions_for
 from common.engine import ConnectionT, Engine, Login
 from common.errors import DatabaseLoginError, SecretFormatError, StagingError
-from common.secret import DatabaseSecret
 from common.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from appkit.retrieval import SecretCache
     from appkit.sessions import SessionKind
+    from common.secret import DatabaseSecret
 
 ResultT = TypeVar("ResultT")
 
@@ -39,7 +40,8 @@ class RotationAwareConnection(Generic[ConnectionT]):
     """One database session for one secret, reused across invocations (``reuse=False``
     opens a new one for each unit of work). Not shared between threads: use one per
     worker. ``sessions`` is the engine's application side (found by engine name when
-    omitted; see ``appkit.sessions``)."""
+    omitted; see ``appkit.sessions``); ``managed`` completes an RDS-managed secret (only
+    username and password) from RDS (see ``appkit.managed``)."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class RotationAwareConnection(Generic[ConnectionT]):
         settings: Settings | None = None,
         reuse: bool = True,
         sessions: SessionKind[ConnectionT] | None = None,
+        managed: ManagedSecrets | None = None,
     ) -> None:
         self.engine = engine
         self.secret_id = secret_id
@@ -57,6 +60,7 @@ class RotationAwareConnection(Generic[ConnectionT]):
         self.settings = settings or Settings.from_environ()
         self.reuse = reuse
         self.sessions = sessions or sessions_for(engine)
+        self.managed = managed or ManagedSecrets()
         self.refreshes = 0
         self._session: ConnectionT | None = None
         self._released_at = 0.0
@@ -195,7 +199,7 @@ class RotationAwareConnection(Generic[ConnectionT]):
         value = self.cache.get(self.secret_id, stage, refresh=refresh)
         if value is None:
             raise StagingError(f"no version of {self.secret_id} is labelled {stage}")
-        return DatabaseSecret.from_dict(value, f"{stage} of {self.secret_id}")
+        return self.managed.secret(self.secret_id, value, f"{stage} of {self.secret_id}")
 
 
 def _same(one: DatabaseSecret, other: DatabaseSecret) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from common.settings import endpoint_url
+
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -25,21 +27,27 @@ def _config() -> Any:
 def build_client() -> SecretsManagerClient:
     """A Secrets Manager client.
 
-    Honours ``SECRETS_MANAGER_ENDPOINT`` (AWS's sample functions read it) and, through
-    boto3 itself, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
+    Honours ``SECRETS_MANAGER_ENDPOINT`` (AWS's sample functions read it; a malformed one
+    is a ConfigurationError naming it) and, through boto3 itself,
+    ``AWS_ENDPOINT_URL_SECRETS_MANAGER``.
     """
+    endpoint = endpoint_url(os.environ, "SECRETS_MANAGER_ENDPOINT")
     import boto3
 
-    endpoint = os.environ.get("SECRETS_MANAGER_ENDPOINT") or None
     return boto3.client("secretsmanager", endpoint_url=endpoint, config=_config())
 
 
 def build_ssm_client() -> Any:
-    """A Systems Manager client (Parameter Store references to secrets); boto3 honours
-    ``AWS_ENDPOINT_URL_SSM``."""
+    """A Systems Manager client (Parameter Store references to secrets).
+
+    Honours ``SSM_ENDPOINT`` (declared in the template, so that ``sam local invoke`` can
+    point reference reads at a local endpoint; checked as ``SECRETS_MANAGER_ENDPOINT``
+    is) and, through boto3 itself, ``AWS_ENDPOINT_URL_SSM``.
+    """
+    endpoint = endpoint_url(os.environ, "SSM_ENDPOINT")
     import boto3
 
-    return boto3.client("ssm", config=_config())
+    return boto3.client("ssm", endpoint_url=endpoint, config=_config())
 
 
 def service_client(service: str, region: str) -> Any:

@@ -27,7 +27,7 @@ from common.redaction import redact
 from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator
+    from collections.abc import Callable, Collection, Iterable, Iterator
 
     from common.secret import DatabaseSecret
     from common.settings import Settings
@@ -215,8 +215,17 @@ class Engine(ABC, Generic[ConnectionT]):
     def check_own_rotation(self, connection: ConnectionT, login: Login) -> None:
         """createSecret's check, logged in as a single user, that it may rotate its own
         password; raises PermissionDeniedError saying what to do when it may not. The
-        default accepts: on most servers every user may change its own password."""
+        default accepts: on most servers every user may change its own password. An engine
+        that checks states its rule once, in :meth:`own_password_capabilities` (what the
+        preflight reports), and applies it here with :func:`require_held`."""
         return None
+
+    def proves_password(self, connection: ConnectionT) -> bool:
+        """Whether opening ``connection`` proved its login's password to the server. False
+        only for a session that no login opened (a user managed through a service's API,
+        checked by its status when the deployment accepts that): finishSecret then applies
+        the pending password again before the labels move."""
+        return True
 
     @abstractmethod
     def verify_session(self, connection: ConnectionT) -> None:
@@ -330,6 +339,14 @@ class DriverErrors:
             raise
         except Exception as error:
             raise self.shape(what, error, denied_hint) from error
+
+
+def require_held(capabilities: Iterable[Capability], user: str) -> None:
+    """Raise PermissionDeniedError for the first capability found missing (``held`` False);
+    one not checked (None) does not refuse: the step that needs it will say."""
+    for capability in capabilities:
+        if capability.held is False:
+            raise PermissionDeniedError(f"user {user!r} may not {capability.what}: {capability.detail}")
 
 
 def first_line(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic, cast
 
@@ -12,7 +13,7 @@ from common.observability import logger, metrics
 from common.rds import RdsDirectory
 from common.rotation import Rotator, is_preflight, reported_step
 from common.secretsmanager import SecretStore, build_client
-from common.settings import Settings
+from common.settings import Settings, log_level
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -51,7 +52,9 @@ class RotationFunction(Generic[ConnectionT]):
         self._rds_client = rds_client
         self._settings = settings
         self._rotator: Rotator[ConnectionT] | None = None
-        self._in_lambda = logger.inject_lambda_context(self._invoke)
+        # Never Powertools' event logging (POWERTOOLS_LOGGER_LOG_EVENT): it would write the
+        # event, RotationToken included, before the step has registered it for masking.
+        self._in_lambda = logger.inject_lambda_context(self._invoke, log_event=False)
 
     @property
     def engine(self) -> Engine[ConnectionT]:
@@ -60,6 +63,8 @@ class RotationFunction(Generic[ConnectionT]):
     @property
     def rotator(self) -> Rotator[ConnectionT]:
         if self._rotator is None:
+            # The logger took its level at import, where a bad one cannot fail a step.
+            log_level(os.environ)
             # boto3 and its client live as long as the container (see common.coldstart).
             with long_lived():
                 store = SecretStore(self._client or build_client())
@@ -86,10 +91,13 @@ class RotationFunction(Generic[ConnectionT]):
         With a context (always, on Lambda) every log line of the invocation carries the
         request id, the function and whether this is the container's first invocation
         (Powertools' ``inject_lambda_context``), and that first one counts a ``ColdStart``
-        metric. Without one (tests, local runs) neither is invented.
+        metric. Without one (tests, local runs) neither is invented. The event itself is
+        never logged, whatever ``POWERTOOLS_LOGGER_LOG_EVENT`` says: it carries the
+        RotationToken.
 
         Building the rotator (settings, client) happens inside the step's report, so a
-        configuration error is a failed step like any other: logged with its reason and
+        configuration error (a bad ``POWERTOOLS_LOG_LEVEL`` or ``SECRETS_MANAGER_ENDPOINT``
+        included) is a failed step like any other: logged with its reason, named, and
         counted."""
         if context is None:
             return self._invoke(event, None)

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from common.errors import ConfigurationError
 from common.redaction import install_process_guard, redact
+from common.settings import log_level
 
 if TYPE_CHECKING:
     import logging
@@ -30,8 +32,19 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return redact(super().format(record))
 
 
+def _level() -> str | None:
+    """The level for the logger built at import: a bad ``POWERTOOLS_LOG_LEVEL`` falls back
+    to INFO here (Powertools would raise a bare ValueError, and an import error is no
+    failed step) and fails each step, named, through ``Settings.from_environ``."""
+    try:
+        return log_level(os.environ)
+    except ConfigurationError:
+        return "INFO"
+
+
 logger = Logger(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    level=_level(),
     logger_formatter=RedactingFormatter(),
 )
 metrics = Metrics(

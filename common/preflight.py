@@ -302,7 +302,7 @@ class Preflight(Rotator[ConnectionT]):
             return report.fail(
                 "secret format", str(error), f"store a valid {AWSCURRENT} version (README: The secret)"
             )
-        strategy = self._strategy(current)
+        strategy = Strategy.of(current, self.engine)
         report.strategy = strategy.value
         report.checks.append(
             Finding("secret format", ok=True, detail=f"{current.engine} user {current.username!r}")
@@ -394,7 +394,7 @@ class Preflight(Rotator[ConnectionT]):
         credentials were accepted. A single user's capabilities, and the server's lockout,
         are read in the first session that fits."""
         accepted: set[str] = set()
-        single = self._strategy(current) is Strategy.SINGLE_USER
+        single = Strategy.of(current, self.engine) is Strategy.SINGLE_USER
         for version, labels in self._versions(metadata, extra):
             name = labels[0] if labels else f"version {version}"
             login = self._try_version(metadata, current, (version, labels, name), single, report, budget)

@@ -11,6 +11,11 @@ Answers are kept for the container's life, up to ``cache_seconds``: a master's t
 change, and a database's endpoints rarely do. A host that a kept answer does not list is
 looked up once more before it is refused, so a replica added since is found. The client
 is built on the first look-up only: a rotation that never meets RDS never pays for it.
+
+Both layers ship this module: the rotation functions complete master secrets with it, and
+the application kit (``appkit.connections``) an application's own RDS-managed secret. It
+imports nothing of the rotation core, and reads nothing from Secrets Manager: a secret's
+tags are the caller's to read.
 """
 
 from __future__ import annotations
@@ -20,16 +25,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from common.awserrors import AwsFailure
 from common.clients import build_rds_client
 from common.errors import RdsError
+from common.secret import DatabaseSecret
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_rds.type_defs import FilterTypeDef
-
-    from common.secret import DatabaseSecret
 
 INSTANCE_TAG = "aws:rds:primaryDBInstanceArn"
 CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
@@ -40,7 +45,6 @@ DEFAULT_CACHE_SECONDS = 900.0
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})
 
 Kind = Literal["instance", "cluster"]
@@ -80,7 +84,7 @@ class Topology:
         return f"DB {self.kind} {self.identifier!r}"
 
 
-def database_of_tags(tags: dict[str, str]) -> tuple[Kind, str] | None:
+def database_of_tags(tags: Mapping[str, str]) -> tuple[Kind, str] | None:
     """The database an RDS-managed secret's system tag names (its ARN), or None."""
     if tags.get(CLUSTER_TAG):
         return "cluster", tags[CLUSTER_TAG]
@@ -136,6 +140,7 @@ class RdsDirectory:
         # (kind, identifier) -> (fetched at, the rotation it was fetched in, the answer)
         self._topologies: dict[tuple[Kind, str], tuple[float, object, Topology]] = {}
         self._member_hosts: dict[tuple[Kind, str], tuple[float, dict[str, str]]] = {}
+        self._managed_databases: dict[str, tuple[Kind, str] | None] = {}
         self._rotation: object = object()
         self.calls: Counter[str] = Counter()
 
@@ -143,6 +148,41 @@ class RdsDirectory:
         """Start answering for a rotation (its token); None: a scope of its own (a
         preflight). Membership answers from earlier rotations are looked up again."""
         self._rotation = rotation if rotation is not None else object()
+
+    # -- RDS-managed secrets ----------------------------------------------------------
+
+    def completed(
+        self,
+        secret_id: str,
+        raw: dict[str, Any],
+        where: str,
+        tags: Callable[[], Mapping[str, str]],
+        *,
+        dbname: str | None = None,
+    ) -> tuple[DatabaseSecret, Topology | None]:
+        """The secret ``secret_id``'s value ``raw``, completed from RDS when RDS manages it.
+
+        Shared by the rotation (master secrets) and the application kit (an application's
+        own secret). A value with ``host`` and ``engine`` is taken as it is (no call).
+        Otherwise the secret's ``tags`` (called once per container per secret) name its
+        RDS database and host, port and engine come from RDS (the writer); ``dbname`` is
+        the one given; the value's own ``dbname``, ``ssl`` and ``ca_bundle`` are dropped, so
+        TLS stays the caller's default. Returns the topology, if read. A value that RDS does not
+        manage and lacks a key fails naming the key.
+        """
+        if "host" in raw and "engine" in raw:
+            return DatabaseSecret.from_dict(raw, where), None
+        if secret_id not in self._managed_databases:
+            self._managed_databases[secret_id] = database_of_tags(tags())
+        database = self._managed_databases[secret_id]
+        if database is None:
+            return DatabaseSecret.from_dict(raw, where), None  # names the missing key
+        topology = self.topology(*database)
+        completed = {key: value for key, value in raw.items() if key not in ("dbname", "ssl", "ca_bundle")}
+        completed.update(engine=topology.engine, host=topology.writer.host, port=topology.writer.port)
+        if dbname:
+            completed["dbname"] = dbname
+        return DatabaseSecret.from_dict(completed, f"{where} ({topology.name} from RDS)"), topology
 
     # -- topologies -------------------------------------------------------------------
 
@@ -320,24 +360,24 @@ class RdsDirectory:
 
     def _shaped(self, operation: str, call: Callable[[RDSClient], _Response]) -> _Response:
         """Run one RDS call (``operation`` names it for the count and the messages) and
-        turn what it raises into RdsError: every RDS call goes through here."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        turn what it raises into RdsError (``common.awserrors`` reads the failure): every
+        RDS call goes through here."""
         self.calls[operation] += 1
         client = self._rds()
         try:
             return call(client)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
-            if code in _DENIED:
+        except Exception as error:
+            failure = AwsFailure.of(error)
+            if failure is None:
+                raise
+            if failure.denied:
                 raise RdsError(
-                    f"rds:{operation} was refused ({code}): the function's role needs {DESCRIBE_PERMISSIONS} "
-                    "to find the database of an RDS-managed master secret or of a read replica",
-                    code,
+                    f"rds:{operation} was refused ({failure.code}): the function's role needs "
+                    f"{DESCRIBE_PERMISSIONS} to find the database of an RDS-managed master secret or of a "
+                    "read replica",
+                    failure.code,
                 ) from error
-            raise RdsError(f"rds:{operation} failed with {code}", code) from error
-        except BotoCoreError as error:
-            raise RdsError(f"rds:{operation} failed: {type(error).__name__}", type(error).__name__) from error
+            raise RdsError(failure.summary(f"rds:{operation}"), failure.code) from error
 
     def _rds(self) -> RDSClient:
         if self._client is None:

@@ -39,15 +39,15 @@ from common.errors import (
     UnexpectedError,
 )
 from common.observability import logger, metrics
-from common.rds import RdsDirectory, database_of_tags
+from common.rds import RdsDirectory
 from common.redaction import clip, redact, register
 from common.replicas import ReplicaWait
-from common.secret import DatabaseSecret
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
     from common.passwords import PasswordPolicy
     from common.rds import Endpoint, Topology
+    from common.secret import DatabaseSecret
     from common.settings import Settings
 
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
@@ -71,8 +71,12 @@ class Strategy(Enum):
     DUAL_PASSWORDS = "dual-passwords"
 
     @classmethod
-    def of(cls, secret: DatabaseSecret) -> Strategy:
-        return cls.ALTERNATING_USERS if secret.masterarn else cls.SINGLE_USER
+    def of(cls, secret: DatabaseSecret, engine: Engine[ConnectionT]) -> Strategy:
+        """The one place the strategy is decided: a master secret means alternating users,
+        or dual passwords on an engine whose users hold two (``master_adds_password``)."""
+        if not secret.masterarn:
+            return cls.SINGLE_USER
+        return cls.DUAL_PASSWORDS if engine.master_adds_password else cls.ALTERNATING_USERS
 
 
 def original_username(username: str) -> str:
@@ -255,7 +259,7 @@ class Rotator(Generic[ConnectionT]):
         and a login (the database answers, its certificate matches, the credentials work).
         """
         current = self._current(metadata)
-        strategy = self._strategy(current)
+        strategy = Strategy.of(current, self.engine)
         if strategy is not Strategy.SINGLE_USER:
             self._master(current)
             self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
@@ -290,7 +294,7 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        strategy = self._strategy(current)
+        strategy = Strategy.of(current, self.engine)
         if strategy is Strategy.ALTERNATING_USERS:
             return self._set_alternating(current, pending)
         if strategy is Strategy.DUAL_PASSWORDS:
@@ -304,7 +308,7 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        strategy = self._strategy(current)
+        strategy = Strategy.of(current, self.engine)
         try:
             self._prove(pending, strategy)
         except DatabaseLoginError:
@@ -327,16 +331,35 @@ class Rotator(Generic[ConnectionT]):
         current = self._current(metadata)
         pending = self._pending(request, metadata, current)
         logger.append_keys(user=pending.username)
-        self._prove(pending, self._strategy(current))
+        self._prove(pending, Strategy.of(current, self.engine), settle=current)
         current_version = metadata.version_with(AWSCURRENT)
         self.store.move_label(metadata.arn, AWSCURRENT, request.token, current_version)
         self.store.remove_label(metadata.arn, AWSPENDING, request.token)
         return f"{AWSCURRENT} moved from version {current_version}"
 
-    def _prove(self, pending: DatabaseSecret, strategy: Strategy) -> None:
+    def _prove(
+        self, pending: DatabaseSecret, strategy: Strategy, settle: DatabaseSecret | None = None
+    ) -> None:
         """Log in with the pending credentials; for alternating users, prove the pending
-        user acts with the original user's privileges."""
+        user acts with the original user's privileges.
+
+        ``settle`` (finishSecret's current version): where the engine's session proves no
+        password (``Engine.proves_password``: a managed user checked by its status only),
+        nothing would stop a finishSecret run before setSecret from making current a
+        password the user does not hold; so the pending password is applied again beside
+        the current one (an idempotent change) before the labels move."""
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+            unproven = settle is not None and not self.engine.proves_password(connection)
+            if (
+                unproven
+                and settle is not None
+                and not self.engine.add_password(
+                    connection, user=pending.username, keep=settle.password, new=pending.password
+                )
+            ):
+                raise DatabaseOperationError(
+                    f"user {pending.username!r}: no login proves its password and it cannot hold two"
+                )
             self.engine.verify_session(connection)
             if strategy is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
@@ -444,12 +467,6 @@ class Rotator(Generic[ConnectionT]):
                 )
         return f"user {pending.username!r} given the pending password by the master user"
 
-    def _strategy(self, secret: DatabaseSecret) -> Strategy:
-        strategy = Strategy.of(secret)
-        if strategy is Strategy.ALTERNATING_USERS and self.engine.master_adds_password:
-            return Strategy.DUAL_PASSWORDS
-        return strategy
-
     def _master_login(self, current: DatabaseSecret, master: DatabaseSecret) -> Login:
         """The master user's login for managing ``current``'s pair (setSecret and the
         preflight): on the secret's database for engines whose user management happens
@@ -492,6 +509,8 @@ class Rotator(Generic[ConnectionT]):
                 continue
             return label
         where = f"{server.host}:{server.port}" if server else f"{current.host}:{self._port(current)}"
+        if server is None and not current.host:
+            where = f"the endpoint of {current.user_arn}"  # a managed user's, found by the engine
         raise DatabaseLoginError(
             f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
@@ -565,29 +584,20 @@ class Rotator(Generic[ConnectionT]):
         return master
 
     def _master_secret(self, current: DatabaseSecret) -> tuple[DatabaseSecret, Topology | None]:
-        """The master secret's current value, completed from RDS when RDS manages it.
-
-        A master secret with ``host`` and ``engine`` is taken as it is (no extra call).
-        Otherwise its system tags are read (once per container) and, for an RDS-managed
-        one, host, port and engine come from RDS (the writer); ``dbname`` is the user
-        secret's, as AWS's functions take it. TLS stays the function's default: a user
-        secret cannot weaken the master user's session. Returns the topology, if read."""
+        """The master secret's current value, completed from RDS when RDS manages it
+        (``RdsDirectory.completed``: its system tags, read here once per container, name
+        the database); ``dbname`` is the user secret's, as AWS's functions take it, and TLS
+        stays the function's default. Returns the topology, if read."""
         masterarn = str(current.masterarn)
         raw = self.store.current_object(masterarn, MASTER_WHAT)
-        where = f"{MASTER_WHAT} {AWSCURRENT}"
-        if "host" in raw and "engine" in raw:
-            return DatabaseSecret.from_dict(raw, where), None
         why = "the master secret: the function reads its tags to find an RDS-managed master's database"
-        tags = self.store.system_tags(masterarn, why)
-        database = database_of_tags(tags)
-        if database is None:
-            return DatabaseSecret.from_dict(raw, where), None  # names the missing key
-        topology = self.rds.topology(*database)
-        completed = {key: value for key, value in raw.items() if key not in ("dbname", "ssl", "ca_bundle")}
-        completed.update(engine=topology.engine, host=topology.writer.host, port=topology.writer.port)
-        if current.dbname:
-            completed["dbname"] = current.dbname
-        return DatabaseSecret.from_dict(completed, f"{where} ({topology.name} from RDS)"), topology
+        return self.rds.completed(
+            masterarn,
+            raw,
+            f"{MASTER_WHAT} {AWSCURRENT}",
+            lambda: self.store.system_tags(masterarn, why),
+            dbname=current.dbname,
+        )
 
     def _require_reader_of_master(
         self,
@@ -630,7 +640,7 @@ class Rotator(Generic[ConnectionT]):
                 f"secret version {current.where} has both 'user_arn' and 'masterarn': a managed "
                 "(ElastiCache or MemoryDB) user rotates without a master secret"
             )
-        if self._strategy(current) is Strategy.ALTERNATING_USERS:
+        if Strategy.of(current, self.engine) is Strategy.ALTERNATING_USERS:
             longest = max(len(current.username), len(partner_username(current.username)))
             limit = self.engine.username_limit(current.engine)
             if longest > limit:
@@ -647,12 +657,12 @@ class Rotator(Generic[ConnectionT]):
         self._validate_engine(pending)
         self._require_same_server(pending, current, f"the {AWSPENDING} version")
         expected = current.username
-        if self._strategy(current) is Strategy.ALTERNATING_USERS:
+        if Strategy.of(current, self.engine) is Strategy.ALTERNATING_USERS:
             expected = partner_username(current.username)
         if pending.username != expected:
             raise SecretMismatchError(
                 f"the {AWSPENDING} version is for user {pending.username!r}; "
-                f"the {self._strategy(current).value} strategy expects {expected!r}"
+                f"the {Strategy.of(current, self.engine).value} strategy expects {expected!r}"
             )
         if pending.masterarn != current.masterarn:
             raise SecretMismatchError(

@@ -12,6 +12,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from common.awserrors import DENIED, AwsFailure
 from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
 from common.redaction import clip
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
 AWSPREVIOUS = "AWSPREVIOUS"
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class SecretStore:
             try:
                 response = self._call("DescribeSecret", SecretId=secret_id)
             except SecretsManagerError as error:
-                if error.code in _DENIED:
+                if error.code in DENIED:
                     raise SecretsManagerError(
                         f"secretsmanager:DescribeSecret on {why} was refused ({error.code})", error.code
                     ) from error
@@ -187,19 +187,15 @@ class SecretStore:
             self._cache.popitem(last=False)
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         self.calls[operation] += 1
         method = getattr(self._client, _method_name(operation))
         try:
             response: dict[str, Any] = method(**arguments)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
-            raise SecretsManagerError(f"{operation} failed with {code}", code) from error
-        except BotoCoreError as error:
-            raise SecretsManagerError(
-                f"{operation} failed: {type(error).__name__}", type(error).__name__
-            ) from error
+        except Exception as error:
+            failure = AwsFailure.of(error)
+            if failure is None:
+                raise
+            raise SecretsManagerError(failure.summary(operation), failure.code) from error
         return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_STATEMENT_TIMEOUT = 30
 DEFAULT_REPLICA_WAIT = 30
+#: The levels Powertools' logger takes by name (it upper-cases what it is given).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,9 @@ class Settings:
         (seconds) and ``DB_CA_BUNDLE``."""
         env = dict(os.environ if environ is None else environ)
         return cls(
-            connect_timeout=_seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
-            statement_timeout=_seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
-            replica_wait=_seconds(env, "REPLICA_WAIT_SECONDS", DEFAULT_REPLICA_WAIT, minimum=0),
+            connect_timeout=seconds(env, "DB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            statement_timeout=seconds(env, "DB_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT),
+            replica_wait=seconds(env, "REPLICA_WAIT_SECONDS", DEFAULT_REPLICA_WAIT, minimum=0),
             ca_bundle=env.get("DB_CA_BUNDLE") or None,
             environ=env,
         )
@@ -54,7 +57,9 @@ class Settings:
         ]
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    """The whole number of seconds in variable ``name`` (``minimum`` to 600), ``default``
+    when unset or empty; ConfigurationError naming the variable otherwise."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -65,3 +70,53 @@ def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) 
     if not minimum <= value <= 600:
         raise ConfigurationError(f"{name} must be between {minimum} and 600 seconds")
     return value
+
+
+def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """The true/false variable ``name`` (also 1/0, yes/no), ``default`` when unset or
+    empty; ConfigurationError naming the variable otherwise."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false")
+
+
+def log_level(env: Mapping[str, str]) -> str | None:
+    """The logger's level from ``POWERTOOLS_LOG_LEVEL`` (or Powertools' legacy
+    ``LOG_LEVEL``), in any case and surrounding blanks; None when neither is set.
+
+    Raises ConfigurationError naming the variable for anything else (``verbose``, ``5``):
+    Powertools itself would fail at import with a bare ValueError."""
+    for name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
+        raw = env.get(name, "")
+        if not raw:
+            continue
+        level = raw.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)} (got {raw[:20]!r})")
+        return level
+    return None
+
+
+def endpoint_url(env: Mapping[str, str], name: str) -> str | None:
+    """The endpoint URL variable ``name`` holds (``http(s)://host[:port]``), None when
+    it is unset or empty (the service's regional endpoint).
+
+    Raises ConfigurationError naming the variable for a URL botocore would refuse or
+    misread (no scheme, blanks, an unclosed IPv6 bracket, a bad port, another scheme)."""
+    raw = env.get(name, "")
+    if raw == "":
+        return None
+    problem = f"{name} must be an http:// or https:// URL with a host, e.g. http://172.17.0.1:5000, or empty"
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigurationError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or raw != raw.strip():
+        raise ConfigurationError(problem)
+    return raw

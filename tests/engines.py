@@ -35,6 +35,10 @@ class Harness(ABC):
     #: Whether the single user's previous password still logs in after a rotation (the
     #: server holds two passwords), until the next rotation.
     keeps_previous_password: bool = False
+    #: The fault matrix's stricter rule for servers whose users hold two passwords in every
+    #: strategy: ``AWSCURRENT`` itself logs in after every sequence (no single-user window
+    #: in which only ``AWSPENDING`` does).
+    current_always_logs_in: bool = False
 
     @property
     def engine_key(self) -> str:
@@ -140,11 +144,12 @@ class RedshiftHarness(Harness):
 
 
 class RedisHarness(Harness):
-    """Redis for the deployment tests. The shared scenarios do not run on it: a single
-    user keeps its previous password (see tests/redis/ for its own)."""
+    """Redis: the fault matrix and the deployment tests. The other shared scenarios do not
+    run on it: a single user keeps its previous password (see tests/redis/ for its own)."""
 
     name, app_module = "redis", "rotators.redis.app"
     keeps_previous_password = True
+    current_always_logs_in = True
 
     def __init__(self, server: RedisServer) -> None:
         from rotators.redis.engine import RedisEngine
@@ -162,14 +167,16 @@ class RedisHarness(Harness):
 
 
 def harness_named(name: str, request: pytest.FixtureRequest) -> Harness:
-    """The harness of engine ``name`` ("postgresql", "mariadb", "mongodb", "redshift") on the
-    session's throwaway server, which ``request`` starts on first use."""
+    """The harness of engine ``name`` ("postgresql", "mariadb", "mongodb", "redshift",
+    "redis") on the session's throwaway server, which ``request`` starts on first use."""
     if name == "postgresql":
         return PostgresHarness(request.getfixturevalue("postgres"))
     if name == "mariadb":
         return MariaDBHarness(request.getfixturevalue("mariadb"))
     if name == "mongodb":
         return MongoHarness(request.getfixturevalue("mongo"))
+    if name == "redis":
+        return RedisHarness(request.getfixturevalue("redis_server"))
     return RedshiftHarness(request.getfixturevalue("redshift"))
 
 

@@ -111,8 +111,12 @@ def _getuser(client: Redis, user: str) -> dict[str, Any]:
 
 
 def may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
-    """Whether ``actor`` may change ``user``'s passwords and persist them, asked with
-    ``ACL DRYRUN`` (Redis 7+), which runs nothing."""
+    """Whether ``actor`` may change ``user``'s passwords and persist them: the one rule
+    that both the preflight and createSecret's check (``check_own_rotation``) apply.
+
+    Asked with ``ACL DRYRUN`` (Redis 7+), which runs nothing. A session that may not run
+    ``ACL DRYRUN`` and asks about itself probes the rights instead with commands that
+    change nothing: ``ACL SETUSER`` without rules, ``ACL GETUSER``, ``CONFIG GET``."""
     import redis
 
     fix = "add a master secret (masterarn) whose user may, or grant the commands"
@@ -130,12 +134,31 @@ def may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
                 return Capability(what, False, f"{reason}: {fix}")
         reasons = [refusal("ACL", "SAVE"), refusal("CONFIG", "REWRITE")]
     except redis.exceptions.NoPermissionError:
+        if actor == user:
+            return _probe_self_service(client, user, what, fix)
         return Capability(what, None, "not checked: the session may not run ACL DRYRUN")
     except redis.exceptions.RedisError as error:
         return Capability(what, None, f"not checked: {redact(str(error))}")
     if all(reasons):
         return Capability(what, False, f"neither ACL SAVE nor CONFIG REWRITE is allowed: {fix}")
     return Capability(what, True, "ACL SETUSER, ACL GETUSER and persisting the ACL are allowed")
+
+
+def _probe_self_service(client: Redis, user: str, what: str, fix: str) -> Capability:
+    """With no rules, ``ACL SETUSER`` on an existing user changes nothing: it probes the
+    right itself; reading the user and the persistence settings follows."""
+    try:
+        _command(client, "probe ACL SETUSER", "ACL SETUSER", user)
+        _command(client, "read its own ACL", "ACL GETUSER", user)
+        _persistence(client)
+    except PermissionDeniedError as error:
+        return Capability(
+            what,
+            False,
+            f"{error}; Redis lets only a user that may change every user set its own passwords: {fix} "
+            "(ACL SETUSER, ACL GETUSER and ACL SAVE or CONFIG REWRITE)",
+        )
+    return Capability(what, True, "ACL SETUSER and ACL GETUSER are allowed (probed: ACL DRYRUN is not)")
 
 
 def _persistence(client: Redis) -> tuple[str, ...] | None:
@@ -162,20 +185,3 @@ def set_passwords(client: Redis, user: str, wanted: list[str]) -> None:
     how = _persistence(client)
     if how is not None:
         _command(client, f"persist the ACL ({how[0]})", *how)
-
-
-def probe_self_service(client: Redis, user: str) -> None:
-    """createSecret's check that ``user`` may set its own passwords: with no rules,
-    ``ACL SETUSER`` on an existing user changes nothing, so it probes the right itself;
-    reading the user and the persistence settings follows. Raises PermissionDeniedError
-    saying to add a master secret."""
-    try:
-        _command(client, "probe ACL SETUSER", "ACL SETUSER", user)
-        _command(client, "read its own ACL", "ACL GETUSER", user)
-        _persistence(client)
-    except PermissionDeniedError as error:
-        raise PermissionDeniedError(
-            f"user {user!r} may not set its own passwords ({error}); Redis lets only a user "
-            "that may change every user do so: add a master secret (masterarn) whose user "
-            "may run ACL SETUSER, ACL GETUSER and ACL SAVE or CONFIG REWRITE"
-        ) from error

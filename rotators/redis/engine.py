@@ -13,27 +13,41 @@ channel patterns and selectors are left as they are.
 The commands themselves, and how ACL changes are persisted, are in ``dataplane.py``.
 
 A secret with ``user_arn`` (AWS's ElastiCache format) names an ElastiCache or MemoryDB
-user: its passwords change through the service's API, and testSecret logs in to the
-endpoint the secret names (``host``) or, when it names none, checks that the user is
-``active`` and says that no login proved the password.
+user: its passwords change through the service's API, and every step logs in to the
+endpoint the secret names (``host``) or, when it names none, to the one the service's API
+lists for the user's cluster: the current password is proven before the API changes
+anything, the pending one before it becomes current. Where no endpoint can be found or
+reached the secret is refused, unless the deployment accepts rotation checked by the
+user's status only (``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function
+does): finishSecret then re-applies ``[pending, current]`` before the labels move, so that
+what becomes current is held by construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login, engine_log
-from common.errors import DatabaseOperationError, VerificationError
+from common.engine import Capability, Engine, Login, engine_log, require_held
+from common.errors import DatabaseConnectionError, DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
-from rotators.redis.dataplane import connect, may_change, ping, probe_self_service, set_passwords
+from common.settings import flag, seconds
+from rotators.redis.dataplane import connect, may_change, ping, set_passwords
 from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from redis import Redis
 
 #: How long a managed user may stay ``modifying`` before a step gives up (seconds).
-DEFAULT_USER_WAIT = 240.0
+DEFAULT_USER_WAIT = 240
+USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
+#: The opt-in to rotate a managed user no login can reach, checked by its status only.
+STATUS_ONLY_VARIABLE = "MANAGED_USER_STATUS_ONLY"
 
 
 @dataclass
@@ -62,24 +76,75 @@ class RedisEngine(Engine[RedisSession]):
         self,
         service_clients: ServiceClients | None = None,
         *,
-        user_wait_seconds: float = DEFAULT_USER_WAIT,
+        user_wait_seconds: float | None = None,
+        status_only: bool | None = None,
         poll_seconds: float = 2.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``user_wait_seconds`` and ``status_only`` default to ``MANAGED_USER_WAIT_SECONDS``
+        (240) and ``MANAGED_USER_STATUS_ONLY`` (false) of ``environ`` (the process's),
+        read when a managed user is first met, so that a bad value fails a step."""
         self._service_clients = service_clients
         self._clients: dict[tuple[str, str], Any] = {}
-        self.user_wait_seconds = user_wait_seconds
+        self._user_wait_seconds = user_wait_seconds
+        self._status_only = status_only
+        self._environ = environ
         self.poll_seconds = poll_seconds
+
+    @cached_property
+    def user_wait_seconds(self) -> float:
+        if self._user_wait_seconds is not None:
+            return self._user_wait_seconds
+        return seconds(self._env, USER_WAIT_VARIABLE, DEFAULT_USER_WAIT)
+
+    @cached_property
+    def status_only(self) -> bool:
+        if self._status_only is not None:
+            return self._status_only
+        return flag(self._env, STATUS_ONLY_VARIABLE, default=False)
+
+    @property
+    def _env(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
 
     # -- sessions ----------------------------------------------------------------------
 
     def open(self, login: Login) -> RedisSession:
         session = RedisSession(login)
-        if login.user_arn is not None:
-            session.service = self._managed(login.user_arn)
-            session.service.require(login.username)
+        if login.user_arn is None:
+            session.client = connect(login)
+            return session
+        session.service = self._managed(login.user_arn)
+        session.service.require(login.username)
         if login.host:
             session.client = connect(login)
+            return session
+        endpoint = session.service.endpoint()
+        if endpoint is None:
+            self._accept_status_only(session.service, "the service lists no cluster endpoint for it")
+            return session
+        try:
+            session.client = connect(dataclasses.replace(login, host=endpoint[0], port=endpoint[1]))
+        except DatabaseConnectionError as error:
+            # Only an unreachable endpoint: a refused password is an answer, never skipped.
+            self._accept_status_only(session.service, str(error))
         return session
+
+    def _accept_status_only(self, user: ManagedUser, reason: str) -> None:
+        """Go on without a login (the deployment's opt-in), or refuse naming the opt-in."""
+        if not self.status_only:
+            raise DatabaseConnectionError(
+                f"no login can prove the password of {user.arn.arn}: {reason}. Name the endpoint in "
+                f"the secret ('host', 'port'), let the function reach it, or set {STATUS_ONLY_VARIABLE}="
+                "true (template parameter ManagedUserStatusOnly) to accept a rotation checked by the "
+                "user's status only, as AWS's ElastiCache function does (the README says what that risks)"
+            )
+        engine_log.warning(
+            "managed user checked by its status only", extra={"user_arn": user.arn.arn, "reason": reason}
+        )
+
+    def proves_password(self, connection: RedisSession) -> bool:
+        return connection.client is not None
 
     def close(self, connection: RedisSession) -> None:
         if connection.client is not None:
@@ -93,7 +158,7 @@ class RedisEngine(Engine[RedisSession]):
         assert connection.service is not None  # open() gives every session one or the other
         connection.service.wait_until_active()
         engine_log.warning(
-            "password not proven by a login: the secret names no endpoint; the user is active",
+            "password not proven by a login: no endpoint could be reached; the user is active",
             extra={"user_arn": connection.service.arn.arn},
         )
 
@@ -123,9 +188,7 @@ class RedisEngine(Engine[RedisSession]):
         set_passwords(connection.client, user, passwords)
 
     def check_own_rotation(self, connection: RedisSession, login: Login) -> None:
-        if connection.service is not None or connection.client is None:
-            return  # a managed user: the function's role changes it through the API
-        probe_self_service(connection.client, login.username)
+        require_held(self.own_password_capabilities(connection, login), login.username)
 
     def own_password_capabilities(self, connection: RedisSession, login: Login) -> list[Capability]:
         what = "set its own passwords"

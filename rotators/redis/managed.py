@@ -19,14 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from common.awserrors import AwsFailure
 from common.errors import DatabaseOperationError, PermissionDeniedError, SecretFormatError
-from common.redaction import redact
 
 #: (service, region) -> a boto3 client of that service.
 ServiceClients = Callable[[str, str], Any]
 Service = Literal["elasticache", "memorydb"]
 ACTIVE = "active"
-_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+_METHODS = {
+    "DescribeUserGroups": "describe_user_groups",
+    "DescribeReplicationGroups": "describe_replication_groups",
+    "DescribeACLs": "describe_acls",
+    "DescribeClusters": "describe_clusters",
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,44 @@ class ManagedUser:
             )
         self.wait_until_active()
 
+    def endpoint(self) -> tuple[str, int] | None:
+        """Where a client reaches the user, found through the service's API, or None.
+
+        ElastiCache: the user's user groups, their replication groups, and a group's
+        configuration endpoint (cluster mode) or its first primary endpoint. MemoryDB: the
+        user's ACLs, their clusters, and a cluster's endpoint. Any node of a cluster holds
+        every user of its ACL or user group, so one endpoint proves a password."""
+        user = self.describe()
+        if self.arn.service == "elasticache":
+            for group_id in user.get("UserGroupIds") or []:
+                for group in self._items("DescribeUserGroups", "UserGroups", UserGroupId=group_id):
+                    for replication_group in group.get("ReplicationGroups") or []:
+                        found = self._items(
+                            "DescribeReplicationGroups",
+                            "ReplicationGroups",
+                            ReplicationGroupId=replication_group,
+                        )
+                        for item in found:
+                            nodes = item.get("NodeGroups") or [{}]
+                            address = item.get("ConfigurationEndpoint") or nodes[0].get("PrimaryEndpoint")
+                            if address and address.get("Address"):
+                                return str(address["Address"]), int(address.get("Port") or 6379)
+            return None
+        for acl in user.get("ACLNames") or []:
+            for item in self._items("DescribeACLs", "ACLs", ACLName=acl):
+                for cluster in item.get("Clusters") or []:
+                    for described in self._items("DescribeClusters", "Clusters", ClusterName=cluster):
+                        endpoint = described.get("ClusterEndpoint") or {}
+                        if endpoint.get("Address"):
+                            return str(endpoint["Address"]), int(endpoint.get("Port") or 6379)
+        return None
+
+    def _items(self, operation: str, key: str, **parameters: str) -> list[dict[str, Any]]:
+        """The ``key`` list of a Describe call (its boto3 method: the operation in snake case)."""
+        method = getattr(self.client, _METHODS[operation])
+        items: list[dict[str, Any]] = self._call(operation, method, **parameters).get(key) or []
+        return items
+
     def wait_until_active(self) -> dict[str, Any]:
         """Poll ``DescribeUsers`` until the user is ``active``; bounded by ``wait_seconds``."""
         deadline = time.monotonic() + self.wait_seconds
@@ -123,11 +166,10 @@ class ManagedUser:
 
 
 def _service_error(arn: UserArn, operation: str, error: Exception) -> DatabaseOperationError:
-    """The service's error code and message (AWS never echoes a password in them)."""
-    details = (getattr(error, "response", None) or {}).get("Error", {})
-    code = str(details.get("Code") or type(error).__name__)
-    text = f"{arn.service} {operation} on {arn.arn} failed: {code}"
-    if code in _DENIED:
+    """The service's error code and (masked) message, shaped by ``common.awserrors``;
+    any other failure of the client is named by its class."""
+    failure = AwsFailure.of(error) or AwsFailure(type(error).__name__)
+    text = failure.summary(f"{arn.service} {operation} on {arn.arn}")
+    if failure.denied:
         return PermissionDeniedError(f"{text}: the function's role lacks {arn.service}:{operation}")
-    message = redact(str(details.get("Message") or ""))
-    return DatabaseOperationError(f"{text}: {message}" if message else text)
+    return DatabaseOperationError(f"{text}: {failure.message}" if failure.message else text)

@@ -1,7 +1,8 @@
 """Reading ``template.yaml`` the way CloudFormation would with default parameters.
 
 A small resolver for the intrinsic functions the template uses (``Ref``, ``Fn::If``,
-``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Join``, ``Fn::Sub``, ``Condition``), so that tests
+``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Join``, ``Fn::Sub``, ``Fn::Split``,
+``Fn::Select``, ``Condition``), so that tests
 take handlers, code locations, layers and environments from the template itself.
 """
 
@@ -64,8 +65,21 @@ class Resolver:
                 return all(self.value(item) for item in argument)
             if key == "Condition":
                 return self.condition(argument)
-            if key == "Fn::Sub" and isinstance(argument, str):
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.value({"Ref": m.group(1)})), argument)
+            if key == "Fn::Sub":
+                text, names = (argument, {}) if isinstance(argument, str) else argument
+                variables = {name: self.value(value) for name, value in names.items()}
+
+                def substitute(match: re.Match[str]) -> str:
+                    name = match.group(1)
+                    return str(variables[name] if name in variables else self.value({"Ref": name}))
+
+                return re.sub(r"\$\{([^}]+)\}", substitute, text)
+            if key == "Fn::Split":
+                separator, text = argument
+                return str(self.value(text)).split(separator)
+            if key == "Fn::Select":
+                index, items = argument
+                return self.value(items)[int(index)]
             if key == "Fn::Join":
                 separator, items = argument
                 return separator.join(str(item) for item in self.value(items))

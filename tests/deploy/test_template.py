@@ -51,6 +51,20 @@ CACHE_USERS = ",".join(
         "arn:aws:memorydb:us-east-1:123456789012:user/app",
     ]
 )
+CACHE_CLUSTER_ACTIONS = {
+    "elasticache:DescribeUserGroups",
+    "elasticache:DescribeReplicationGroups",
+    "memorydb:DescribeACLs",
+    "memorydb:DescribeClusters",
+}
+CACHE_CLUSTERS = ",".join(
+    [
+        "arn:aws:elasticache:us-east-1:123456789012:usergroup:app-group",
+        "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:app-cache",
+        "arn:aws:memorydb:us-east-1:123456789012:acl/app-acl",
+        "arn:aws:memorydb:us-east-1:123456789012:cluster/app-cluster",
+    ]
+)
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -106,6 +120,15 @@ def test_env_json_sets_only_variables_the_template_declares() -> None:
     for section, values in env_file.items():
         names = set().union(*declared.values()) if section == "Parameters" else declared[section]
         assert set(values) <= names, (section, set(values) - names)
+
+
+def test_the_redis_function_declares_its_managed_user_settings() -> None:
+    """The engine reads them by name: a function that does not declare them could not be
+    configured (SAM and CloudFormation pass only declared variables)."""
+    from rotators.redis.engine import STATUS_ONLY_VARIABLE, USER_WAIT_VARIABLE
+
+    redis = next(f for f in ALL_FUNCTIONS if f.logical_id == "RedisRotationFunction")
+    assert {STATUS_ONLY_VARIABLE, USER_WAIT_VARIABLE} <= set(redis.environment)
 
 
 def test_every_engine_has_a_function() -> None:
@@ -218,7 +241,14 @@ ROTATION_CORE = {
     "common/handler.py",
     "common/observability.py",
 }
-APPLICATION_KIT = {"appkit/retrieval.py", "appkit/connections.py", "appkit/sessions.py"}
+APPLICATION_KIT = {
+    "appkit/retrieval.py",
+    "appkit/connections.py",
+    "appkit/sessions.py",
+    "appkit/managed.py",
+}
+# Shipped by both layers: the RDS resolution of RDS-managed secrets (masters, applications').
+SHARED_MODULES = {"common/rds.py", "common/awserrors.py"}
 
 
 def layer_files(built: Path, layer: str) -> set[str]:
@@ -229,7 +259,7 @@ def layer_files(built: Path, layer: str) -> set[str]:
 def test_the_rotation_layer_holds_no_application_code(built: Path) -> None:
     assert {layer for f in TEMPLATE_FUNCTIONS for layer in f.layers} == {"SharedLayer"}
     files = layer_files(built, "SharedLayer")
-    assert files >= ROTATION_CORE
+    assert files >= ROTATION_CORE | SHARED_MODULES
     assert not {path for path in files if path.startswith("appkit/")}
     assert not {"common/retrieval.py", "common/connections.py"} & files  # where they lived before
 
@@ -242,7 +272,7 @@ def test_the_application_layer_holds_no_rotation_core(built: Path) -> None:
     assert [expanded[layer["Ref"]]["Type"] for layer in layers] == ["AWS::Lambda::LayerVersion"]
     assert [layer["Ref"].startswith("ApplicationLayer") for layer in layers] == [True]
     files = layer_files(built, "ApplicationLayer")
-    assert files >= APPLICATION_KIT
+    assert files >= APPLICATION_KIT | SHARED_MODULES
     assert {f"rotators/{package}/engine.py" for package in DRIVERS} <= files  # the session code
     assert not ROTATION_CORE & files
     assert not {path for path in files if path.startswith("rotators/") and path.endswith("/app.py")}
@@ -257,7 +287,7 @@ def test_the_application_layer_alone_imports_the_kit_and_every_engine(
 ) -> None:
     """Only the layer and the standard library on the path (-S): the layer is complete,
     and importing the kit and the engines loads no module of the rotation core."""
-    modules = ["appkit.retrieval", "appkit.connections", "appkit.sessions"]
+    modules = ["appkit.retrieval", "appkit.connections", "appkit.sessions", "appkit.managed"]
     modules += [f"rotators.{package}.engine" for package in DRIVERS]
     code = (
         "import importlib, json, sys\n"
@@ -355,9 +385,10 @@ def actions(statement: dict[str, Any]) -> set[str]:
             "Tracing": "true",
         },
         {"CacheUserArns": CACHE_USERS},
+        {"CacheUserArns": CACHE_USERS, "CacheClusterArns": CACHE_CLUSTERS},
         {"RdsLookups": "false"},
     ],
-    ids=["defaults", "master-kms-vpc-traced", "cache-users", "no-rds"],
+    ids=["defaults", "master-kms-vpc-traced", "cache-users", "cache-users-and-clusters", "no-rds"],
 )
 def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, str]) -> None:
     expanded = expanded_template()
@@ -372,6 +403,8 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
         allowed |= {"kms:Decrypt", "kms:GenerateDataKey"}
     if overrides.get("CacheUserArns"):
         allowed |= CACHE_USER_ACTIONS
+    if overrides.get("CacheClusterArns"):
+        allowed |= CACHE_CLUSTER_ACTIONS
     assert granted == allowed  # no GetRandomPassword: passwords are generated in the function
     for statement in statements:
         resources = (
@@ -394,6 +427,15 @@ def test_expanded_policies_grant_only_what_rotation_needs(overrides: dict[str, s
             }
         elif actions(statement) & CACHE_USER_ACTIONS:
             raise AssertionError(f"{statement.get('Sid')} grants cache user actions")
+        if statement.get("Sid") == "FindCacheEndpoints":
+            # Read-only, only on the named groups, ACLs and clusters, only for the Redis function.
+            assert actions(statement) == CACHE_CLUSTER_ACTIONS
+            assert resources == CACHE_CLUSTERS.split(",")
+            assert statement["Condition"] == {
+                "ArnEquals": {"lambda:SourceFunctionArn": {"Fn::GetAtt": ["RedisRotationFunction", "Arn"]}}
+            }
+        elif actions(statement) & CACHE_CLUSTER_ACTIONS:
+            raise AssertionError(f"{statement.get('Sid')} grants cache cluster actions")
         if statement.get("Sid") == "FindRdsDatabases":
             assert actions(statement) == RDS_ACTIONS
             assert {r.rsplit(":", 2)[-2] for r in resources} == {"db", "cluster"}

@@ -1,19 +1,29 @@
 """ElastiCache and MemoryDB users rotated through the service's API, on moto extended with
-a model of the users' passwords and status (``devtools/managed_users.py``): AWS's
-ElastiCache secret format, two passwords kept, waiting for ``active``, retries."""
+a model of the users' passwords and status (``devtools/managed_users.py``) whose clusters'
+data plane is the suite's real Redis: AWS's ElastiCache secret format, two passwords kept,
+waiting for ``active``, retries, and real logins over TLS that prove the current password
+before the API changes anything and the pending one before it becomes current."""
 
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
-from common.errors import DatabaseOperationError
+from common.errors import (
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseLoginError,
+    DatabaseOperationError,
+    RotationError,
+)
 from common.observability import logger
-from devtools.managed_users import MIRRORS, behave_like_aws_users, user_of
+from devtools.managed_users import DataPlane, add_cluster, behave_like_aws_users, user_of
+from devtools.ports import free_port
 from devtools.redis_server import password_rule
 from devtools.service import STEPS, LambdaContext
 from rotators.redis.engine import RedisEngine
@@ -39,8 +49,10 @@ def engine(sm_client: SecretsManagerClient) -> RedisEngine:
 
 
 @pytest.fixture
-def handler(engine: RedisEngine, sm_client: SecretsManagerClient) -> RotationFunction[Any]:
-    return handler_for(engine, sm_client)
+def handler(
+    engine: RedisEngine, sm_client: SecretsManagerClient, redis_server: RedisServer
+) -> RotationFunction[Any]:
+    return handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
 
 
 def elasticache_user(name: str, password: str) -> tuple[str, str]:
@@ -68,46 +80,80 @@ def memorydb_user(name: str, password: str) -> str:
     return str(response["User"]["ARN"])
 
 
+def serve_on(server: RedisServer, kind: str, key: str, name: str, password: str) -> None:
+    """``name`` (model key ``key``) becomes a user of a cluster whose node is ``server``:
+    the service applies each password change to it."""
+    server.create_user(name, password, None, "~app:*", "+@read", "+ping")
+
+    def apply(user: str, passwords: list[str]) -> None:
+        server.command("ACL", "SETUSER", user, "resetpass", *(password_rule(p) for p in passwords))
+
+    add_cluster(kind, key, DataPlane(server.host, server.port, apply))
+
+
+def new_user(kind: str, name: str, password: str) -> tuple[str, str]:
+    """(model key, ARN) of a new ElastiCache or MemoryDB user."""
+    if kind == "elasticache":
+        return elasticache_user(name, password)
+    return name, memorydb_user(name, password)
+
+
+@dataclass
+class Managed:
+    """A test's managed user, the secret that names it, and its first password."""
+
+    kind: str
+    key: str
+    name: str
+    arn: str
+    password: str
+
+
 @pytest.fixture(params=["elasticache", "memorydb"])
 def managed(
     request: pytest.FixtureRequest,
     engine: RedisEngine,
+    redis_server: RedisServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
-) -> tuple[str, str, str, str]:
-    """(service, model key, the secret's ARN, the first password), AWS's secret format."""
+) -> Managed:
+    """A user of a cluster the function reaches (found through the API, not the secret),
+    with a secret in AWS's format."""
     name, password = unique("app"), new_password()
-    if request.param == "elasticache":
-        key, user_arn = elasticache_user(name, password)
-    else:
-        key, user_arn = name, memorydb_user(name, password)
+    key, user_arn = new_user(request.param, name, password)
+    serve_on(redis_server, request.param, key, name, password)
     body = {"user_arn": user_arn, "username": name, "password": password}
-    return request.param, key, store_secret(sm_client, service, unique("cache"), json.dumps(body)), password
+    arn = store_secret(sm_client, service, unique("cache"), json.dumps(body))
+    return Managed(request.param, key, name, arn, password)
 
 
-def test_two_passwords_newest_first_and_the_secret_format_kept(
+def test_two_passwords_newest_first_proven_by_real_logins(
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
-    managed: tuple[str, str, str, str],
+    managed: Managed,
+    redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines = io.StringIO()  # the lines as Lambda would ship them
     monkeypatch.setattr(logger.registered_handler, "stream", lines)
-    kind, key, arn, first = managed
-    original = value(sm_client, arn, "AWSCURRENT")
-    service.rotate(handler, arn)
-    second = value(sm_client, arn, "AWSCURRENT")["password"]
-    user = user_of(kind, key)
+    first, original = managed.password, value(sm_client, managed.arn, "AWSCURRENT")
+    refused_before = redis_server.failed_logins()
+    service.rotate(handler, managed.arn)
+    second = value(sm_client, managed.arn, "AWSCURRENT")["password"]
+    user = user_of(managed.kind, managed.key)
     assert user.passwords == [second, first]
     assert user.status == "active"  # setSecret waited until the change was done
-    service.rotate(handler, arn)
-    third = value(sm_client, arn, "AWSCURRENT")
+    assert redis_server.can_login(managed.name, second) and redis_server.can_login(managed.name, first)
+    service.rotate(handler, managed.arn)
+    third = value(sm_client, managed.arn, "AWSCURRENT")
     assert user.passwords == [third["password"], second]  # the first one is gone
+    assert not redis_server.can_login(managed.name, first)
     assert user.modifications == 2
     assert set(third) == set(original) == {"user_arn", "username", "password"}
+    assert redis_server.failed_logins() == refused_before + 1  # only the check above
     printed = lines.getvalue()
-    assert "password not proven by a login" in printed
+    assert "not proven by a login" not in printed and "status only" not in printed
     assert not any(password in printed for password in (first, second, third["password"]))
 
 
@@ -115,36 +161,170 @@ def test_each_step_twice_changes_the_user_once_per_step(
     sm_client: SecretsManagerClient,
     service: RotationService,
     handler: RotationFunction[Any],
-    managed: tuple[str, str, str, str],
+    managed: Managed,
 ) -> None:
-    kind, key, arn, first = managed
-    request = service.start(arn)
+    request = service.start(managed.arn)
     for step in STEPS:
         handler(request.event(step), LambdaContext())
         handler(request.event(step), LambdaContext())
+    assert labels(sm_client, managed.arn)["AWSCURRENT"] == request.token
+    current = value(sm_client, managed.arn, "AWSCURRENT")["password"]
+    assert user_of(managed.kind, managed.key).passwords == [current, managed.password]
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+def test_a_secret_with_a_guessed_password_cannot_take_the_user_over(
+    kind: str,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    redis_server: RedisServer,
+) -> None:
+    """Whoever may write a secret naming a user in CacheUserArns must not get that user's
+    passwords set: the current password is proven by a login before the API is called."""
+    name, real = unique("victim"), new_password()
+    key, user_arn = new_user(kind, name, real)
+    serve_on(redis_server, kind, key, name, real)
+    guessed = {"user_arn": user_arn, "username": name, "password": new_password()}
+    arn = store_secret(sm_client, service, unique("cache"), guessed)
+    request = service.start(arn)
+    with pytest.raises(DatabaseLoginError, match=f"endpoint of {user_arn}"):
+        handler(request.event("createSecret"), LambdaContext())
+    for step in STEPS[1:]:  # a caller that goes on regardless
+        with pytest.raises(RotationError):
+            handler(request.event(step), LambdaContext())
+    user = user_of(kind, key)
+    assert user.passwords == [real] and getattr(user, "modifications", 0) == 0
+    assert redis_server.can_login(name, real)
+    assert labels(sm_client, arn)["AWSCURRENT"] != request.token
+
+
+def test_finish_before_set_is_refused_by_a_login(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    managed: Managed,
+) -> None:
+    request = service.start(managed.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(DatabaseLoginError, match="AWSPENDING"):
+        handler(request.event("finishSecret"), LambdaContext())
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
+    assert user_of(managed.kind, managed.key).passwords == [managed.password]
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+@pytest.mark.parametrize("where", ["no cluster", "unreachable"])
+def test_without_a_reachable_endpoint_create_secret_names_the_opt_in(
+    kind: str,
+    where: str,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    name, password = unique("app"), new_password()
+    key, user_arn = new_user(kind, name, password)
+    if where == "unreachable":
+        add_cluster(kind, key, DataPlane("127.0.0.1", free_port()))  # nothing listens there
+    arn = store_secret(
+        sm_client, service, unique("cache"), {"user_arn": user_arn, "username": name, "password": password}
+    )
+    request = service.start(arn)
+    with pytest.raises(DatabaseConnectionError, match="MANAGED_USER_STATUS_ONLY=true"):
+        handler(request.event("createSecret"), LambdaContext())
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
+    assert user_of(kind, key).passwords == [password]
+
+
+@pytest.fixture
+def status_only(sm_client: SecretsManagerClient) -> RotationFunction[Any]:
+    """A deployment that opted in to rotation checked by the user's status only."""
+    behave_like_aws_users()
+    engine = RedisEngine(clients, poll_seconds=0.01, environ={"MANAGED_USER_STATUS_ONLY": "true"})
+    return handler_for(engine, sm_client)
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+def test_status_only_finish_before_set_makes_current_a_password_the_user_holds(
+    kind: str, sm_client: SecretsManagerClient, service: RotationService, status_only: RotationFunction[Any]
+) -> None:
+    name, password = unique("app"), new_password()
+    key, user_arn = new_user(kind, name, password)
+    arn = store_secret(
+        sm_client, service, unique("cache"), {"user_arn": user_arn, "username": name, "password": password}
+    )
+    request = service.start(arn)
+    status_only(request.event("createSecret"), LambdaContext())
+    status_only(request.event("finishSecret"), LambdaContext())  # setSecret never ran
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    user = user_of(kind, key)
     assert labels(sm_client, arn)["AWSCURRENT"] == request.token
-    assert user_of(kind, key).passwords == [value(sm_client, arn, "AWSCURRENT")["password"], first]
+    assert user.passwords == [current, password] and user.status == "active"
+
+
+def test_status_only_full_rotation_says_no_login_proved_it(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    status_only: RotationFunction[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", lines)
+    name, password = unique("app"), new_password()
+    key, user_arn = elasticache_user(name, password)
+    arn = store_secret(
+        sm_client, service, unique("cache"), {"user_arn": user_arn, "username": name, "password": password}
+    )
+    service.rotate(status_only, arn)
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    user = user_of("elasticache", key)
+    assert user.passwords == [current, password]
+    assert user.modifications == 2  # setSecret, then finishSecret's idempotent re-apply
+    assert "password not proven by a login" in lines.getvalue()
+    assert not any(p in lines.getvalue() for p in (password, current))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 240), ("", 240), ("90", 90)])
+def test_the_wait_for_active_is_a_setting(raw: str | None, expected: int) -> None:
+    environ = {} if raw is None else {"MANAGED_USER_WAIT_SECONDS": raw}
+    assert RedisEngine(environ=environ).user_wait_seconds == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("MANAGED_USER_WAIT_SECONDS", "4 min"),
+        ("MANAGED_USER_WAIT_SECONDS", "0"),
+        ("MANAGED_USER_STATUS_ONLY", "y"),
+    ],
+)
+def test_a_bad_managed_user_setting_is_named(name: str, raw: str) -> None:
+    engine = RedisEngine(environ={name: raw})
+    with pytest.raises(ConfigurationError, match=name):
+        _ = engine.user_wait_seconds, engine.status_only
 
 
 def test_a_user_stuck_modifying_fails_set_secret_within_the_bound(
     sm_client: SecretsManagerClient,
     service: RotationService,
     engine: RedisEngine,
+    managed: Managed,
+    redis_server: RedisServer,
 ) -> None:
-    name, password = unique("app"), new_password()
-    user_id, user_arn = elasticache_user(name, password)
-    arn = store_secret(
-        sm_client, service, unique("cache"), {"user_arn": user_arn, "username": name, "password": password}
+    handler = handler_for(
+        RedisEngine(clients, user_wait_seconds=0.2, poll_seconds=0.05),
+        sm_client,
+        DB_CA_BUNDLE=redis_server.ca_file,
     )
-    handler = handler_for(RedisEngine(clients, user_wait_seconds=0.2, poll_seconds=0.05), sm_client)
-    request = service.start(arn)
+    request = service.start(managed.arn)
     handler(request.event("createSecret"), LambdaContext())
-    stuck = user_of("elasticache", user_id)  # e.g. an operator's change still in progress
+    stuck = user_of(managed.kind, managed.key)  # e.g. an operator's change still in progress
     stuck.status, stuck.modifying_describes = "modifying", 10**6
     with pytest.raises(DatabaseOperationError, match="still 'modifying'"):
         handler(request.event("setSecret"), LambdaContext())
-    assert stuck.passwords == [password]
-    assert value(sm_client, arn, "AWSCURRENT")["password"] == password
+    assert stuck.passwords == [managed.password]
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
 
 
 def test_a_user_arn_for_another_user_name_is_refused_at_create(
@@ -191,12 +371,7 @@ def test_with_an_endpoint_test_secret_logs_in_over_tls(
     Redis), and testSecret proves the pending one with a real login over verified TLS."""
     name, password = unique("app"), new_password()
     user_id, user_arn = elasticache_user(name, password)
-    redis_server.create_user(name, password, None, "~app:*", "+@read", "+ping")
-
-    def apply(passwords: list[str]) -> None:
-        redis_server.command("ACL", "SETUSER", name, "resetpass", *(password_rule(p) for p in passwords))
-
-    monkeypatch.setitem(MIRRORS, user_arn, apply)
+    serve_on(redis_server, "elasticache", user_id, name, password)
     body = {
         "user_arn": user_arn,
         "username": name,

@@ -47,3 +47,45 @@ def test_preflight_finds_a_user_that_may_not_set_its_passwords(
     assert report["ok"] is False
     (capability,) = report["capabilities"]
     assert capability["held"] is False and "masterarn" in capability["detail"], capability
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason"),
+    [
+        # May change users but not persist them: a restart would bring the old password back.
+        (
+            ("+acl|setuser", "+acl|getuser", "+acl|dryrun", "+config|get"),
+            "neither ACL SAVE nor CONFIG REWRITE",
+        ),
+        # May not even ask ACL DRYRUN: the same rule probes the rights itself.
+        (("+config|get",), "NOPERM"),
+    ],
+    ids=["no-persistence", "no-dryrun"],
+)
+def test_create_secret_and_the_preflight_apply_one_rule(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    rules: tuple[str, ...],
+    reason: str,
+) -> None:
+    """createSecret refuses exactly what the preflight reports missing, in its words."""
+    from common.errors import PermissionDeniedError
+    from devtools.service import LambdaContext
+
+    account = make_account(
+        redis_server, sm_client, service, with_master=False, rules=("~app:*", "+@read", "+ping", *rules)
+    )
+    report = preflight(handler, account.arn)
+    (capability,) = report["capabilities"]
+    assert capability["held"] is False and reason in capability["detail"], capability
+    before = redis_server.getuser(account.user)
+    request = service.start(account.arn)
+    with pytest.raises(PermissionDeniedError) as refused:
+        handler(request.event("createSecret"), LambdaContext())
+    assert capability["detail"] in str(refused.value)
+    assert "add a master secret (masterarn)" in str(refused.value)
+    assert redis_server.getuser(account.user) == before
+    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
+        sm_client.get_secret_value(SecretId=account.arn, VersionId=request.token)

@@ -1,12 +1,15 @@
 """The fault matrix: every order of the four steps, repeated and concurrent steps, an
-operator's repair, passwords restored behind the rotation's back, and (on PostgreSQL and
-MariaDB) the server stopped or killed before each step, against every engine's server.
+operator's repair, passwords restored behind the rotation's back, and (on PostgreSQL,
+MariaDB and Redis) the server stopped or killed before each step, against every engine's
+server (Redis included).
 
 After every sequence the invariant is checked with the engine's real client:
 
 * a step that failed moved no label;
 * ``AWSCURRENT`` logs in, or, in a single user's window between setSecret and
-  finishSecret, ``AWSPENDING`` does;
+  finishSecret, ``AWSPENDING`` does; on a server whose users hold two passwords
+  (``Harness.current_always_logs_in``: Redis) there is no such window, and ``AWSCURRENT``
+  itself must log in;
 * Secrets Manager's retry of the whole rotation (the four steps, same token, a new
   container) then succeeds, and its ``AWSCURRENT`` logs in.
 
@@ -26,8 +29,9 @@ import pytest
 
 from common.errors import RotationError
 from devtools.faults import DurableMariaDB, DurablePostgres, Halt
+from devtools.redis_server import RedisServer
 from devtools.service import STEPS, LambdaContext
-from tests.engines import Harness, MariaDBHarness, PostgresHarness
+from tests.engines import Harness, MariaDBHarness, PostgresHarness, RedisHarness, harness_named
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
@@ -102,6 +106,9 @@ class Matrix:
         current = value(self.client, self.arn, "AWSCURRENT")
         if self.logs_in(current):
             return
+        if self.harness.current_always_logs_in:
+            self.problems.append(f"{name}: AWSCURRENT is refused although the user holds two passwords")
+            return
         pending = now.get("AWSPENDING")
         if pending is not None and pending != now["AWSCURRENT"] and "masterarn" not in current:
             try:
@@ -138,6 +145,12 @@ def _json(text: str) -> dict[str, Any]:
     return result
 
 
+@pytest.fixture(params=["postgresql", "mariadb", "mongodb", "redshift", "redis"])
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """Every engine's, Redis's included (the other shared scenarios leave it out)."""
+    return harness_named(request.param, request)
+
+
 @pytest.fixture
 def matrix(
     harness: Harness,
@@ -148,7 +161,9 @@ def matrix(
     request: pytest.FixtureRequest,
 ) -> Iterator[Matrix]:
     family = request.node.originalname.removeprefix("test_")
-    strategy = "alternating" if "masterarn" in value(sm_client, strategy_arn, "AWSCURRENT") else "single"
+    strategy = "single"
+    if "masterarn" in value(sm_client, strategy_arn, "AWSCURRENT"):
+        strategy = "dual" if harness.engine.master_adds_password else "alternating"
     matrix = Matrix(harness, sm_client, service, strategy_arn, f"{family} ({strategy})")
     yield matrix
     matrix.verdict()
@@ -272,7 +287,17 @@ def durable_mariadb() -> Iterator[DurableMariaDB]:
         server.stop()
 
 
-@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+@pytest.fixture(scope="module")
+def durable_redis() -> Iterator[RedisServer]:
+    """Its own Redis (ACL file, saved at every change): the test stops and kills it."""
+    server = RedisServer("aclfile").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb", "redis"])
 @pytest.mark.parametrize("strategy", ["single", "alternating"])
 def test_server_down_before_each_step(
     engine: str,
@@ -281,13 +306,16 @@ def test_server_down_before_each_step(
     service: RotationService,
     request: pytest.FixtureRequest,
 ) -> None:
-    harness: PostgresHarness | MariaDBHarness
+    harness: PostgresHarness | MariaDBHarness | RedisHarness
+    server: DurablePostgres | DurableMariaDB | RedisServer = request.getfixturevalue(
+        {"postgresql": "durable_postgres", "mariadb": "durable_mariadb", "redis": "durable_redis"}[engine]
+    )
     if engine == "postgresql":
-        server: DurablePostgres | DurableMariaDB = request.getfixturevalue("durable_postgres")
         harness = PostgresHarness(server)  # type: ignore[arg-type]
-    else:
-        server = request.getfixturevalue("durable_mariadb")
+    elif engine == "mariadb":
         harness = MariaDBHarness(server)  # type: ignore[arg-type]
+    else:
+        harness = RedisHarness(server)  # type: ignore[arg-type]
     user, password, dbname = harness.new_user()
     extra: dict[str, Any] = {}
     if strategy == "alternating":
@@ -296,6 +324,8 @@ def test_server_down_before_each_step(
         master_body = harness.secret(admin, admin_password, harness.server.admin_database)
         extra["masterarn"] = store_secret(sm_client, service, f"{user}-master", master_body, rotation=False)
     arn = store_secret(sm_client, service, user, harness.secret(user, password, dbname, **extra))
+    if strategy == "alternating" and harness.engine.master_adds_password:
+        strategy = "dual"
     matrix = Matrix(harness, sm_client, service, arn, f"server down ({strategy})")
     for position, step in enumerate(STEPS):
         how: Halt

@@ -89,3 +89,26 @@ def test_the_previous_password_lasts_one_rotation(
     second = value(sm_client, arn, "AWSCURRENT")["password"]
     assert engine.held["app"] == {first, second}
     assert engine.database.failed_logins == 0
+
+
+@pytest.mark.parametrize(
+    ("masterarn", "adds_password", "expected"),
+    [
+        (None, False, "single-user"),
+        (None, True, "single-user"),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:master", False, "alternating-users"),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:master", True, "dual-passwords"),
+    ],
+)
+def test_the_strategy_is_decided_in_one_place(
+    masterarn: str | None, adds_password: bool, expected: str
+) -> None:
+    """``Strategy.of`` alone maps a secret and an engine to a strategy (the rotation core
+    and the preflight both ask it)."""
+    from common.rotation import Strategy
+    from common.secret import DatabaseSecret
+
+    raw = {"engine": "postgres", "host": HOST, "username": "app", "password": "Current-Pass-1"}
+    secret = DatabaseSecret.from_dict({**raw, "masterarn": masterarn} if masterarn else raw, "AWSCURRENT")
+    engine = DualEngine(FakeDatabase()) if adds_password else FakeEngine(FakeDatabase())
+    assert Strategy.of(secret, engine).value == expected
