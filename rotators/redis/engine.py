@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.engine import Capability, Engine, Login, engine_log, require_held
 from common.errors import (
+    ConfigurationError,
     DatabaseConnectionError,
     DatabaseOperationError,
     PermissionDeniedError,
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 
 #: How long a step may wait for a managed user to turn ``active`` (seconds, all waits).
 DEFAULT_USER_WAIT = 240
+#: The most a step may wait: the function's time-out (600 s) less 120 s for logins and
+#: Secrets Manager calls (the template's MaxValue of ManagedUserWaitSeconds).
+MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
 STATUS_ONLY_VARIABLE = "MANAGED_USER_STATUS_ONLY"
@@ -102,7 +106,13 @@ class RedisEngine(Engine[RedisSession]):
     def user_wait_seconds(self) -> float:
         if self._user_wait_seconds is not None:
             return self._user_wait_seconds
-        return seconds(self._env, USER_WAIT_VARIABLE, DEFAULT_USER_WAIT)
+        wait = seconds(self._env, USER_WAIT_VARIABLE, DEFAULT_USER_WAIT)
+        if wait > MAX_USER_WAIT:
+            raise ConfigurationError(
+                f"{USER_WAIT_VARIABLE} must be at most {MAX_USER_WAIT} seconds: one step waits that "
+                "long in all and must fit the function's 600 s time-out"
+            )
+        return wait
 
     @cached_property
     def status_only(self) -> bool:

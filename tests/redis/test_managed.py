@@ -384,6 +384,7 @@ def test_the_wait_for_active_is_a_setting(raw: str | None, expected: int) -> Non
     [
         ("MANAGED_USER_WAIT_SECONDS", "4 min"),
         ("MANAGED_USER_WAIT_SECONDS", "0"),
+        ("MANAGED_USER_WAIT_SECONDS", "481"),
         ("MANAGED_USER_STATUS_ONLY", "y"),
     ],
 )
@@ -631,3 +632,62 @@ def test_the_model_applies_a_change_only_when_the_user_is_active(
     while client.describe_users(UserId=user_id)["Users"][0]["Status"] != "active":
         pass
     assert redis_server.can_login(name, password + "new")
+
+
+class Clock:
+    """Time that passes only while the code sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_set_secret_waits_at_most_one_budget_in_all(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait before the change and the wait after it share one budget: a step never
+    waits twice MANAGED_USER_WAIT_SECONDS (the function's time-out would cut it short)."""
+    clock = Clock()
+    monkeypatch.setattr("rotators.redis.managed.time", clock)
+    monkeypatch.setattr("devtools.managed_users.MODIFYING_DESCRIBES", 7)  # about 7 s after the change
+    handler = handler_for(
+        RedisEngine(clients, user_wait_seconds=10, poll_seconds=1),
+        sm_client,
+        DB_CA_BUNDLE=redis_server.ca_file,
+    )
+    request = service.start(managed.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    busy = user_of(managed.kind, managed.key)  # an operator's change, several seconds from done
+    busy.status, busy.modifying_describes = "modifying", 12
+    start = clock.now
+    with pytest.raises(DatabaseOperationError, match="are spent"):
+        handler(request.event("setSecret"), LambdaContext())
+    assert clock.now - start <= 10 + 1  # one poll past the budget at most
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
+
+
+def test_a_pending_version_for_another_user_arn_names_both(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    managed: Managed,
+) -> None:
+    """Versions without a host differ only by their user ARN: the refusal names both."""
+    other = f"{new_user(managed.kind, unique('other'), new_password())[1]}"
+    request = service.start(managed.arn)
+    body = {**value(sm_client, managed.arn, "AWSCURRENT"), "user_arn": other}
+    plant_pending(sm_client, managed.arn, request.token, body)
+    user_arn = value(sm_client, managed.arn, "AWSCURRENT")["user_arn"]
+    with pytest.raises(SecretMismatchError) as refused:
+        handler(request.event("setSecret"), LambdaContext())
+    assert f"user_arn {other}" in str(refused.value) and f"user_arn {user_arn}" in str(refused.value)
+    assert getattr(user_of(managed.kind, managed.key), "modifications", 0) == 0
