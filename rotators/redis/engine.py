@@ -13,14 +13,15 @@ channel patterns and selectors are left as they are.
 The commands themselves, and how ACL changes are persisted, are in ``dataplane.py``.
 
 A secret with ``user_arn`` (AWS's ElastiCache format) names an ElastiCache or MemoryDB
-user: its passwords change through the service's API, and every step logs in to the
-endpoint the secret names (``host``) or, when it names none, to the one the service's API
-lists for the user's cluster: the current password is proven before the API changes
-anything, the pending one before it becomes current. Where no endpoint can be found or
-reached the secret is refused, unless the deployment accepts rotation checked by the
-user's status only (``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function
-does): finishSecret then re-applies ``[pending, current]`` before the labels move, so that
-what becomes current is held by construction.
+user: its passwords change through the service's API, and every step logs in to an
+endpoint the service's API lists for the user's clusters (the one the secret names in
+``host``, which must be listed, else the first): the current password is proven before
+the API changes anything, the pending one before it becomes current. Where no endpoint
+can be found or reached (a network failure; a TLS failure stops the step) the secret is
+refused, unless the deployment accepts rotation checked by the user's status only
+(``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function does): finishSecret then
+re-applies ``[pending, current]`` before the labels move, so that what becomes current is
+held by construction.
 """
 
 from __future__ import annotations
