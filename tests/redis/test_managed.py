@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.service import RotationService
+    from devtools.service import RotationRequest, RotationService
 
 
 def clients(service: str, region: str) -> Any:
@@ -394,6 +394,26 @@ def test_a_bad_managed_user_setting_is_named(name: str, raw: str) -> None:
         _ = engine.user_wait_seconds, engine.status_only
 
 
+def busy_after_create(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    wait: float,
+    poll: float,
+    describes: int,
+) -> tuple[RotationFunction[Any], RotationRequest, Any]:
+    """A handler waiting ``wait`` s (polling every ``poll`` s), a rotation past
+    createSecret, and the model's user then ``modifying`` for ``describes`` DescribeUsers."""
+    engine = RedisEngine(clients, user_wait_seconds=wait, poll_seconds=poll)
+    handler = handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
+    request = service.start(managed.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    user = user_of(managed.kind, managed.key)
+    user.status, user.modifying_describes = "modifying", describes
+    return handler, request, user
+
+
 def test_a_user_stuck_modifying_fails_set_secret_within_the_bound(
     sm_client: SecretsManagerClient,
     service: RotationService,
@@ -401,15 +421,8 @@ def test_a_user_stuck_modifying_fails_set_secret_within_the_bound(
     managed: Managed,
     redis_server: RedisServer,
 ) -> None:
-    handler = handler_for(
-        RedisEngine(clients, user_wait_seconds=0.2, poll_seconds=0.05),
-        sm_client,
-        DB_CA_BUNDLE=redis_server.ca_file,
-    )
-    request = service.start(managed.arn)
-    handler(request.event("createSecret"), LambdaContext())
-    stuck = user_of(managed.kind, managed.key)  # e.g. an operator's change still in progress
-    stuck.status, stuck.modifying_describes = "modifying", 10**6
+    # e.g. an operator's change still in progress
+    handler, request, stuck = busy_after_create(sm_client, service, managed, redis_server, 0.2, 0.05, 10**6)
     with pytest.raises(DatabaseOperationError, match="still 'modifying'"):
         handler(request.event("setSecret"), LambdaContext())
     assert stuck.passwords == [managed.password]
@@ -659,15 +672,8 @@ def test_set_secret_waits_at_most_one_budget_in_all(
     clock = Clock()
     monkeypatch.setattr("rotators.redis.managed.time", clock)
     monkeypatch.setattr("devtools.managed_users.MODIFYING_DESCRIBES", 7)  # about 7 s after the change
-    handler = handler_for(
-        RedisEngine(clients, user_wait_seconds=10, poll_seconds=1),
-        sm_client,
-        DB_CA_BUNDLE=redis_server.ca_file,
-    )
-    request = service.start(managed.arn)
-    handler(request.event("createSecret"), LambdaContext())
-    busy = user_of(managed.kind, managed.key)  # an operator's change, several seconds from done
-    busy.status, busy.modifying_describes = "modifying", 12
+    # an operator's change, several seconds from done
+    handler, request, _ = busy_after_create(sm_client, service, managed, redis_server, 10, 1, 12)
     start = clock.now
     with pytest.raises(DatabaseOperationError, match="are spent"):
         handler(request.event("setSecret"), LambdaContext())
