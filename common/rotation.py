@@ -349,17 +349,14 @@ class Rotator(Generic[ConnectionT]):
         password the user does not hold; so the pending password is applied again beside
         the current one (an idempotent change) before the labels move."""
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
-            unproven = settle is not None and not self.engine.proves_password(connection)
-            if (
-                unproven
-                and settle is not None
-                and not self.engine.add_password(
+            if settle is not None and not self.engine.proves_password(connection):
+                held = self.engine.add_password(
                     connection, user=pending.username, keep=settle.password, new=pending.password
                 )
-            ):
-                raise DatabaseOperationError(
-                    f"user {pending.username!r}: no login proves its password and it cannot hold two"
-                )
+                if not held:
+                    raise DatabaseOperationError(
+                        f"user {pending.username!r}: no login proves its password and it cannot hold two"
+                    )
             self.engine.verify_session(connection)
             if strategy is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
@@ -687,9 +684,15 @@ class Rotator(Generic[ConnectionT]):
     def _require_same_server(self, secret: DatabaseSecret, current: DatabaseSecret, what: str) -> None:
         if not self._same_server(secret, current):
             raise SecretMismatchError(
-                f"{what} is for {secret.host}:{self._port(secret)} but {AWSCURRENT} is for "
-                f"{current.host}:{self._port(current)}"
+                f"{what} is for {self._named(secret)} but {AWSCURRENT} is for {self._named(current)}"
             )
+
+    def _named(self, secret: DatabaseSecret) -> str:
+        """Where a version's credentials live: host:port, and the managed user's ARN."""
+        where = f"{secret.host}:{self._port(secret)}"
+        if secret.user_arn is None:
+            return where
+        return f"user_arn {secret.user_arn} at {where}" if secret.host else f"user_arn {secret.user_arn}"
 
     def _validate_engine(self, secret: DatabaseSecret) -> None:
         if secret.engine not in self.engine.engines:
