@@ -18,10 +18,19 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
+#: Seconds one AWS call attempt may take: connecting, then waiting for the answer.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 10
+
+
 def _config() -> Any:
     from botocore.config import Config
 
-    return Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 4, "mode": "standard"})
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"max_attempts": 4, "mode": "standard"},
+    )
 
 
 def build_client() -> SecretsManagerClient:

@@ -21,10 +21,13 @@ SAFETY_MARGIN = 3.0
 
 class Deadline:
     """What is left of a step's time: the Lambda context's remaining time less
-    :data:`SAFETY_MARGIN`; unbounded without a context (tests, local runs)."""
+    :data:`SAFETY_MARGIN`; unbounded without a context (tests, local runs). The remaining
+    time at construction is kept as the invocation's start (:meth:`check_settings`): build
+    the deadline first thing in an invocation."""
 
     def __init__(self, remaining_ms: Callable[[], int] | None = None, margin: float = SAFETY_MARGIN) -> None:
         self._remaining_ms = remaining_ms
+        self._at_start_ms = remaining_ms() if remaining_ms is not None else None
         self.margin = margin
 
     @classmethod
@@ -54,12 +57,12 @@ class Deadline:
             )
 
     def check_settings(self, limits: Iterable[tuple[str, int]]) -> None:
-        """At the start of an invocation (its remaining time is the function's time-out,
-        in whole seconds): each of ``limits`` (variable, seconds) must fit in it with the
-        margin, or the function is misconfigured (ConfigurationError naming the variable)."""
-        if self._remaining_ms is None:
+        """Each of ``limits`` (variable, seconds) must fit with the margin in the function's
+        time-out (the remaining time when this deadline was built, in whole seconds), or the
+        function is misconfigured (ConfigurationError naming the variable)."""
+        if self._at_start_ms is None:
             return
-        timeout = math.ceil(self._remaining_ms() / 1000)
+        timeout = math.ceil(self._at_start_ms / 1000)
         for name, seconds in limits:
             if seconds + self.margin > timeout:
                 raise ConfigurationError(

@@ -107,6 +107,9 @@ class RotationFunction(Generic[ConnectionT]):
             logger.remove_keys(LAMBDA_CONTEXT_KEYS)
 
     def _invoke(self, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any] | None:
+        # First thing: the remaining time now is the function's time-out, which the start-up
+        # check compares settings against (building the rotator below takes some of it).
+        deadline = Deadline.of(context)
         if context is not None and logger.get_current_keys().get("cold_start"):
             metrics.provider.add_cold_start_metric(context)
         if is_preflight(event):
@@ -117,7 +120,6 @@ class RotationFunction(Generic[ConnectionT]):
         with reported_step(self._engine.name, event, self._calls_made) as done:
             # A step that cannot fit its own time limits in the function's time-out is a
             # configuration error, named before anything runs; the rest stop before the time-out.
-            deadline = Deadline.of(context)
             deadline.check_settings(self.rotator.settings.time_limits())
             done(self.rotator.run(event, deadline))
         return None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from common.awserrors import AwsFailure
-from common.clients import build_rds_client
+from common.clients import CONNECT_TIMEOUT, READ_TIMEOUT, build_rds_client
 from common.errors import RdsError
 from common.secret import DatabaseSecret
 
@@ -45,10 +45,18 @@ DEFAULT_CACHE_SECONDS = 900.0
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
+#: Seconds one RDS call attempt may take; a call starts only when they are left.
+CALL_SECONDS = float(CONNECT_TIMEOUT + READ_TIMEOUT)
+#: Rotations an answer remembers being fetched in (interleaved rotations in one container).
+_ROTATIONS_KEPT = 8
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})
 
 Kind = Literal["instance", "cluster"]
 _Response = TypeVar("_Response")
+
+
+def _no_limit(seconds: float, what: str) -> None:
+    """Without a deadline every call may start."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,8 @@ class Topology:
     ``engine`` is the secret's spelling (``aurora-mysql``, ``mongo``...); ``endpoints`` are
     the lower-case host names RDS gives the database itself (the instance's address, or the
     cluster, reader and custom endpoints); ``member_ids`` are the instances whose own
-    addresses also serve it (read replicas, cluster members), ``writer_ids`` those of
-    them that write (a cluster's writer instance).
+    addresses also serve it (read replicas, cluster members), and ``writer_ids`` the
+    lower-case identifiers of those that write (a cluster's writer instance).
     """
 
     kind: Kind
@@ -76,7 +84,6 @@ class Topology:
     writer: Endpoint
     endpoints: frozenset[str]
     member_ids: tuple[str, ...]
-    #: Members that are the writer (a cluster's writer instance), lower-case.
     writer_ids: frozenset[str] = frozenset()
 
     @property
@@ -102,7 +109,7 @@ def database_of_secret(secret: DatabaseSecret) -> tuple[Kind, str] | None:
         value = secret.raw.get(key)
         if isinstance(value, str) and value.strip():
             return ("cluster" if kind == "cluster" else "instance"), value.strip()
-    host = _normal(secret.host)
+    host = normal_host(secret.host)
     if not host.endswith(_RDS_DOMAINS):
         return None
     first, _, rest = host.partition(".")
@@ -110,6 +117,15 @@ def database_of_secret(secret: DatabaseSecret) -> tuple[Kind, str] | None:
     if zone.startswith("cluster-custom-"):
         return None
     return ("cluster" if zone.startswith("cluster-") else "instance"), first
+
+
+@dataclass
+class _Kept:
+    """An answer RDS gave, when, and the rotations it was fetched in (token -> when)."""
+
+    topology: Topology
+    fetched_at: float
+    rotations: dict[object, float]
 
 
 class RdsDirectory:
@@ -120,9 +136,12 @@ class RdsDirectory:
     A host accepted because it is a reader instance or read replica is accepted on an
     answer fetched during the current rotation (:meth:`begin`): a replica promoted since
     the last rotation is a database of its own, and a kept answer must not outlive that.
-    The later steps of the same rotation reuse the answer (no extra call); a host that is
-    one of the database's own endpoints (writer, reader, custom) needs no fresh answer,
-    since those names never lead to another database.
+    The later steps of the same rotation reuse the answer (no extra call), also when other
+    rotations interleave with it in the container; a host that is one of the database's own
+    endpoints (writer, reader, custom) needs no fresh answer, since those names never lead
+    to another database. A warm container answers as a cold one would: an answer fetched
+    again replaces every name that led to it, and a host is judged on a fresh answer for the
+    identifier its secret names (a promoted replica's own, not its former primary's).
     """
 
     def __init__(
@@ -137,17 +156,21 @@ class RdsDirectory:
         self._factory = factory
         self._cache_seconds = cache_seconds
         self._clock = clock
-        # (kind, identifier) -> (fetched at, the rotation it was fetched in, the answer)
-        self._topologies: dict[tuple[Kind, str], tuple[float, object, Topology]] = {}
+        # (kind, identifier or ARN, lower-case) -> the answer; several names share one.
+        self._topologies: dict[tuple[Kind, str], _Kept] = {}
         self._member_hosts: dict[tuple[Kind, str], tuple[float, dict[str, str]]] = {}
         self._managed_databases: dict[str, tuple[Kind, str] | None] = {}
         self._rotation: object = object()
+        self._require: Callable[[float, str], None] = _no_limit
         self.calls: Counter[str] = Counter()
 
-    def begin(self, rotation: str | None) -> None:
+    def begin(self, rotation: str | None, require: Callable[[float, str], None] = _no_limit) -> None:
         """Start answering for a rotation (its token); None: a scope of its own (a
-        preflight). Membership answers from earlier rotations are looked up again."""
+        preflight). Membership answers from other rotations are looked up again. Each RDS
+        call first asks ``require(seconds, what)`` (a step's deadline) whether
+        :data:`CALL_SECONDS` are left; it raises when they are not."""
         self._rotation = rotation if rotation is not None else object()
+        self._require = require
 
     # -- RDS-managed secrets ----------------------------------------------------------
 
@@ -191,13 +214,20 @@ class RdsDirectory:
         replica's is its primary's, a cluster member's its cluster's."""
         key = (kind, identifier.lower())
         kept = self._topologies.get(key)
-        if kept is not None and not refresh and self._fresh(kept[0]):
-            return kept[2]
+        if kept is not None and not refresh and self._fresh(kept.fetched_at):
+            return kept.topology
         topology = (
             self._describe_cluster(identifier) if kind == "cluster" else self._describe_instance(identifier)
         )
-        entry = (self._clock(), self._rotation, topology)
-        self._topologies[key] = self._topologies[_key(topology)] = entry
+        now = self._clock()
+        rotations = {} if kept is None else dict(kept.rotations)
+        if kept is not None:  # every name that led to the old answer asks again
+            for name in [name for name, other in self._topologies.items() if other is kept]:
+                del self._topologies[name]
+            self._member_hosts.pop(_key(kept.topology), None)
+        rotations[self._rotation] = now
+        newest = sorted(rotations.items(), key=lambda item: item[1])[-_ROTATIONS_KEPT:]
+        self._topologies[key] = self._topologies[_key(topology)] = _Kept(topology, now, dict(newest))
         if refresh:
             self._member_hosts.pop(_key(topology), None)
         return topology
@@ -206,7 +236,7 @@ class RdsDirectory:
         """Whether ``host`` is one of the database's hosts (writer, reader endpoint, a
         reader instance or read replica); looks again once before saying no, and before
         saying yes to a member on an answer from before this rotation."""
-        return self._serving(topology, host) is not None
+        return self._serving(topology, host, _key(topology)) is not None
 
     def writer_for(self, secret: DatabaseSecret) -> Endpoint:
         """Where the password of a secret on a read-only replica changes: the writer of
@@ -217,12 +247,12 @@ class RdsDirectory:
                 f"{secret.host} is a read-only replica and its writer cannot be found: the secret has "
                 "no 'dbClusterIdentifier' or 'dbInstanceIdentifier' key and its host is not an RDS endpoint"
             )
-        topology = self._serving(self.topology(*database), secret.host)
-        if topology is None:
-            raise RdsError(
-                f"host {secret.host!r} is not one of the hosts of RDS {self.topology(*database).name}"
-            )
-        return topology.writer
+        named = self.topology(*database)
+        serving = self._serving(named, secret.host, database)
+        if serving is None:
+            name = self._topologies[(database[0], database[1].lower())].topology.name
+            raise RdsError(f"host {secret.host!r} is not one of the hosts of RDS {name}")
+        return serving.writer
 
     def is_reader(self, secret: DatabaseSecret) -> bool:
         """Whether RDS lists the secret's host as a reader of its database (a reader
@@ -232,13 +262,13 @@ class RdsDirectory:
         if database is None:
             return False
         try:
-            topology = self._serving(self.topology(*database), secret.host)
+            topology = self._serving(self.topology(*database), secret.host, database)
         except RdsError:
             return False
         if topology is None:
             return False
-        host = _normal(secret.host)
-        if host == _normal(topology.writer.host):
+        host = normal_host(secret.host)
+        if host == normal_host(topology.writer.host):
             return False
         member = self._member_of(topology, host)
         return member is None or member.lower() not in topology.writer_ids
@@ -249,25 +279,28 @@ class RdsDirectory:
         database = database_of_secret(master)
         if database is None:
             return None
-        topology = self.topology(*database)
-        if self.serves(topology, master.host) and self.serves(topology, other.host):
+        topology = self._serving(self.topology(*database), master.host, database)
+        if topology is not None and self._serving(topology, other.host, database) is not None:
             return topology
         return None
 
-    def _serving(self, topology: Topology, host: str) -> Topology | None:
-        """The answer in effect (perhaps fetched again) when it lists ``host``, else None."""
-        if _normal(host) in topology.endpoints:
+    def _serving(self, topology: Topology, host: str, named: tuple[Kind, str]) -> Topology | None:
+        """The answer in effect for the database ``named`` (kind, identifier or ARN), whose
+        answer ``topology`` is, when it lists ``host``; else None. A member on an answer
+        from before this rotation is judged on a fresh one for ``named``, so a promoted
+        replica is its own database; an answer fetched in this rotation is final for it."""
+        if normal_host(host) in topology.endpoints:
             return topology
-        kept = self._topologies.get(_key(topology))
-        if kept is not None and kept[1] == self._rotation and self._member_of(kept[2], host) is not None:
-            return kept[2]
-        topology = self.topology(topology.kind, topology.identifier, refresh=True)
-        listed = _normal(host) in topology.endpoints or self._member_of(topology, host) is not None
+        kept = self._topologies.get((named[0], named[1].lower()))
+        if kept is not None and self._rotation in kept.rotations:
+            return kept.topology if self._member_of(kept.topology, host) is not None else None
+        topology = self.topology(*named, refresh=True)
+        listed = normal_host(host) in topology.endpoints or self._member_of(topology, host) is not None
         return topology if listed else None
 
     def _member_of(self, topology: Topology, host: str) -> str | None:
         """The identifier of the member instance whose address ``host`` is, or None."""
-        host = _normal(host)
+        host = normal_host(host)
         if not topology.member_ids:
             return None
         named = _member_addresses(topology)
@@ -303,7 +336,7 @@ class RdsDirectory:
             identifier=str(instance["DBInstanceIdentifier"]),
             engine=_secret_engine(str(instance.get("Engine", ""))),
             writer=Endpoint(str(endpoint["Address"]), int(endpoint["Port"])),
-            endpoints=frozenset({_normal(str(endpoint["Address"]))}),
+            endpoints=frozenset({normal_host(str(endpoint["Address"]))}),
             member_ids=tuple(str(i) for i in instance.get("ReadReplicaDBInstanceIdentifiers", [])),
         )
 
@@ -326,7 +359,7 @@ class RdsDirectory:
             identifier=str(cluster["DBClusterIdentifier"]),
             engine=_secret_engine(str(cluster.get("Engine", ""))),
             writer=Endpoint(str(cluster["Endpoint"]), int(cluster["Port"])),
-            endpoints=frozenset(_normal(str(host)) for host in hosts if host),
+            endpoints=frozenset(normal_host(str(host)) for host in hosts if host),
             member_ids=tuple(str(m["DBInstanceIdentifier"]) for m in members),
             writer_ids=frozenset(
                 str(m["DBInstanceIdentifier"]).lower() for m in members if m.get("IsClusterWriter")
@@ -338,7 +371,7 @@ class RdsDirectory:
         members: list[FilterTypeDef] = [{"Name": "db-instance-id", "Values": list(member_ids)}]
         response = self._shaped("DescribeDBInstances", lambda rds: rds.describe_db_instances(Filters=members))
         return {
-            _normal(str(instance["Endpoint"]["Address"])): str(instance["DBInstanceIdentifier"])
+            normal_host(str(instance["Endpoint"]["Address"])): str(instance["DBInstanceIdentifier"])
             for instance in response.get("DBInstances", [])
             if (instance.get("Endpoint") or {}).get("Address")
         }
@@ -362,6 +395,7 @@ class RdsDirectory:
         """Run one RDS call (``operation`` names it for the count and the messages) and
         turn what it raises into RdsError (``common.awserrors`` reads the failure): every
         RDS call goes through here."""
+        self._require(CALL_SECONDS, f"calling rds:{operation}")
         self.calls[operation] += 1
         client = self._rds()
         try:
@@ -396,7 +430,7 @@ def _member_addresses(topology: Topology) -> dict[str, str]:
     """The members' addresses as RDS spells them, without a call: ``<instance id>.`` and the
     zone of the writer's endpoint (``<id>.cluster-<zone>`` for a cluster), which is the
     account's and region's. A member elsewhere (another region) is found by the call."""
-    first_label_removed = _normal(topology.writer.host).partition(".")[2]
+    first_label_removed = normal_host(topology.writer.host).partition(".")[2]
     zone = first_label_removed.removeprefix("cluster-") if topology.kind == "cluster" else first_label_removed
     return {f"{member.lower()}.{zone}": member for member in topology.member_ids}
 
@@ -405,5 +439,11 @@ def _secret_engine(rds_engine: str) -> str:
     return _SECRET_ENGINES.get(rds_engine, rds_engine)
 
 
-def _normal(host: str) -> str:
+def normal_host(host: str) -> str:
+    """A host name as DNS compares it: no case, no surrounding blanks, no final dot."""
     return host.strip().lower().rstrip(".")
+
+
+def same_host(one: str, other: str) -> bool:
+    """Whether two spellings name one host (:func:`normal_host`)."""
+    return normal_host(one) == normal_host(other)

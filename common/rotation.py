@@ -39,12 +39,14 @@ from common.errors import (
     UnexpectedError,
 )
 from common.observability import logger, metrics
-from common.rds import RdsDirectory
+from common.rds import RdsDirectory, normal_host, same_host
 from common.redaction import clip, redact, register
 from common.replicas import ReplicaWait
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from common.passwords import PasswordPolicy
     from common.rds import Endpoint, Topology
     from common.secret import DatabaseSecret
@@ -189,7 +191,10 @@ class Rotator(Generic[ConnectionT]):
         self.settings = settings
         # RDS answers where a master or a replica's writer is; its client is built lazily.
         self.rds = rds or RdsDirectory()
-        self.replica_wait = ReplicaWait(engine, settings.replica_wait, login_seconds=settings.connect_timeout)
+        # One attempt on the replica: a login, then a statement (a position or a proof).
+        self.replica_wait = ReplicaWait(
+            engine, settings.replica_wait, login_seconds=settings.connect_timeout + settings.statement_timeout
+        )
         self.deadline: Deadline = UNBOUNDED
 
     @cached_property
@@ -213,8 +218,9 @@ class Rotator(Generic[ConnectionT]):
         )
         metadata = self.store.describe(request.secret_id)
         # RDS membership answers are fetched afresh once per rotation (a replica promoted
-        # since is a database of its own), then reused by its later steps.
-        self.rds.begin(request.token)
+        # since is a database of its own), then reused by its later steps; each RDS call
+        # starts only when the step has time for it.
+        self.rds.begin(request.token, deadline.require)
         logger.remove_keys(["secret_id"])
         logger.append_keys(secret_arn=metadata.arn)
         if self._nothing_to_do(request, metadata):
@@ -348,7 +354,7 @@ class Rotator(Generic[ConnectionT]):
         nothing would stop a finishSecret run before setSecret from making current a
         password the user does not hold; so the pending password is applied again beside
         the current one (an idempotent change) before the labels move."""
-        with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
+        with self._connect(self._login(pending, AWSPENDING)) as connection:
             if settle is not None and not self.engine.proves_password(connection):
                 held = self.engine.add_password(
                     connection, user=pending.username, keep=settle.password, new=pending.password
@@ -425,7 +431,7 @@ class Rotator(Generic[ConnectionT]):
         # user at another server or user (a confused deputy).
         self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
         master = self._master(current)
-        with self.engine.connect(self._master_login(current, master)) as connection:
+        with self._connect(self._master_login(current, master)) as connection:
             original = original_username(current.username)
             # The core proved this login above; engines read which account it opens.
             self.engine.set_alternate_user(
@@ -437,7 +443,7 @@ class Rotator(Generic[ConnectionT]):
                 database=self._secret_database(current),
                 current=self._login(current, AWSCURRENT),
             )
-            on_reader = current.host.lower() != master.host.lower()
+            on_reader = not same_host(current.host, master.host)
             position = self.engine.write_position(connection) if on_reader else None
         if position is not None:
             # The secret names a reader of the master's database: wait, in a session of the
@@ -455,7 +461,7 @@ class Rotator(Generic[ConnectionT]):
         # that no session with AWSCURRENT is refused at any point of the rotation.
         self._log_in_with_first([(AWSCURRENT, current)], current, self._verify)
         master = self._master(current)
-        with self.engine.connect(self._master_login(current, master)) as connection:
+        with self._connect(self._master_login(current, master)) as connection:
             if not self.engine.add_password(
                 connection, user=current.username, keep=current.password, new=pending.password
             ):
@@ -494,10 +500,9 @@ class Rotator(Generic[ConnectionT]):
             login = self._login(secret, label)
             if server is not None:
                 login = dataclasses.replace(login, host=server.host, port=server.port)
-            self.deadline.require(self.settings.connect_timeout, f"logging in with the {label} credentials")
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
-                with self.engine.connect(login) as connection:
+                with self._connect(login) as connection:
                     act(connection, login)
             except DatabaseLoginError as error:
                 tried.append(label)
@@ -511,6 +516,12 @@ class Rotator(Generic[ConnectionT]):
         raise DatabaseLoginError(
             f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
+
+    def _connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
+        """A session for ``login`` (``Engine.connect``): every login of a step goes through
+        here, and starts only when the step's deadline leaves the connect time-out for it."""
+        self.deadline.require(self.settings.connect_timeout, f"logging in with the {login.label} credentials")
+        return self.engine.connect(login)
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
         self.engine.verify_session(connection)
@@ -581,10 +592,8 @@ class Rotator(Generic[ConnectionT]):
         return master
 
     def _master_secret(self, current: DatabaseSecret) -> tuple[DatabaseSecret, Topology | None]:
-        """The master secret's current value, completed from RDS when RDS manages it
-        (``RdsDirectory.completed``: its system tags, read here once per container, name
-        the database); ``dbname`` is the user secret's, as AWS's functions take it, and TLS
-        stays the function's default. Returns the topology, if read."""
+        """The master secret's current value and RDS topology, as ``RdsDirectory.completed``
+        gives them; the master's tags are read through the store."""
         masterarn = str(current.masterarn)
         raw = self.store.current_object(masterarn, MASTER_WHAT)
         why = "the master secret: the function reads its tags to find an RDS-managed master's database"
@@ -674,7 +683,7 @@ class Rotator(Generic[ConnectionT]):
         """The server a version names: host (case-insensitive) and port, the engine's
         default port when the version has none, so that two descriptions of one server
         compare equal."""
-        return secret.host.lower(), self._port(secret)
+        return normal_host(secret.host), self._port(secret)
 
     def _same_server(self, secret: DatabaseSecret, current: DatabaseSecret) -> bool:
         # A managed (ElastiCache, MemoryDB) user may have no endpoint at all: its user ARN

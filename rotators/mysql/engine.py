@@ -341,11 +341,13 @@ class MySQLEngine(Engine[MySQLConnection]):
     def has_replayed(self, connection: MySQLConnection, position: str) -> bool | None:
         # MASTER_GTID_WAIT returns 0 once the replica's gtid_slave_pos covers ``position``,
         # -1 after the time-out (short: the caller polls, and bounds the whole wait), NULL
-        # on a session that cannot wait (not a MariaDB replica, or a malformed position).
+        # on a malformed position. On a primary it waits out the time-out and says -1 too
+        # (a secret naming the writer under another spelling would stall the whole wait),
+        # so only a replica (is_replica's test, in the same statement) is asked.
         try:
             rows = _rows(
                 connection,
-                "SELECT MASTER_GTID_WAIT(%s, %s)",
+                "SELECT IF(@@global.read_only OR @@global.innodb_read_only, MASTER_GTID_WAIT(%s, %s), NULL)",
                 (position, GTID_WAIT_SLICE),
                 "wait for the replica's GTID position",
             )

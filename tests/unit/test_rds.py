@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from devtools.rds_endpoints import Database
+
 
 def secret(host: str, **extra: Any) -> DatabaseSecret:
     body = {"engine": "postgres", "host": host, "username": "u", "password": "p", **extra}
@@ -93,6 +95,9 @@ def test_cluster_members_and_a_replica_added_later(rds: RDSClient, sm_client: Se
         Engine="aurora-postgresql",
         DBInstanceClass="db.r6g.large",
     )
+    # An answer fetched in a rotation is final for it; the next rotation looks again.
+    assert not directory.serves(topology, instance_address(f"{database.identifier}-c"))
+    directory.begin("a-later-rotation")
     assert directory.serves(topology, instance_address(f"{database.identifier}-c"))  # looked up again
     assert not directory.serves(topology, instance_address("elsewhere"))
     clock[0] = 61.0
@@ -186,9 +191,22 @@ def test_a_clusters_writer_instance_is_not_a_reader(rds: RDSClient, sm_client: S
     assert directory.is_reader(secret(database.reader)) and not directory.is_reader(secret(database.writer))
 
 
+def promoted_outcome(directory: RdsDirectory, database: Database, rotation: str) -> tuple[str, bool, int]:
+    """What one single-user rotation after the promotion sees for a secret on the former
+    replica (every step): its writer, whether it is a reader; and the RDS calls made."""
+    on_replica = secret(database.reader)
+    calls = directory.calls.total()
+    directory.begin(rotation)
+    outcome = (directory.writer_for(on_replica).host, directory.is_reader(on_replica))
+    for _ in range(3):  # the later steps of the same rotation: nothing asked again
+        assert (directory.writer_for(on_replica).host, directory.is_reader(on_replica)) == outcome
+    return (*outcome, directory.calls.total() - calls)
+
+
 def test_a_promoted_replica_is_looked_up_again_once_per_rotation(
     rds: RDSClient, sm_client: SecretsManagerClient
 ) -> None:
+    """A warm container answers as a cold one, before and after the replica's promotion."""
     database = managed_instance(rds, sm_client, EndpointMap(), (1, 2))
     directory = RdsDirectory(rds)  # kept answers live 15 minutes: far longer than this test
     on_replica = secret(database.reader)
@@ -198,18 +216,24 @@ def test_a_promoted_replica_is_looked_up_again_once_per_rotation(
     for _ in range(3):  # the later steps of the same rotation: nothing asked again
         assert directory.is_reader(on_replica) and directory.writer_for(on_replica).host == database.writer
     assert directory.calls.total() == calls
-    directory.begin("rotation-2")  # unchanged: one look-up, accepted again
+    directory.begin("rotation-2")  # unchanged: the replica's record and its primary's, as cold
     assert directory.is_reader(on_replica)
-    assert directory.calls.total() == calls + 1
+    assert directory.calls.total() == calls + 2
 
     promote_read_replica(rds, f"{database.identifier}-replica")
     assert directory.is_reader(on_replica)  # still rotation 2: its answer stands
-    directory.begin("rotation-3")
-    with pytest.raises(RdsError, match=f"host '{database.reader}' is not one of the hosts"):
-        directory.writer_for(on_replica)
-    assert not directory.is_reader(on_replica)
+    # The promoted instance is its own writer (its password changes in place); its former
+    # primary no longer lists it. Warm (this directory) and cold (a new one) alike.
+    warm = promoted_outcome(directory, database, "rotation-3")
+    cold = promoted_outcome(RdsDirectory(rds), database, "rotation-3")
+    assert warm == cold == (database.reader, False, 1)
+    assert promoted_outcome(directory, database, "rotation-4") == (database.reader, False, 0)
+    for fresh in (directory, RdsDirectory(rds)):  # an alternating pair's master: refused alike
+        fresh.begin("rotation-5")
+        primary = fresh.topology("instance", database.identifier)
+        assert not fresh.serves(primary, database.reader)
     # The database's own name needs no fresh answer: it never leads to another database.
     calls = directory.calls.total()
-    directory.begin("rotation-4")
+    directory.begin("rotation-6")
     assert directory.serves(directory.topology("instance", database.identifier), database.writer)
     assert directory.calls.total() == calls
