@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.stub import Stubber
@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from common.errors import DatabaseLoginError, RdsError, SecretMismatchError, StepTimeLimitError
 from common.replicas import FIRST_DELAY
 from common.rotation import STEPS
+from devtools.postgres import PostgresStandby
 from devtools.rds_endpoints import instance_address, promote_read_replica
 from devtools.service import LambdaContext
 from tests.helpers import value
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from common.handler import RotationFunction
-    from devtools.postgres import PostgresServer, PostgresStandby
+    from devtools.postgres import PostgresServer
     from tests.rds.conftest import World
 
 APPLY_DELAY_MS = 300
@@ -194,36 +195,57 @@ def test_pending_refused_on_the_writer_fails_at_once(kind: str, world: World) ->
     assert handler.rotator.replica_wait.waits == []
 
 
-def test_a_replica_promoted_between_two_rotations_is_refused(world: World, standby: PostgresStandby) -> None:
+def rotation_rds_calls(handler: RotationFunction[Any], world: World, arn: str) -> list[int]:
+    """Run one whole rotation of ``arn``; the RDS calls each step made."""
+    request = world.service.start(arn)
+    asked: list[int] = []
+    for step in STEPS:
+        before = sum(handler.rds_calls.values())
+        handler(request.event(step), LambdaContext())
+        asked.append(sum(handler.rds_calls.values()) - before)
+    return asked
+
+
+def test_a_replica_promoted_between_two_rotations(world: World) -> None:
     """One container: the first rotation of each secret on the replica passes; the replica
-    is promoted (in RDS: the throwaway standby stays one); the next rotation asks RDS
-    again and refuses, changing nothing. Steps after the first of a rotation ask RDS
-    nothing."""
+    is then promoted, in RDS and for real (``pg_promote()`` on a standby of this test's
+    own). A warm container and a cold one then answer alike, with at most one RDS call per
+    rotation: the alternating pair (its master is the former primary's) is refused,
+    changing nothing; the single user rotates in place on the promoted, now writable,
+    instance (no RDS call: the server says it is no replica). Steps after the first of a
+    rotation ask RDS nothing."""
     database = world.instance()
     world.master_user(database)
     pair = world.user_on(database.reader, masterarn=database.master_arn)
     single = world.user_on(database.reader)
-    handler = world.handler()
-    # The pair meets RDS at createSecret (its master), the single user at setSecret (its writer).
-    for arn, first in ((pair.arn, "createSecret"), (single.arn, "setSecret")):
-        request = world.service.start(arn)
-        standby.catch_up()
-        asked: list[int] = []
-        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-            before = sum(handler.rds_calls.values())
-            handler(request.event(step), LambdaContext())
-            asked += [sum(handler.rds_calls.values()) - before]
-        assert [step for step, calls in zip(STEPS, asked, strict=True) if calls] == [first]
+    own = PostgresStandby(cast("PostgresServer", world.writer)).start()
+    try:
+        world.endpoints.point(database.reader, own.port)
+        warm = world.handler()
+        # The pair meets RDS at createSecret (its master), the single user at setSecret (its writer).
+        for arn, first in ((pair.arn, "createSecret"), (single.arn, "setSecret")):
+            own.catch_up()
+            asked = rotation_rds_calls(warm, world, arn)
+            assert [step for step, calls in zip(STEPS, asked, strict=True) if calls] == [first]
 
-    promote_read_replica(world.rds, f"{database.identifier}-replica")
-    with pytest.raises(SecretMismatchError, match=f"RDS does not list {database.reader}"):
-        world.refused_at_create(handler, pair.arn)
-    current = value(world.sm, single.arn, "AWSCURRENT")
-    request = world.service.start(single.arn)
-    handler(request.event("createSecret"), LambdaContext())  # a login on the host: no RDS yet
-    with pytest.raises(RdsError, match=f"host '{database.reader}' is not one of the hosts"):
-        handler(request.event("setSecret"), LambdaContext())
-    assert world.writer.can_login(single.name, current["password"], single.dbname)  # unchanged
+        own.catch_up()
+        promote_read_replica(world.rds, f"{database.identifier}-replica")
+        own.execute("SELECT pg_promote()")
+        assert own.execute("SELECT pg_is_in_recovery()")[0][0] is False
+        refused = world.service.start(pair.arn)  # Secrets Manager retries it: warm, then cold
+        for handler in (warm, world.handler()):
+            before = sum(handler.rds_calls.values())
+            with pytest.raises(SecretMismatchError, match=f"RDS does not list {database.reader}"):
+                handler(refused.event("createSecret"), LambdaContext())
+            with pytest.raises(world.sm.exceptions.ResourceNotFoundException):
+                world.sm.get_secret_value(SecretId=pair.arn, VersionId=refused.token)
+            assert sum(handler.rds_calls.values()) - before <= 1
+            assert sum(rotation_rds_calls(handler, world, single.arn)) == 0
+            password = value(world.sm, single.arn, "AWSCURRENT")["password"]
+            assert psql_login(own, database.reader, single.name, password, single.dbname)
+            assert not world.writer.can_login(single.name, password, single.dbname)  # apart now
+    finally:
+        own.stop()
 
 
 def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
@@ -253,28 +275,29 @@ def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
 def test_waits_on_a_lagging_replica_stop_before_the_functions_time_out(
     world: World, standby: PostgresStandby
 ) -> None:
-    """A 12 s function with REPLICA_WAIT_SECONDS=9 (it fits, with the margin) and a standby
-    20 s behind: setSecret stops its wait in time and succeeds (the change is made);
-    testSecret fails with the named error, inside the time-out, never killed."""
+    """A 19 s function with REPLICA_WAIT_SECONDS=16 (it fits, with the margin) and a standby
+    40 s behind: setSecret (whose RDS call needs its 15 s, CALL_SECONDS) stops its wait in
+    time and succeeds (the change is made); testSecret fails with the named error, inside
+    the time-out, never killed, keeping one attempt (connect 5 s + statement 5 s) free."""
     database = world.instance()
     user = world.user_on(database.reader)
-    handler = world.handler(REPLICA_WAIT_SECONDS="9", DB_STATEMENT_TIMEOUT="5")
+    handler = world.handler(REPLICA_WAIT_SECONDS="16", DB_STATEMENT_TIMEOUT="5")
     standby.catch_up()
-    standby.set_apply_delay(20_000)
+    standby.set_apply_delay(40_000)
     try:
         request = world.service.start(user.arn)
         for step in ("createSecret", "setSecret"):
-            context = LambdaContext(timeout_s=12)
+            context = LambdaContext(timeout_s=19)
             handler(request.event(step), context)
             assert context.get_remaining_time_in_millis() > 0
-        context = LambdaContext(timeout_s=12)
+        context = LambdaContext(timeout_s=19)
         with pytest.raises(StepTimeLimitError, match="still refused the pending credentials"):
             handler(request.event("testSecret"), context)
-        # Stopped with the margin and one login's time (DB_CONNECT_TIMEOUT, 5 s) to spare.
-        assert 3_000 <= context.get_remaining_time_in_millis() <= 8_500
+        # Stopped with the margin (3 s) and one attempt's time (10 s) to spare.
+        assert 12_000 <= context.get_remaining_time_in_millis() <= 13_500
     finally:
         standby.set_apply_delay(0)
         standby.catch_up()
     position, login = handler.rotator.replica_wait.waits
-    assert position[0] == "position" and 8 < position[1] < 9  # cut below REPLICA_WAIT_SECONDS
-    assert login[0] == "login" and login[1] < 9
+    assert position[0] == "position" and 15 < position[1] < 16  # cut below REPLICA_WAIT_SECONDS
+    assert login[0] == "login" and login[1] < 16

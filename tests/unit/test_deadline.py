@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from common.deadline import Deadline
-from common.errors import ConfigurationError, DatabaseLoginError, StepTimeLimitError
+from common.errors import ConfigurationError, DatabaseLoginError, SecretsManagerError, StepTimeLimitError
 from common.replicas import ReplicaWait
 from common.settings import Settings
 from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession
@@ -94,3 +94,75 @@ def test_the_handler_refuses_before_any_call(sm_client: Any) -> None:
     with pytest.raises(ConfigurationError, match="REPLICA_WAIT_SECONDS"):
         handler(event, LambdaContext(timeout_s=20))
     assert handler.secrets_manager_calls.total() == 0
+
+
+def test_every_login_of_a_step_starts_only_with_the_connect_time_out_left(sm_client: Any) -> None:
+    """``Rotator._connect`` is every session's way in: testSecret's and finishSecret's proof,
+    the master's sessions (alternating and dual passwords) and the labelled logins."""
+    from common.rotation import Strategy
+    from common.secret import DatabaseSecret
+    from tests.fake_engine import secret
+    from tests.helpers import handler_for
+
+    database = FakeDatabase(passwords={"app": "initial-Pass-1", "master": "master-Pass-1"})
+    rotator = handler_for(FakeEngine(database), sm_client).rotator
+    pending = DatabaseSecret.from_dict(secret(), "AWSPENDING")
+    master = DatabaseSecret.from_dict(secret("master", "master-Pass-1"), "master")
+    clock = Clock()
+    rotator.deadline = Deadline.of(FakeContext(clock, 7.9))  # 4.9 s after the margin: < 5 s
+    with pytest.raises(StepTimeLimitError, match="stopped before logging in with the AWSPENDING"):
+        rotator._prove(pending, Strategy.SINGLE_USER)
+    with pytest.raises(StepTimeLimitError, match="stopped before logging in with the master"):
+        rotator._connect(rotator._master_login(pending, master))
+    with pytest.raises(StepTimeLimitError, match="stopped before logging in with the AWSCURRENT"):
+        rotator._log_in_with_first([("AWSCURRENT", pending)], pending, rotator._verify)
+    assert database.logins == []  # nothing was even tried
+    rotator.deadline = Deadline.of(FakeContext(clock, 8.1))
+    rotator._prove(pending, Strategy.SINGLE_USER)
+    assert database.logins == ["AWSPENDING"]
+
+
+def test_an_rds_call_starts_only_with_one_attempts_time_left() -> None:
+    from common.rds import CALL_SECONDS, RdsDirectory
+
+    def no_client() -> Any:
+        raise AssertionError("no RDS client may be built")
+
+    clock = Clock()
+    directory = RdsDirectory(factory=no_client)
+    directory.begin("token", Deadline.of(FakeContext(clock, CALL_SECONDS + 2.9)).require)
+    with pytest.raises(
+        StepTimeLimitError, match=r"stopped before calling rds:DescribeDBInstances: it may take 15 s"
+    ):
+        directory.topology("instance", "db")
+    with pytest.raises(StepTimeLimitError, match="stopped before calling rds:DescribeDBClusters"):
+        directory.topology("cluster", "db")
+    assert directory.calls.total() == 0
+
+
+def test_the_start_up_check_reads_the_time_out_before_building_the_rotator(
+    sm_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REPLICA_WAIT_SECONDS=17 fits a 20 s function exactly; building the rotator (here 1.5 s
+    of it) must not make it look like a 19 s one."""
+    import common.handler
+    from devtools.service import LambdaContext
+    from tests.helpers import handler_for
+
+    clock = Clock()
+
+    class Context(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.end - clock.now) * 1000)
+
+    context = Context(timeout_s=20)
+    context.end = clock.now + 20
+    build = common.handler.log_level
+    monkeypatch.setattr(common.handler, "log_level", lambda environ: (clock.sleep(1.5), build(environ))[1])
+    handler = handler_for(
+        FakeEngine(FakeDatabase()), sm_client, REPLICA_WAIT_SECONDS="17", DB_STATEMENT_TIMEOUT="10"
+    )
+    event = {"Step": "createSecret", "SecretId": "absent", "ClientRequestToken": "t"}
+    with pytest.raises(SecretsManagerError):  # the step ran: the secret is not there
+        handler(event, context)
+    assert clock.sleeps == [1.5]
