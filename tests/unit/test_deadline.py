@@ -3,7 +3,7 @@ kill the step, and time limits that cannot fit in the time-out are refused at st
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,6 +13,9 @@ from common.replicas import ReplicaWait
 from common.settings import Settings
 from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession
 from tests.unit.test_rds import BehindReplica, Clock
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class FakeContext:
@@ -145,7 +148,7 @@ def test_the_start_up_check_reads_the_time_out_before_building_the_rotator(
 ) -> None:
     """REPLICA_WAIT_SECONDS=17 fits a 20 s function exactly; building the rotator (here 1.5 s
     of it) must not make it look like a 19 s one."""
-    import common.handler
+    from common.settings import log_level
     from devtools.service import LambdaContext
     from tests.helpers import handler_for
 
@@ -153,12 +156,14 @@ def test_the_start_up_check_reads_the_time_out_before_building_the_rotator(
 
     class Context(LambdaContext):
         def get_remaining_time_in_millis(self) -> int:
-            return int((self.end - clock.now) * 1000)
+            return int((20 - clock.now) * 1000)
+
+    def slow_start(environ: Mapping[str, str]) -> None:  # the rotator's first build step
+        clock.sleep(1.5)
+        log_level(environ)
 
     context = Context(timeout_s=20)
-    context.end = clock.now + 20
-    build = common.handler.log_level
-    monkeypatch.setattr(common.handler, "log_level", lambda environ: (clock.sleep(1.5), build(environ))[1])
+    monkeypatch.setattr("common.handler.log_level", slow_start)
     handler = handler_for(
         FakeEngine(FakeDatabase()), sm_client, REPLICA_WAIT_SECONDS="17", DB_STATEMENT_TIMEOUT="10"
     )

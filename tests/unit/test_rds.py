@@ -11,6 +11,7 @@ import pytest
 from common.errors import DatabaseLoginError, RdsError
 from common.rds import RdsDirectory, database_of_secret, database_of_tags
 from common.replicas import ReplicaWait
+from common.rotation import STEPS
 from common.secret import DatabaseSecret
 from devtools.rds_endpoints import (
     EndpointMap,
@@ -237,3 +238,23 @@ def test_a_promoted_replica_is_looked_up_again_once_per_rotation(
     directory.begin("rotation-6")
     assert directory.serves(directory.topology("instance", database.identifier), database.writer)
     assert directory.calls.total() == calls
+
+
+def test_interleaved_rotations_in_one_container_look_up_once_each(
+    rds: RDSClient, sm_client: SecretsManagerClient
+) -> None:
+    """Two secrets on the replica rotate at once in one warm container, their steps
+    interleaved: each rotation asks RDS once (the replica's record and its primary's), not
+    once per step."""
+    database = managed_instance(rds, sm_client, EndpointMap(), (1, 2))
+    directory = RdsDirectory(rds)
+    on_replica = secret(database.reader)
+    directory.begin("warm-up")
+    directory.writer_for(on_replica)
+    calls = directory.calls.total()
+    for _ in STEPS:
+        for rotation in ("rotation-a", "rotation-b"):
+            directory.begin(rotation)
+            assert directory.writer_for(on_replica).host == database.writer
+            assert directory.is_reader(on_replica)
+    assert directory.calls.total() - calls == 2 * 2
