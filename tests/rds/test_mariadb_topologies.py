@@ -7,15 +7,18 @@ the refused logins its own log counts."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.engine import Login
 from common.errors import DatabaseLoginError, SecretMismatchError
+from common.tls import TlsPolicy
 from devtools.mariadb import PRIMARY_OPTIONS, MariaDBReplica, MariaDBServer
 from devtools.rds_endpoints import CERTIFICATE_NAMES
 from devtools.service import LambdaContext
-from rotators.mysql.engine import MySQLEngine
+from rotators.mysql.engine import GTID_WAIT_SLICE, MySQLEngine
 from tests.helpers import value
 from tests.rds.conftest import World
 
@@ -126,14 +129,14 @@ def test_single_user_and_alternating_pair_on_the_replica(
 def test_a_replica_lagging_past_the_bound_fails_test_secret_then_recovers(
     maria_world: World, lagging: MariaDBReplica
 ) -> None:
-    """REPLICA_WAIT_SECONDS=1 against a replica 5 s behind: setSecret's wait gives
+    """REPLICA_WAIT_SECONDS=1 against a replica 10 s behind: setSecret's wait gives
     up in time (the change is made on the writer), testSecret's bounded login wait fails
     the step, and nothing is labelled that the replica refuses; once it catches up, the
     same rotation finishes."""
     world = maria_world
     user = world.user_on(world.instance("mysql").reader)
     handler = world.handler(REPLICA_WAIT_SECONDS="1")
-    lagging.set_delay(5)  # longer than both bounded waits together
+    lagging.set_delay(10)  # far longer than both bounded waits together
     lagging.catch_up(timeout=40)
     request = world.service.start(user.arn)
     for step in ("createSecret", "setSecret"):
@@ -143,8 +146,8 @@ def test_a_replica_lagging_past_the_bound_fails_test_secret_then_recovers(
     assert value(world.sm, user.arn, "AWSCURRENT")["password"] == user.password  # still current
     assert lagging.can_login(user.name, user.password, user.dbname)  # and still accepted there
     position, login = handler.rotator.replica_wait.waits
-    assert position[0] == "position" and 1 <= position[1] < 1.5
-    assert login[0] == "login" and 1 <= login[1] < 1.5
+    assert position[0] == "position" and 1 <= position[1] < 2.5
+    assert login[0] == "login" and 1 <= login[1] < 2.5
     lagging.catch_up(timeout=40)
     for step in ("testSecret", "finishSecret"):
         handler(request.event(step), LambdaContext())
@@ -158,3 +161,27 @@ def test_managed_master_of_another_instance_is_refused(maria_world: World) -> No
     user = maria_world.user_on(ours.reader, masterarn=theirs.master_arn)
     with pytest.raises(SecretMismatchError, match=f"RDS does not list {ours.reader}"):
         maria_world.refused_at_create(maria_world.handler(), user.arn)
+
+
+def test_the_gtid_wait_asks_only_a_replica(maria: MariaDBServer, replica: MariaDBReplica) -> None:
+    """On a primary MASTER_GTID_WAIT waits out its time-out and answers -1, as a replica
+    behind would: a secret naming the writer under another spelling would wait all of
+    REPLICA_WAIT_SECONDS. The engine asks a replica only; a primary cannot tell (None)."""
+    engine = MySQLEngine()
+
+    def login(server: MariaDBServer) -> Login:
+        tls = TlsPolicy(enabled=True, ca_file=server.ca_file)
+        return Login(server.host, server.port, None, server.admin_user, server.admin_password, tls, 5, 5, "x")
+
+    with engine.connect(login(maria)) as primary:
+        position = engine.write_position(primary)
+        assert position
+        domain, server, sequence = position.split(",")[0].split("-")
+        ahead = f"{domain}-{server}-{int(sequence) + 1000}"  # never written
+        started = time.monotonic()
+        assert engine.has_replayed(primary, ahead) is None
+        assert time.monotonic() - started < GTID_WAIT_SLICE  # not even one slice waited
+    replica.catch_up()
+    with engine.connect(login(replica)) as session:
+        assert engine.has_replayed(session, position) is True
+        assert engine.has_replayed(session, ahead) is False
