@@ -42,7 +42,7 @@ CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
 DESCRIBE_PERMISSIONS = "rds:DescribeDBInstances and rds:DescribeDBClusters"
 DEFAULT_CACHE_SECONDS = 900.0
 # Host names RDS gives endpoints (commercial, China, DocumentDB).
-_RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
+RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
 #: Seconds one RDS call attempt may take; a call starts only when they are left.
@@ -110,7 +110,7 @@ def database_of_secret(secret: DatabaseSecret) -> tuple[Kind, str] | None:
         if isinstance(value, str) and value.strip():
             return ("cluster" if kind == "cluster" else "instance"), value.strip()
     host = normal_host(secret.host)
-    if not host.endswith(_RDS_DOMAINS):
+    if not host.endswith(RDS_DOMAINS):
         return None
     first, _, rest = host.partition(".")
     zone = rest.partition(".")[0]

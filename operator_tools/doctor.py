@@ -47,6 +47,8 @@ ROTATION_ACTIONS = (
 )
 #: What the function calls for an RDS-managed master secret or a reader's database.
 RDS_ACTIONS = ("rds:DescribeDBInstances", "rds:DescribeDBClusters")
+# Copies of common.rds (operator_tools ships without common; tests/unit/test_rds_copies.py
+# pins them): an RDS-managed secret's system tags, the domains of RDS endpoint names.
 RDS_MASTER_TAGS = frozenset({"aws:rds:primaryDBInstanceArn", "aws:rds:primaryDBClusterArn"})
 RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 #: Environment variables of the suite whose names only look like secrets.
@@ -492,22 +494,30 @@ def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
         decisions = _simulate(diagnosis, role, list(ROTATION_ACTIONS), diagnosis.arn, tags)
         master = (diagnosis.value or {}).get("masterarn")
-        rds_need = None
+        rds_need: tuple[str, str] | None = None  # why, and the database's ARN
         if isinstance(master, str) and master:
             actions = ["secretsmanager:GetSecretValue"]
-            if _rds_managed(diagnosis, master):
+            managed = _rds_managed(diagnosis, master)
+            if managed:
                 # The function reads an RDS-managed master's tags to find its database.
                 actions.append("secretsmanager:DescribeSecret")
-                rds_need = "the master secret is RDS-managed"
+                rds_need = ("the master secret is RDS-managed", managed)
             decisions |= {
                 f"{action} on the master secret": decision
                 for action, decision in _simulate(diagnosis, role, actions, master, []).items()
             }
+            rds_need = rds_need or _master_elsewhere(diagnosis, master)
         rds_need = rds_need or _rds_reader(diagnosis)
         if rds_need:
+            # IAM's simulator matches resources literally: "*" would not meet the template's
+            # db:* and cluster:* grants, so the database's own ARN is simulated.
+            need, database = rds_need
+            database_arn = database if database.startswith("arn:") else _rds_arn(function, database)
             decisions |= {
-                f"{action} ({rds_need})": decision
-                for action, decision in _simulate(diagnosis, role, list(RDS_ACTIONS), "*", []).items()
+                f"{action} ({need})": decision
+                for action, decision in _simulate(
+                    diagnosis, role, list(RDS_ACTIONS), database_arn, []
+                ).items()
             }
     except AWS_ERRORS as error:
         return [
@@ -538,39 +548,92 @@ def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     ]
 
 
-def _rds_managed(diagnosis: Diagnosis, master: str) -> bool:
-    """Whether RDS manages the master secret (its system tags name a database); False when
-    the caller may not describe it (the master check of the preflight says more)."""
+def _rds_managed(diagnosis: Diagnosis, master: str) -> str | None:
+    """The database ARN an RDS-managed master secret's system tag names; None when RDS
+    does not manage it, or the caller may not describe it (the preflight says more)."""
     try:
         described = diagnosis.aws.client("secretsmanager").describe_secret(SecretId=master)
     except AWS_ERRORS:
-        return False
-    return any(tag.get("Key") in RDS_MASTER_TAGS for tag in described.get("Tags", []))
+        return None
+    for tag in described.get("Tags", []):
+        if tag.get("Key") in RDS_MASTER_TAGS and tag.get("Value"):
+            return str(tag["Value"])
+    return None
 
 
-def _rds_reader(diagnosis: Diagnosis) -> str | None:
-    """Why the function asks RDS about the secret's host, when it does: the secret names its
-    RDS database, or its host is a reader endpoint or (RDS says, to the caller) a read
-    replica or a cluster's reader instance. None otherwise, or when RDS cannot be asked."""
+def _rds_arn(function: dict[str, Any], database: str) -> str:
+    """``database`` (``db:<id>`` or ``cluster:<id>``) as an ARN in the function's partition,
+    region and account."""
+    partition, _, region, account = str(function.get("FunctionArn", "")).split(":")[1:5]
+    return f"arn:{partition}:rds:{region}:{account}:{database}"
+
+
+def _master_elsewhere(diagnosis: Diagnosis, master: str) -> tuple[str, str] | None:
+    """A master secret that keeps its own host, another host of the RDS database it names:
+    the function asks RDS whether both serve that database (``RdsDirectory.shared_database``)."""
+    try:
+        raw = diagnosis.aws.client("secretsmanager").get_secret_value(SecretId=master)["SecretString"]
+        master_value = json.loads(raw)
+    except (*AWS_ERRORS, LookupError, ValueError):
+        return None
+    if not isinstance(master_value, dict) or not master_value.get("host"):
+        return None
+    host = str((diagnosis.value or {}).get("host", ""))
+    if normal_host(host) == normal_host(str(master_value["host"])):
+        return None
+    database = rds_database(master_value)
+    if database is None:
+        return None
+    return "the master secret names another host of its RDS database", f"{database[0]}:{database[1]}"
+
+
+def _rds_reader(diagnosis: Diagnosis) -> tuple[str, str] | None:
+    """Why the function asks RDS about the secret's host (its writer, the wait on it), and
+    the database (``db:<id>``/``cluster:<id>``), when RDS (asked by the caller) lists the
+    host as a reader; None otherwise, or when RDS cannot be asked."""
     value = diagnosis.value or {}
-    for key in ("dbClusterIdentifier", "dbInstanceIdentifier"):
-        if value.get(key):
-            return f"the secret names its RDS database ({key})"
-    host = str(value.get("host", "")).lower().rstrip(".")
+    database = rds_database(value)
+    if database is None:
+        return None
+    reason = rds_reader(value, diagnosis.aws.client("rds"))
+    return (reason, f"{database[0]}:{database[1]}") if reason else None
+
+
+def normal_host(host: str) -> str:
+    """Copy of common.rds.normal_host."""
+    return host.strip().lower().rstrip(".")
+
+
+def rds_database(value: dict[str, Any]) -> tuple[str, str] | None:
+    """Copy of common.rds.database_of_secret, in ARN resource terms: (``db`` or
+    ``cluster``, identifier) the secret's keys or RDS host name give, or None."""
+    for key, kind in (("dbClusterIdentifier", "cluster"), ("dbInstanceIdentifier", "db")):
+        named = value.get(key)
+        if isinstance(named, str) and named.strip():
+            return kind, named.strip()
+    host = normal_host(str(value.get("host", "")))
     if not host.endswith(RDS_DOMAINS):
         return None
+    first, _, rest = host.partition(".")
+    zone = rest.partition(".")[0]
+    if zone.startswith("cluster-custom-"):
+        return None
+    return ("cluster" if zone.startswith("cluster-") else "db"), first
+
+
+def rds_reader(value: dict[str, Any], rds: Any) -> str | None:  # noqa: PLR0911 - one return per finding
+    """Copy of common.rds.RdsDirectory.is_reader's decision for a secret whose host is an
+    RDS name (a non-RDS host with an identifier key: the server alone can tell, so it counts
+    as a reader here): why the host reads, or None for a writer or a host RDS does not list."""
+    host = normal_host(str(value.get("host", "")))
+    if not host.endswith(RDS_DOMAINS):
+        key = next((k for k in ("dbClusterIdentifier", "dbInstanceIdentifier") if value.get(k)), None)
+        return f"the secret names its RDS database ({key})" if key else None
     identifier, _, zone = host.partition(".")
     if zone.startswith("cluster-ro-"):
         return "the secret's host is a cluster's reader endpoint"
     if zone.startswith("cluster-"):
         return None
-    return _rds_says_reader(diagnosis, identifier)
-
-
-def _rds_says_reader(diagnosis: Diagnosis, identifier: str) -> str | None:
-    """Whether RDS (asked by the caller) lists instance ``identifier`` as a read replica or
-    a cluster's reader instance; None when it does not, or cannot be asked."""
-    rds = diagnosis.aws.client("rds")
     try:
         instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
         if instance.get("ReadReplicaSourceDBInstanceIdentifier"):
@@ -581,12 +644,12 @@ def _rds_says_reader(diagnosis: Diagnosis, identifier: str) -> str | None:
         members = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DBClusterMembers"]
     except (*AWS_ERRORS, LookupError):
         return None
-    writers = {m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")}
-    return (
-        None
-        if instance["DBInstanceIdentifier"] in writers
-        else "the secret's host is a cluster's reader instance"
-    )
+    writers = {str(m["DBInstanceIdentifier"]).lower() for m in members if m.get("IsClusterWriter")}
+    listed = {str(m["DBInstanceIdentifier"]).lower() for m in members}
+    identifier = str(instance["DBInstanceIdentifier"]).lower()
+    if identifier in writers or identifier not in listed:
+        return None
+    return "the secret's host is a cluster's reader instance"
 
 
 def check_kms(diagnosis: Diagnosis) -> list[Result]:  # noqa: PLR0911 - one return per finding

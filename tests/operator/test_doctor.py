@@ -340,6 +340,12 @@ def test_the_role_and_the_master_secret(
 RDS_ACTIONS = ["rds:DescribeDBInstances", "rds:DescribeDBClusters"]
 
 
+def rds_arn(resource: str) -> str:
+    """An RDS database's ARN (``db:<id>``, ``cluster:<id>``) in the test account: IAM's
+    simulator matches resources literally, so the doctor must never ask about "*"."""
+    return f"arn:aws:rds:{REGION}:{DEFAULT_ACCOUNT}:{resource}"
+
+
 @pytest.mark.parametrize("decision", ["allowed", "implicitDeny"])
 def test_the_role_and_an_rds_managed_master_secret(
     world: World, postgres: PostgresServer, user: tuple[str, str, str], decision: str
@@ -351,7 +357,10 @@ def test_the_role_and_an_rds_managed_master_secret(
     world.allow_rotation(arn)
     master_actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     world.simulate(master_actions, database.master_arn, decision, ContextEntries=[])
-    world.simulate(RDS_ACTIONS, "*", decision, ContextEntries=[])
+    tags = world.sm.describe_secret(SecretId=database.master_arn)["Tags"]
+    database_arn = next(tag["Value"] for tag in tags if tag["Key"] == "aws:rds:primaryDBInstanceArn")
+    assert database_arn == rds_arn(f"db:{database.identifier}")
+    world.simulate(RDS_ACTIONS, database_arn, decision, ContextEntries=[])
     _, checks = doctor(world, arn)
     role = checks["role permissions"]
     if decision == "allowed":
@@ -373,6 +382,7 @@ def test_the_role_and_an_rds_managed_master_secret(
         ("cluster reader endpoint", "the secret's host is a cluster's reader endpoint"),
         ("key", "the secret names its RDS database (dbInstanceIdentifier)"),
         ("writer instance", None),
+        ("writer instance with its key", None),
         ("cluster writer instance", None),
     ],
 )
@@ -390,13 +400,23 @@ def test_the_role_and_a_secret_on_a_reader(
         "cluster reader endpoint": {"host": cluster.reader},
         "key": {"dbInstanceIdentifier": instance.identifier},
         "writer instance": {"host": instance.writer},
+        "writer instance with its key": {
+            "host": instance.writer,
+            "dbInstanceIdentifier": instance.identifier,
+        },
         "cluster writer instance": {"host": instance_address(f"{cluster.identifier}-a")},
     }[where]
     arn = make_secret(world, postgres, user, **host)
     world.deploy()
     world.allow_rotation(arn)
     if need is not None:
-        world.simulate(RDS_ACTIONS, "*", "implicitDeny", ContextEntries=[])
+        database = {
+            "replica": f"db:{instance.identifier}-replica",
+            "cluster reader instance": f"db:{cluster.identifier}-b",
+            "cluster reader endpoint": f"cluster:{cluster.identifier}",
+            "key": f"db:{instance.identifier}",
+        }[where]
+        world.simulate(RDS_ACTIONS, rds_arn(database), "implicitDeny", ContextEntries=[])
     _, checks = doctor(world, arn)
     role = checks["role permissions"]
     if need is None:
@@ -558,3 +578,24 @@ def test_the_preflight_key_is_the_functions() -> None:
 
     assert CLIENT_KEY == PREFLIGHT_KEY
     assert isinstance(RotationFunction, type)
+
+
+def test_the_role_and_a_cluster_writer_whose_master_names_the_cluster_endpoint(
+    world: World, postgres: PostgresServer, user: tuple[str, str, str]
+) -> None:
+    """The pair's host is the cluster's writer instance and its master (not RDS-managed)
+    names the cluster endpoint: the function asks RDS whether both serve the cluster."""
+    cluster = managed_cluster(boto3.client("rds", region_name=REGION), world.sm, EndpointMap(), (1, 2))
+    master_body = pg_secret(postgres, "admin", new_password(), "postgres") | {"host": cluster.writer}
+    master = store_secret(world.sm, world.service, unique("admin"), master_body, rotation=False)
+    arn = make_secret(
+        world, postgres, user, masterarn=master, host=instance_address(f"{cluster.identifier}-a")
+    )
+    world.deploy()
+    world.allow_rotation(arn)
+    world.simulate(["secretsmanager:GetSecretValue"], master, "allowed", ContextEntries=[])
+    world.simulate(RDS_ACTIONS, rds_arn(f"cluster:{cluster.identifier}"), "implicitDeny", ContextEntries=[])
+    _, checks = doctor(world, arn)
+    role = checks["role permissions"]
+    need = "the master secret names another host of its RDS database"
+    assert role["status"] == "fail" and f"rds:DescribeDBClusters ({need})" in role["reason"], role
