@@ -258,3 +258,44 @@ def test_interleaved_rotations_in_one_container_look_up_once_each(
             assert directory.writer_for(on_replica).host == database.writer
             assert directory.is_reader(on_replica)
     assert directory.calls.total() - calls == 2 * 2
+
+
+def test_a_member_in_another_zone_is_found_by_its_identifier() -> None:
+    """A member whose address is not ``<id>.<the writer's zone>`` (another region, say)
+    is found by one DescribeDBInstances call filtered on the members' identifiers."""
+    from botocore.stub import Stubber
+
+    client = boto3.client("rds", region_name=REGION)
+    zone, elsewhere = "abc.us-east-1.rds.amazonaws.com", "def.eu-west-1.rds.amazonaws.com"
+    cluster = {
+        "DBClusterIdentifier": "cl1",
+        "Engine": "aurora-postgresql",
+        "Endpoint": f"cl1.cluster-{zone}",
+        "ReaderEndpoint": f"cl1.cluster-ro-{zone}",
+        "Port": 5432,
+        "DBClusterMembers": [
+            {"DBInstanceIdentifier": "cl1-a", "IsClusterWriter": True},
+            {"DBInstanceIdentifier": "cl1-far", "IsClusterWriter": False},
+        ],
+    }
+    instances = [
+        {"DBInstanceIdentifier": "cl1-a", "Endpoint": {"Address": f"cl1-a.{zone}", "Port": 5432}},
+        {"DBInstanceIdentifier": "cl1-far", "Endpoint": {"Address": f"CL1-FAR.{elsewhere}", "Port": 5432}},
+    ]
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_db_clusters", {"DBClusters": [cluster]}, {"DBClusterIdentifier": "cl1"}
+        )
+        stubber.add_response(
+            "describe_db_instances",
+            {"DBInstances": instances},
+            {"Filters": [{"Name": "db-instance-id", "Values": ["cl1-a", "cl1-far"]}]},
+        )
+        directory = RdsDirectory(client)
+        directory.begin("rotation")
+        far = secret(f"cl1-far.{elsewhere}", dbClusterIdentifier="cl1")
+        assert directory.is_reader(far)
+        assert directory.writer_for(far).host == f"cl1.cluster-{zone}"
+        assert not directory.is_reader(secret(f"cl1-a.{zone}", dbClusterIdentifier="cl1"))  # no call
+        stubber.assert_no_pending_responses()
+    assert directory.calls == {"DescribeDBClusters": 1, "DescribeDBInstances": 1}
