@@ -221,13 +221,17 @@ class RdsDirectory:
         )
         now = self._clock()
         rotations = {} if kept is None else dict(kept.rotations)
-        if kept is not None:  # every name that led to the old answer asks again
-            for name in [name for name, other in self._topologies.items() if other is kept]:
-                del self._topologies[name]
-            self._member_hosts.pop(_key(kept.topology), None)
         rotations[self._rotation] = now
         newest = sorted(rotations.items(), key=lambda item: item[1])[-_ROTATIONS_KEPT:]
-        self._topologies[key] = self._topologies[_key(topology)] = _Kept(topology, now, dict(newest))
+        fresh = _Kept(topology, now, dict(newest))
+        if kept is not None:  # every other name that led to the old answer asks again
+            for name in [name for name, other in self._topologies.items() if other is kept]:
+                if _names(name, topology):
+                    self._topologies[name] = fresh
+                else:
+                    del self._topologies[name]
+            self._member_hosts.pop(_key(kept.topology), None)
+        self._topologies[key] = self._topologies[_key(topology)] = fresh
         if refresh:
             self._member_hosts.pop(_key(topology), None)
         return topology
@@ -424,6 +428,14 @@ class RdsDirectory:
 
 def _key(topology: Topology) -> tuple[Kind, str]:
     return topology.kind, topology.identifier.lower()
+
+
+def _names(name: tuple[Kind, str], topology: Topology) -> bool:
+    """Whether ``name`` (kind, lower-case identifier or ARN) is the database's own name."""
+    kind, identifier = name
+    own = topology.identifier.lower()
+    arn_kind = "cluster" if topology.kind == "cluster" else "db"
+    return kind == topology.kind and (identifier == own or identifier.endswith(f":{arn_kind}:{own}"))
 
 
 def _member_addresses(topology: Topology) -> dict[str, str]:

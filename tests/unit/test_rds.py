@@ -299,3 +299,23 @@ def test_a_member_in_another_zone_is_found_by_its_identifier() -> None:
         assert not directory.is_reader(secret(f"cl1-a.{zone}", dbClusterIdentifier="cl1"))  # no call
         stubber.assert_no_pending_responses()
     assert directory.calls == {"DescribeDBClusters": 1, "DescribeDBInstances": 1}
+
+
+def test_a_fresh_answer_keeps_the_databases_own_names(
+    rds: RDSClient, sm_client: SecretsManagerClient
+) -> None:
+    """A later rotation of a pair on the replica whose RDS-managed master names the primary
+    by ARN: the membership look-up refreshes the answer, and the ARN still leads to it
+    (one call per rotation, not one more at the next step)."""
+    database = managed_instance(rds, sm_client, EndpointMap(), (1, 2))
+    arn = f"arn:aws:rds:{REGION}:123456789012:db:{database.identifier}"
+    directory = RdsDirectory(rds)
+    directory.begin("rotation-1")
+    topology = directory.topology("instance", arn)
+    assert directory.serves(topology, database.reader)
+    for rotation in ("rotation-2", "rotation-3"):
+        calls = directory.calls.total()
+        directory.begin(rotation)
+        for _ in STEPS:
+            assert directory.serves(directory.topology("instance", arn), database.reader)
+        assert directory.calls.total() - calls == 1
