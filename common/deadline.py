@@ -56,18 +56,21 @@ class Deadline:
                 "Secrets Manager runs the step again"
             )
 
-    def check_settings(self, limits: Iterable[tuple[str, int]]) -> None:
-        """Each of ``limits`` (variable, seconds) must fit with the margin in the function's
-        time-out (the remaining time when this deadline was built, in whole seconds), or the
-        function is misconfigured (ConfigurationError naming the variable)."""
+    def check_settings(self, limits: Iterable[tuple[str, int, bool]]) -> None:
+        """Each of ``limits`` (variable, seconds, whether it must be left in full once the
+        step has begun) must fit with the margin in the function's time-out (the remaining
+        time when this deadline was built, in whole seconds; strictly, for those that must
+        be left once the step has begun), or the function is misconfigured
+        (ConfigurationError naming the variable)."""
         if self._at_start_ms is None:
             return
         timeout = math.ceil(self._at_start_ms / 1000)
-        for name, seconds in limits:
-            if seconds + self.margin > timeout:
+        for name, seconds, after_start in limits:
+            if seconds + self.margin > timeout or (after_start and seconds + self.margin >= timeout):
+                room = " and the step's work before it" if after_start else ""
                 raise ConfigurationError(
                     f"{name} ({seconds} s) does not fit in the function's time-out ({timeout} s, less a "
-                    f"{self.margin:g} s margin): lower {name} or raise the function's Timeout"
+                    f"{self.margin:g} s margin{room}): lower {name} or raise the function's Timeout"
                 )
 
 

@@ -20,6 +20,7 @@ tags are the caller's to read.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -330,7 +331,13 @@ class RdsDirectory:
             return self._describe_cluster(str(instance["DBClusterIdentifier"]))
         source = instance.get("ReadReplicaSourceDBInstanceIdentifier")
         if source:  # a read replica: the database is its primary's
-            return self._describe_instance(str(source))
+            primary = self._describe_instance(str(source))
+            own = str(instance["DBInstanceIdentifier"])
+            if own.lower() in {member.lower() for member in primary.member_ids}:
+                return primary
+            # A cascaded replica (a replica of a replica) serves the primary too, though
+            # the primary lists only its direct replicas.
+            return dataclasses.replace(primary, member_ids=(*primary.member_ids, own))
         endpoint = instance.get("Endpoint") or {}
         if not endpoint.get("Address"):
             status = instance.get("DBInstanceStatus")

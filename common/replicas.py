@@ -27,8 +27,8 @@ LONGEST_DELAY = 1.0
 class ReplicaWait(Generic[ConnectionT]):
     """The waits of one container; ``waits`` records each one's kind (``position`` or
     ``login``) and seconds, for tests and benchmarks. ``deadline`` is the running step's
-    (the rotation sets it per invocation); ``login_seconds`` is what one login attempt
-    may take (the connect time-out), kept free before each."""
+    (the rotation sets it per invocation); ``login_seconds`` is what one attempt on the
+    replica may take (a login and a statement), kept free before each."""
 
     def __init__(
         self,
@@ -56,12 +56,22 @@ class ReplicaWait(Generic[ConnectionT]):
             return
         started = self._clock()
         bound, cut = self._bound(0.0)
-        caught_up = self._poll(lambda: self.engine.has_replayed(replica, position) is not False, bound)
+        answers: list[bool | None] = []
+
+        def replayed() -> bool:
+            answers.append(self.engine.has_replayed(replica, position))
+            return answers[-1] is not False
+
+        caught_up = self._poll(replayed, bound)
+        if answers == [None]:
+            return  # the session cannot tell (not a replica): there was nothing to wait on
         self._record(started, "position")
-        if not caught_up:
+        if not caught_up or answers[-1] is None:
+            # An answer lost mid-wait (the replica stopped, the session dropped) is no
+            # proof it caught up: said as for a replica still behind.
             logger.warning(
                 "the replica has not applied the password change yet",
-                extra={"waited_s": round(bound, 3), "cut_by_time_out": cut},
+                extra={"waited_s": round(bound, 3), "cut_by_time_out": cut, "lost": answers[-1] is None},
             )
 
     def for_login(self, attempt: Callable[[], None]) -> None:

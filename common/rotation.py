@@ -17,6 +17,7 @@ Contract (see the README for the long form):
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -519,8 +520,14 @@ class Rotator(Generic[ConnectionT]):
 
     def _connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
         """A session for ``login`` (``Engine.connect``): every login of a step goes through
-        here, and starts only when the step's deadline leaves the connect time-out for it."""
-        self.deadline.require(self.settings.connect_timeout, f"logging in with the {login.label} credentials")
+        here, and starts only when the step's deadline leaves the connect time-out for it.
+        Its statements' time-out is cut to what the deadline leaves after a full-length
+        login (at least 1 s, within the margin), so a blocked statement stops in time."""
+        left = self.deadline.left()
+        self.deadline.require(login.connect_timeout, f"logging in with the {login.label} credentials")
+        after_login = left - login.connect_timeout
+        if after_login < login.statement_timeout:
+            login = dataclasses.replace(login, statement_timeout=max(1, math.floor(after_login)))
         return self.engine.connect(login)
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:

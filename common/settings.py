@@ -48,12 +48,14 @@ class Settings:
             environ=env,
         )
 
-    def time_limits(self) -> list[tuple[str, int]]:
-        """Each time limit with its variable's name, for the check against the time-out."""
+    def time_limits(self) -> list[tuple[str, int, bool]]:
+        """Each time limit with its variable's name, for the check against the time-out,
+        and whether it must be left in full after the step has begun (a login is started
+        only with the whole connect time-out left, so an exact fit would never log in)."""
         return [
-            ("DB_CONNECT_TIMEOUT", self.connect_timeout),
-            ("DB_STATEMENT_TIMEOUT", self.statement_timeout),
-            ("REPLICA_WAIT_SECONDS", self.replica_wait),
+            ("DB_CONNECT_TIMEOUT", self.connect_timeout, True),
+            ("DB_STATEMENT_TIMEOUT", self.statement_timeout, False),
+            ("REPLICA_WAIT_SECONDS", self.replica_wait, False),
         ]
 
 
