@@ -71,6 +71,8 @@ def test_a_context_with_plenty_of_time_leaves_replica_wait_seconds_in_charge() -
     [
         ({"REPLICA_WAIT_SECONDS": "30", "DB_STATEMENT_TIMEOUT": "10"}, "REPLICA_WAIT_SECONDS"),
         ({"REPLICA_WAIT_SECONDS": "5", "DB_STATEMENT_TIMEOUT": "30"}, "DB_STATEMENT_TIMEOUT"),
+        # An exact fit: a login needs all of it left once the step has begun, so never starts.
+        ({"DB_CONNECT_TIMEOUT": "17", "DB_STATEMENT_TIMEOUT": "10"}, "DB_CONNECT_TIMEOUT"),
     ],
 )
 def test_limits_that_cannot_fit_the_time_out_are_refused_at_start_up(
