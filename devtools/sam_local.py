@@ -231,9 +231,14 @@ class SamLocalStack:
         return server
 
     def expose(self, port: int) -> tuple[str, int]:
-        """Make the loopback server on ``port`` reachable from containers: (host, port)."""
-        if port not in self._forwarders:
-            self._forwarders[port] = Forwarder(self.bridge_address, port).start()
+        """Make the loopback server on ``port`` reachable from containers on the bridge,
+        and from nowhere else (the forwarder is bound to the bridge's device): (host,
+        port). A forwarder that died since (OOM killer, a crash, a kill) is replaced."""
+        forwarder = self._forwarders.get(port)
+        if forwarder is None or not forwarder.running():
+            if forwarder is not None:
+                forwarder.stop()  # reaps it
+            self._forwarders[port] = Forwarder(self.bridge_address, port, device=self.daemon.bridge).start()
         return self.bridge_address, port
 
     def invoke(
