@@ -12,14 +12,10 @@ if TYPE_CHECKING:
 
 
 def test_two_stacks_on_one_build_overwrite_and_delete_each_others_ca_bundle(tmp_path: Path) -> None:
-    """place_ca_bundle copies the database's CA to a fixed name (local-ca-bundle.pem)
-    in the function's build output, and stop() deletes it. Two stacks on the same
-    build dir: the second overwrites the first's CA (the first's next invoke meets a
-    certificate its bundle does not sign: a TLS failure mid-rotation, after
-    createSecret stored a pending version), and the first to stop deletes the file the
-    other still uses. The file also stays in the user's build dir when the run is
-    killed, and ships with `sam deploy` from there. Expected: each stack's CA where only
-    it uses it; actual: one path shared."""
+    """place_ca_bundle gives each stack's CA a name of its own in the function's build
+    output, so two stacks on the same build dir neither overwrite (a TLS failure
+    mid-rotation, after createSecret stored a pending version) nor, on stop(), delete
+    the CA the other still uses. (Attack round 3 found one shared path.)"""
     built = tmp_path / "build"
     (built / "PostgreSQLRotationFunction").mkdir(parents=True)
     first_ca, second_ca = tmp_path / "first.pem", tmp_path / "second.pem"
@@ -30,3 +26,7 @@ def test_two_stacks_on_one_build_overwrite_and_delete_each_others_ca_bundle(tmp_
     second.place_ca_bundle("PostgreSQLRotationFunction", str(second_ca))
     seen_by_first = (built / "PostgreSQLRotationFunction" / first_name).read_text()
     assert seen_by_first == "first throwaway CA\n", f"the first stack's functions now read {seen_by_first!r}"
+    second.stop()  # never started: removes only what it placed
+    assert (built / "PostgreSQLRotationFunction" / first_name).read_text() == "first throwaway CA\n"
+    first.stop()
+    assert not list((built / "PostgreSQLRotationFunction").iterdir()), "a placed CA outlived its stack"
