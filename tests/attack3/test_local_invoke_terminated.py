@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.docker_daemon import DaemonUnavailable, DockerDaemon
+from devtools.lambda_image import image_architecture
 from devtools.sam_local import sam_build, sam_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_sigterm_during_local_invoke_leaves_the_daemon_state_and_bridge_behind(t
     # ATTACK3_BUILT: an existing `sam build` output, to skip the ~2 min build.
     built = Path(os.environ.get("ATTACK3_BUILT") or tmp_path / "build")
     if not (built / "template.yaml").exists():
-        sam_build(sam, built)
+        sam_build(sam, built, image_architecture())
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.local_invoke", "--built", str(built)],
         cwd=ROOT,
