@@ -137,6 +137,20 @@ def runs(identity: str) -> bool:
     return pid.isdigit() and process_identity(int(pid)) == identity
 
 
+def exit_on_termination(*signals: signal.Signals) -> None:
+    """Make SIGTERM and SIGHUP (or ``signals``) end this process the way ^C does: a
+    ``SystemExit`` (status 128 + the signal's number) raised in the main thread, so that
+    every ``with`` and ``finally`` on the way out runs (Python's default for them ends
+    the process at once, leaving servers' data dirs, bridges and daemons' state behind).
+    Call it from the main thread of a command-line tool."""
+
+    def leave(number: int, _frame: object) -> None:
+        raise SystemExit(128 + number)
+
+    for each in signals or (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(each, leave)
+
+
 def stop_child(
     process: subprocess.Popen[Any] | None, *, timeout: float = 30, how: signal.Signals = signal.SIGTERM
 ) -> None:

@@ -74,14 +74,12 @@ def _servers_naming(address: str) -> dict[int, Path]:
 
 
 def test_sigterm_during_local_invoke_leaves_the_daemon_state_and_bridge_behind(tmp_path: Path) -> None:
-    """SIGTERM (what `timeout`, CI cancellation and `kill PID` send) ends Python without
-    running `with SamLocalStack(...)`'s exit: nothing handles it. The Docker daemon dies
-    with its parent (pdeathsig), but its bridge and its temp dir (the data root with the
-    imported Lambda image) stay, and so does the sam build scratch dir when no --built
-    was given. Worse, the throwaway PostgreSQL server keeps running (pg_ctl daemonises
-    it, nothing ties it to the run) with its data dir, a Unix socket any local user can
-    connect to with `trust` authentication as any role, and a certificate for the
-    (now stale) bridge address. Expected: SIGTERM cleans up like ^C; actual: see the assertion."""
+    """SIGTERM (what `timeout`, CI cancellation and `kill PID` send) of `make
+    local-invoke` cleans up as ^C does: devtools.local_invoke turns SIGTERM and SIGHUP
+    into SystemExit, so `with SamLocalStack(...)` and the server's `finally` run. No
+    process of the run, no bridge, no daemon data root and no throwaway PostgreSQL (whose
+    Unix socket takes `trust` logins as any role) outlives it. (Attack round 3 found all
+    of them left.)"""
     try:
         DockerDaemon.check()
     except DaemonUnavailable as reason:
