@@ -6,7 +6,8 @@ Python image, ``sam build``), a PostgreSQL server whose certificate names the Do
 bridge's address, and moto's server as Secrets Manager; creates a user and its secret,
 runs createSecret, setSecret, testSecret and finishSecret with the ``sam/`` event files,
 and lets the database judge: the new password logs in, the old one is refused. Then
-everything it started is stopped, on SIGTERM and SIGHUP too. Needs root (the daemon) and Python 3.13 (the image).
+everything it started is stopped, on SIGTERM and SIGHUP too. Needs root (the daemon)
+and Python 3.13 (the image).
 """
 
 from __future__ import annotations
