@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.lambda_image import ImageUnavailable, find_python
+from devtools.lambda_image import SCRATCH_PREFIX, ImageUnavailable, find_python
+from devtools.scratch import reclaim_stale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,11 @@ def _descendants(pid: int) -> set[int]:
     stack = [pid]
     while stack:
         parent = stack.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
+        try:  # a process may end while it is looked at (glob raises then)
+            tasks = list(Path(f"/proc/{parent}/task").glob("*"))
+        except OSError:
+            continue
+        for task in tasks:
             try:
                 children = (task / "children").read_text().split()
             except OSError:
@@ -43,19 +48,25 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _mounts_below(prefix: str) -> list[str]:
-    with open("/proc/mounts") as mounts:
-        return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+def _mounts_below(prefix: str, pid: int | str = "self") -> list[str]:
+    """Mount points under ``prefix`` as process ``pid`` sees them (its mount namespace)."""
+    try:
+        with open(f"/proc/{pid}/mounts") as mounts:
+            return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    except OSError:
+        return []
 
 
 def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_path: Path) -> None:
-    """devtools.lambda_image builds the root file system with debootstrap in a temp dir
-    and unmounts what debootstrap mounted in a `finally`. Killed (SIGKILL: an OOM kill,
-    a CI time-out), no finally runs: debootstrap (not tied to its parent) goes on
-    installing into a dir nobody will use, and /proc (and /sys) stay mounted inside
-    /tmp/lambda-root-*, where a later `rm -rf /tmp/*` descends into them. Expected:
-    nothing of the build outlives it; actual: see the assertion. The build's cache goes
-    to a temp XDG_CACHE_HOME here, so the machine's cached image is untouched."""
+    """devtools.lambda_image runs every command of the build (debootstrap first) in PID
+    and mount namespaces that die with it: killed with SIGKILL (an OOM kill, a CI
+    time-out), no debootstrap goes on installing, and the /proc and /sys it mounted in
+    the root never were visible outside its namespace, so nothing stays mounted under
+    /tmp (where a later `rm -rf /tmp/*` would descend into them). The killed build's
+    scratch dir stays, and the next build removes it (it holds a record naming a dead
+    owner). The build's cache goes to a temp XDG_CACHE_HOME here, so the machine's
+    cached image is untouched. (Attack round 3 found debootstrap running and /proc
+    mounted.)"""
     try:
         find_python()
     except ImageUnavailable as reason:
@@ -78,7 +89,8 @@ def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_pa
         for pid in ours:
             found = re.search(r"(/tmp/lambda-root-[^/ ]+)/root", _cmdline(pid))
             scratch = found.group(1) if found else scratch
-        mounted = _mounts_below(f"{scratch}/") if scratch else []
+        # The build's commands run in a mount namespace of their own: look through theirs.
+        mounted = [m for pid in ours for m in _mounts_below(f"{scratch}/", pid)] if scratch else []
         if mounted:
             break
         time.sleep(0.2)
@@ -107,8 +119,12 @@ def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_pa
     time.sleep(1)
     for point in sorted(_mounts_below(f"{scratch}/"), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    left_dir = Path(scratch).exists()
+    reclaimed = reclaim_stale(SCRATCH_PREFIX)  # what the next build does first
     if not _mounts_below(f"{scratch}/"):
         shutil.rmtree(scratch, ignore_errors=True)
     assert not running and not still_mounted, (
         f"after the build was killed: still running {sorted(running.values())}, still mounted {still_mounted}"
     )
+    assert left_dir, "the killed build's scratch dir was gone already: the reclaiming is not tested"
+    assert Path(scratch) in reclaimed, "the next build does not reclaim the dead build's dir"
