@@ -8,8 +8,9 @@ The same ``DescribeDBInstances`` / ``DescribeDBClusters`` calls serve RDS instan
 their read replicas, Aurora clusters, Multi-AZ DB clusters and DocumentDB clusters.
 
 Answers are kept for the container's life, up to ``cache_seconds``: a master's tags never
-change, and a database's endpoints rarely do. A host that a kept answer does not list is
-looked up once more before it is refused, so a replica added since is found. The client
+change, and a database's endpoints rarely do. A host that an answer from an earlier
+rotation does not list is looked up once more before it is refused, so a replica added
+since is found. The client
 is built on the first look-up only: a rotation that never meets RDS never pays for it.
 
 Both layers ship this module: the rotation functions complete master secrets with it, and
