@@ -147,6 +147,8 @@ class RecordingConnection:
         self.answers = answers
         self.sent: list[tuple[str, tuple[Any, ...] | None]] = []
 
+    open = True
+
     def get_server_info(self) -> str:
         return self.version
 
@@ -156,10 +158,13 @@ class RecordingConnection:
 
     def execute(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
         self.sent.append((statement, params))
+        # A multi-statement query answers once per statement (the batches join by "; ").
+        self.results_left = statement.count("; ") if not statement.startswith("BEGIN") else 0
         self._rows = next((rows for prefix, rows in self.answers.items() if statement.startswith(prefix)), [])
 
     def nextset(self) -> bool:
-        return False
+        self.results_left -= 1
+        return self.results_left >= 0
 
     def _execute_command(self, command: int, argument: bytes) -> None:
         self.sent.append((f"COMMAND {command}", (argument,)))
@@ -255,17 +260,17 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
-    # The account with its password alone; then one multi-statement round trip, with
+    # The account with its password and TLS requirement in one statement (a failed batch
+    # never leaves it open without TLS); then one multi-statement round trip, with
     # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
     assert changes == [
-        ("CREATE USER %s@%s IDENTIFIED BY %s", (*account, "new-Pass-2")),
+        ("CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL", (*account, "new-Pass-2")),
         ("COMMAND 27", (b"\x00\x00",)),
         (
-            "ALTER USER %s@%s REQUIRE SSL; "
             "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
             "GRANT `reader`@`%%` TO %s@%s; "
             "SET DEFAULT ROLE %s@%s TO %s@%s",
-            (*account, *account, *account, "reader", "%", *account),
+            (*account, *account, "reader", "%", *account),
         ),
         ("COMMAND 27", (b"\x01\x00",)),
     ]
