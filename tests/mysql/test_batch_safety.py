@@ -54,7 +54,7 @@ def _as_server(monkeypatch: pytest.MonkeyPatch, version: str | None) -> None:
         monkeypatch.setattr(engine_module, "_server", lambda _connection: Server.parse(version))
 
 
-def _rotate(  # noqa: PLR0913 - one rotation, spelled out
+def _rotate(
     mariadb: MariaDBServer,
     original: str,
     clone: str,
@@ -178,7 +178,7 @@ def test_a_failed_batch_leaves_every_clone_account_with_the_tls_requirement(mari
 def test_the_final_check_compares_the_tls_requirement(
     mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, clone, password = unique("t"), "", new_password()
+    app, password = unique("t"), new_password()
     clone = app + "_clone"
     mariadb.execute(
         "CREATE USER %s@'%%' IDENTIFIED BY %s REQUIRE SUBJECT '/CN=app' AND ISSUER '/CN=ca'", (app, password)
