@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from common.errors import DatabaseOperationError
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 Flavour = Literal["mysql", "mariadb"]
 
@@ -47,9 +49,12 @@ class Batch(NamedTuple):
 #: The session variable in which a MariaDB batch records the statement it has reached,
 #: so that a failure names the statement that failed.
 BATCH_STEP = "@secrets_rotation_step"
-#: Statements per batch: 500 grant lines fit in one round trip, and no batch comes near
-#: ``max_allowed_packet`` (4 MiB on the oldest supported servers).
+#: Statements per batch: 500 grant lines fit in one round trip.
 STEPS_PER_BATCH = 1000
+#: Bytes of statement text per batch (parameters counted at their quoted worst): a batch
+#: stays well under ``max_allowed_packet`` (4 MiB on the oldest supported servers) however
+#: long its grant lines are.
+BYTES_PER_BATCH = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -127,19 +132,40 @@ class Server:
         """
         return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"
 
-    def set_password(self, hashed: bool = False) -> str:
-        """The master user's statement for another account (parameters: user, host, password)."""
+    def set_password(self, hashed: bool = False, require: str = "") -> str:
+        """The master user's statement for another account (parameters: user, host,
+        password, then ``require``'s own). ``require`` (a ``REQUIRE ...`` clause) goes in
+        the same statement, so that the password never opens the account without it;
+        a server without ``ALTER USER`` takes none (:attr:`requires_apart`)."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
         if self.has_alter_user_password:
-            return "ALTER USER %s@%s IDENTIFIED BY %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY %s{clause}"
+        if require:
+            raise ValueError("this server takes no REQUIRE with a password")
         return "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
 
-    def create_user(self, hashed: bool = False) -> str:
-        """CREATE USER for an account (parameters: user, host, password)."""
+    def create_user(self, hashed: bool = False, require: str = "") -> str:
+        """CREATE USER for an account (parameters: user, host, password, then
+        ``require``'s own), with its TLS requirement where the server takes it there."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
-        return "CREATE USER %s@%s IDENTIFIED BY %s"
+            return f"CREATE USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
+        return f"CREATE USER %s@%s IDENTIFIED BY %s{clause}"
+
+    @property
+    def requires_apart(self) -> bool:
+        """Whether a TLS requirement needs a statement of its own (``GRANT USAGE ... REQUIRE``):
+        servers older than ``CREATE/ALTER USER ... REQUIRE`` (MySQL 5.7.6, MariaDB 10.2)."""
+        return not self.has_alter_user_password
+
+    def require_statement(self, require: str) -> str:
+        """The statement that sets only an account's TLS requirement (parameters: user,
+        host, then ``require``'s own)."""
+        if self.requires_apart:
+            return f"GRANT USAGE ON *.* TO %s@%s {require}"
+        return f"ALTER USER %s@%s {require}"
 
     @property
     def has_anonymous_blocks(self) -> bool:
@@ -147,20 +173,34 @@ class Server:
         return self.flavour == "mariadb" and self.version >= (10, 1, 1)
 
     def batches(self, steps: Sequence[Step]) -> list[Batch]:
-        """``steps`` in as few round trips as the server allows, in order.
+        """``steps`` in as few round trips as the server allows, in order: at most
+        :data:`STEPS_PER_BATCH` statements and about :data:`BYTES_PER_BATCH` bytes each.
 
         MariaDB: one anonymous compound statement (``BEGIN NOT ATOMIC ... END``), a single
         statement that needs no multi-statement flag; before each statement it records
         its position in :data:`BATCH_STEP`. MySQL has no anonymous blocks: the statements
         are joined by ``;`` and sent while the session allows multi-statements (the
-        caller switches them on for the batch only, on the master user's session, whose
-        statements are all the function's own). Either way the server stops at the first
-        failing statement and keeps what the ones before it did: every statement is a
-        GRANT, REVOKE or account change that a later rotation recomputes from the
-        catalog, so a batch that fails part-way leaves nothing the next one cannot fix."""
+        caller switches them on for the batch only, on the master user's session).
+        Either way the server stops at the first failing statement and keeps what the
+        ones before it did: every statement is a GRANT, REVOKE or account change that a
+        later rotation recomputes from the catalog, so a batch that fails part-way leaves
+        nothing the next one cannot fix.
+
+        A statement's text holds names read from the server's catalog (``SHOW GRANTS``
+        lines: database, table, column and role names any user with CREATE may choose),
+        so it is checked before it is joined: a ``;`` or a comment opener outside quotes
+        would let a name end the statement and start another run by the master user.
+        Such a step is refused (:class:`~common.errors.DatabaseOperationError`, naming
+        the step clipped), never sent."""
+        for step in steps:
+            unquoted = unquoted_text(step.statement)
+            if any(token in unquoted for token in _STATEMENT_BREAKS):
+                raise DatabaseOperationError(
+                    f"refused to batch {_clipped(step.what)}: its text holds ';' or a comment "
+                    "outside quotes (a name read from the catalog that would end the statement)"
+                )
         found = []
-        for start in range(0, len(steps), STEPS_PER_BATCH):
-            chunk = tuple(steps[start : start + STEPS_PER_BATCH])
+        for chunk in _chunks(steps):
             params = tuple(param for step in chunk for param in step.params)
             if self.has_anonymous_blocks:
                 body = " ".join(
@@ -262,10 +302,88 @@ class Grant:
         """The REVOKE statements that undo this grant (account as the last two parameters)."""
         what = _literal_percent(self.what)
         statements = [f"REVOKE {what} FROM %s@%s"]
-        if "GRANT OPTION" in self.option.upper() and " ON " in what.upper():
-            target = what[what.upper().index(" ON ") + len(" ON ") :]
-            statements.append(f"REVOKE GRANT OPTION ON {target} FROM %s@%s")
+        on = find_on(what)
+        if "GRANT OPTION" in self.option.upper() and on is not None:
+            statements.append(f"REVOKE GRANT OPTION ON {what[on + len(' ON ') :]} FROM %s@%s")
         return statements
+
+
+#: What may end a statement or hide the rest of it, outside quotes.
+_STATEMENT_BREAKS = (";", "--", "#", "/*")
+_QUOTES = "`'\""
+
+
+def _quoted_spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, parenthesis depth) of each run of ``text`` outside quotes.
+
+    Back-quoted names end at a single back quote (a doubled one is part of the name);
+    quoted strings also at a doubled quote, and a backslash escapes the next character in
+    them (MySQL's default ``sql_mode``), as the server's own tokenizer reads them."""
+    depth, start, index = 0, 0, 0
+    while index < len(text):
+        char = text[index]
+        if char in _QUOTES:
+            yield start, index, depth
+            index += 1
+            while index < len(text):
+                if char != "`" and text[index] == "\\":
+                    index += 2
+                    continue
+                if text[index] == char:
+                    if text[index + 1 : index + 2] == char:
+                        index += 2
+                        continue
+                    break
+                index += 1
+            index += 1
+            start = index
+            continue
+        if char in "()":
+            yield start, index, depth
+            depth += 1 if char == "(" else -1
+            start = index + 1
+        index += 1
+    yield start, len(text), depth
+
+
+def unquoted_text(text: str) -> str:
+    """``text`` with every quoted or back-quoted part left out (a space in its place)."""
+    return " ".join(text[start:end] for start, end, _ in _quoted_spans(text))
+
+
+def find_on(what: str) -> int | None:
+    """Where the `` ON `` before a grant's object starts in a grant's text (``SELECT
+    (`col`) ON `db`.`t```), outside quotes and parentheses; None for a role grant."""
+    for start, end, depth in _quoted_spans(what):
+        position = what.upper().find(" ON ", start, end) if depth == 0 else -1
+        if position >= 0:
+            return position
+    return None
+
+
+def _clipped(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _chunks(steps: Sequence[Step]) -> Iterator[tuple[Step, ...]]:
+    """``steps`` in runs of at most :data:`STEPS_PER_BATCH` steps and about
+    :data:`BYTES_PER_BATCH` bytes (a step longer than that goes alone)."""
+    chunk: list[Step] = []
+    size = 0
+    for step in steps:
+        # A parameter is sent quoted, every character escaped at worst.
+        length = (
+            len(step.statement.encode(CONNECTION_ENCODING))
+            + 64
+            + sum(2 * len(str(param).encode(CONNECTION_ENCODING)) + 2 for param in step.params)
+        )
+        if chunk and (len(chunk) >= STEPS_PER_BATCH or size + length > BYTES_PER_BATCH):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(step)
+        size += length
+    if chunk:
+        yield tuple(chunk)
 
 
 def _literal_percent(text: str) -> str:
