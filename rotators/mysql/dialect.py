@@ -239,6 +239,35 @@ class Server:
         placeholders = ", ".join("%s@%s" for _ in roles)
         return f"SET DEFAULT ROLE {placeholders} TO %s@%s", [part for role in roles for part in role]
 
+    @property
+    def resource_limits(self) -> tuple[tuple[str, str], ...]:
+        """An account's resource limits: (``mysql.user`` column, the ``WITH`` option that
+        sets it). MariaDB 10.1+ adds ``MAX_STATEMENT_TIME`` (seconds, a decimal)."""
+        limits = (
+            ("max_questions", "MAX_QUERIES_PER_HOUR"),
+            ("max_updates", "MAX_UPDATES_PER_HOUR"),
+            ("max_connections", "MAX_CONNECTIONS_PER_HOUR"),
+            ("max_user_connections", "MAX_USER_CONNECTIONS"),
+        )
+        if self.flavour == "mariadb" and self.version >= (10, 1, 1):
+            return (*limits, ("max_statement_time", "MAX_STATEMENT_TIME"))
+        return limits
+
+    def resource_limits_query(self) -> str:
+        """The row of an account's :attr:`resource_limits` (parameters: user, host)."""
+        columns = ", ".join(column for column, _ in self.resource_limits)
+        return f"SELECT {columns} FROM mysql.user WHERE User = %s AND Host = %s"  # noqa: S608 - fixed names
+
+    def set_resource_limits(self) -> str:
+        """The statement that gives an account every one of :attr:`resource_limits`
+        (parameters: user, host, then the limits in that order, numbers read from
+        :meth:`resource_limits_query`): ``ALTER USER ... WITH``, or ``GRANT USAGE ... WITH``
+        on servers older than ``ALTER USER`` with account options."""
+        options = " ".join(f"{option} %s" for _, option in self.resource_limits)
+        if self.requires_apart:
+            return f"GRANT USAGE ON *.* TO %s@%s WITH {options}"
+        return f"ALTER USER %s@%s WITH {options}"
+
 
 def native_password_hash(password: str) -> str:
     """``mysql_native_password``'s stored form: ``*`` and SHA1(SHA1(password)) in hex, of
@@ -278,20 +307,27 @@ def account_forms(user: str, host: str) -> tuple[str, ...]:
     return (f"{backquoted(user)}@{backquoted(host)}", f"{quoted(user)}@{quoted(host)}")
 
 
-_ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
+#: The grant's own options after the account in a ``SHOW GRANTS`` line, found outside
+#: quotes among the account's options (``IDENTIFIED BY PASSWORD '*...'``, ``REQUIRE ...``,
+#: ``MAX_...`` limits) that MariaDB prints on the same line and that are not copied from it.
+_GRANT_OPTIONS = (("GRANT OPTION", "WITH GRANT OPTION"), ("ADMIN OPTION", "WITH ADMIN OPTION"))
 
 
 @dataclass(frozen=True, order=True)
 class Grant:
     """One ``SHOW GRANTS`` line with the grantee taken out: ``what`` is the text between
-    ``GRANT`` and ``TO <account>``, ``option`` is what follows the account."""
+    ``GRANT`` and ``TO <account>`` with its column lists in one form (sorted, back-quoted:
+    the server lists a table's columns in no fixed order), ``option`` the grant's own
+    option (``WITH GRANT OPTION``, ``WITH ADMIN OPTION`` or empty). Never an account
+    option, so never a password hash."""
 
     what: str
     option: str
 
     @property
     def is_usage_only(self) -> bool:
-        return self.what.upper().startswith("USAGE ON *.*")
+        """``USAGE ON *.*``, which every account holds (with the grant option it is a grant)."""
+        return self.what.upper().startswith("USAGE ON *.*") and not self.option
 
     def grant(self) -> str:
         """The GRANT statement for an account given as the last two parameters."""
@@ -404,10 +440,82 @@ def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
             marker = f" TO {form}"
             position = line.rfind(marker)
             if line.upper().startswith("GRANT ") and position > 0:
-                what = line[len("GRANT ") : position]
-                option = _ACCOUNT_OPTIONS.sub("", line[position + len(marker) :]).strip()
+                what = normalised_what(line[len("GRANT ") : position])
+                # Quoted parts (a password hash, a REQUIRE SUBJECT) never count.
+                after = f" {' '.join(unquoted_text(line[position + len(marker) :]).upper().split())} "
+                option = " ".join(full for words, full in _GRANT_OPTIONS if f" {words} " in after)
                 grants.add(Grant(what, option))
                 break
         else:
             raise ValueError(f"unexpected SHOW GRANTS line for {user!r}@{host!r}")
     return grants
+
+
+def _split_outside(text: str) -> list[str]:
+    """``text`` split at its commas outside quotes and parentheses, each part stripped."""
+    parts, start = [], 0
+    for begin, end, depth in _quoted_spans(text):
+        if depth == 0:
+            for index in range(begin, end):
+                if text[index] == ",":
+                    parts.append(text[start:index].strip())
+                    start = index + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _column_name(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == "`":
+        return text[1:-1].replace("``", "`")
+    if not text or any(char in text for char in _QUOTES + "()"):
+        raise ValueError("unrecognised column list in a SHOW GRANTS line")
+    return text
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def privileges_of(what: str) -> list[tuple[str, list[str]]]:
+    """A grant's privileges and the columns each covers (``SELECT (`b`, `a`), INSERT ON
+    ...`` -> ``[("SELECT", ["a", "b"]), ("INSERT", [])]``: names unquoted and sorted); none
+    for a role grant. A column list not in the server's forms is refused (``ValueError``)."""
+    on = find_on(what)
+    if on is None:
+        return []
+    found: list[tuple[str, list[str]]] = []
+    for part in _split_outside(what[:on]):
+        opening = next((end for _, end, _ in _quoted_spans(part) if end < len(part)), None)
+        if opening is None or part[opening] != "(" or not part.endswith(")"):
+            found.append((part, []))
+            continue
+        columns = [_column_name(column) for column in _split_outside(part[opening + 1 : -1])]
+        found.append((part[:opening].strip(), sorted(columns)))
+    return found
+
+
+def normalised_what(what: str) -> str:
+    """A grant's text in one form whatever order or quoting the server printed its column
+    lists in (MariaDB lists a clone's columns in another order than the original's):
+    columns back-quoted and sorted. Still a valid grant's text, sent as it is."""
+    on = find_on(what)
+    if on is None:
+        return what
+    privileges = [
+        f"{name} ({', '.join(_backquoted(column) for column in columns)})" if columns else name
+        for name, columns in privileges_of(what)
+    ]
+    return ", ".join(privileges) + what[on:]
+
+
+def grant_difference(wanted: set[Grant], held: set[Grant], limit: int = 3) -> str:
+    """What ``held`` lacks of ``wanted`` and has beyond it, as grant lines (clipped, at most
+    ``limit`` of each), for the error that names the difference; empty when they match.
+    Grant lines carry no password: :class:`Grant` holds none."""
+    parts = []
+    for label, grants in (("missing", wanted - held), ("extra", held - wanted)):
+        if grants:
+            shown = [_clipped(f"{grant.what} {grant.option}".strip()) for grant in sorted(grants)[:limit]]
+            more = f" and {len(grants) - limit} more" if len(grants) > limit else ""
+            parts.append(f"{label}: {'; '.join(shown)}{more}")
+    return ", ".join(parts)

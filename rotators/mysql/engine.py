@@ -34,9 +34,11 @@ from rotators.mysql.dialect import (
     CONNECTION_CHARSET,
     CONNECTION_ENCODING,
     Batch,
+    Grant,
     Server,
     Step,
     find_on,
+    grant_difference,
     native_password_hash,
     parse_grants,
     require_clause,
@@ -173,14 +175,27 @@ class MySQLEngine(Engine[MySQLConnection]):
                 steps += self._mirror_account(connection, server, original, clone, host, password)
             elif host in clone_hosts:
                 steps += self._mirror_account(connection, server, original, clone, host, None)
+            else:
+                continue
+            steps += _resource_limit_steps(connection, server, original, clone, host)
         steps += [
             Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host {original!r} left")
             for host in sorted(set(clone_hosts) - set(hosts))
         ]
         _run_batches(connection, server, steps)
         for host in _hosts(connection, clone):
-            if _grants(connection, clone, host) != _grants(connection, original, host):
-                raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
+            difference = grant_difference(
+                _grants(connection, original, host), _grants(connection, clone, host)
+            )
+            if difference:
+                raise VerificationError(
+                    f"user {clone!r}@{host!r} does not hold the grants of {original!r} ({difference})"
+                )
+            limits = _limit_difference(connection, server, original, clone, host)
+            if limits:
+                raise VerificationError(
+                    f"user {clone!r}@{host!r} does not have the resource limits of {original!r} ({limits})"
+                )
             if _tls_requirement(connection, clone, host) != _tls_requirement(connection, original, host):
                 raise VerificationError(
                     f"user {clone!r}@{host!r} does not have the TLS requirement of {original!r}"
@@ -470,6 +485,47 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     )
 
 
+def _resource_limits(connection: MySQLConnection, server: Server, user: str, host: str) -> tuple[Any, ...]:
+    """An account's :attr:`Server.resource_limits`, as ``mysql.user`` holds them."""
+    rows = _rows(
+        connection, server.resource_limits_query(), (user, host), f"read the resource limits of {user!r}"
+    )
+    if not rows:
+        raise DatabaseOperationError(f"user {user!r}@{host!r} has no account on this server")
+    return tuple(rows[0])
+
+
+def _resource_limit_steps(
+    connection: MySQLConnection, server: Server, original: str, clone: str, host: str
+) -> list[Step]:
+    """The statement that gives ``clone``@``host`` the resource limits of ``original``@``host``
+    (``MAX_USER_CONNECTIONS`` and the others), when they differ; the clone exists already."""
+    wanted = _resource_limits(connection, server, original, host)
+    if _resource_limits(connection, server, clone, host) == wanted:
+        return []
+    return [
+        Step(
+            server.set_resource_limits(),
+            (clone, host, *wanted),
+            f"set the resource limits of {clone!r}@{host!r}, as {original!r} has",
+        )
+    ]
+
+
+def _limit_difference(
+    connection: MySQLConnection, server: Server, original: str, clone: str, host: str
+) -> str:
+    """The resource limits in which ``clone``@``host`` differs from ``original``@``host``
+    (``MAX_USER_CONNECTIONS 3, not 0``); empty when none."""
+    wanted = _resource_limits(connection, server, original, host)
+    held = _resource_limits(connection, server, clone, host)
+    return ", ".join(
+        f"{option} {want}, not {have}"
+        for (_, option), want, have in zip(server.resource_limits, wanted, held, strict=True)
+        if want != have
+    )
+
+
 def _tls_requirement(connection: MySQLConnection, user: str, host: str) -> tuple[str, str, str, str]:
     """An account's TLS requirement: ``mysql.user``'s ssl_type, ssl_cipher, x509_issuer, x509_subject."""
     rows = _rows(
@@ -625,7 +681,7 @@ def _server(connection: MySQLConnection) -> Server:
         raise DatabaseOperationError(f"could not tell the server's family: {error}") from error
 
 
-def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+def _grants(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
     lines = [
         str(row[0])
         for row in _rows(connection, "SHOW GRANTS FOR %s@%s", (user, host), f"read the grants of {user!r}")
@@ -636,7 +692,7 @@ def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
         raise DatabaseOperationError(str(error)) from error
 
 
-def _privileges(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+def _privileges(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
     """The account's grants without ``GRANT USAGE ON *.*``, which every account holds and
     so proves nothing."""
     return {grant for grant in _grants(connection, user, host) if not grant.is_usage_only}
