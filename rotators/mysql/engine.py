@@ -37,10 +37,10 @@ from rotators.mysql.dialect import (
     Grant,
     Server,
     Step,
-    find_on,
     grant_difference,
     native_password_hash,
     parse_grants,
+    privileges_of,
     require_clause,
 )
 
@@ -752,11 +752,7 @@ _ALL_PRIVILEGES = (
 def _privilege_names(what: str) -> set[str]:
     """The privilege types of a grant's text (``SELECT, INSERT (col) ON `db`.*``); a role
     grant (no ``ON``) and ``USAGE`` name none."""
-    on = find_on(what)
-    if on is None:
-        return set()
-    head = what[:on].upper()
-    names = {part.split("(")[0].strip() for part in head.split(",")} - {"USAGE", ""}
+    names = {name.upper() for name, _ in privileges_of(what)} - {"USAGE", ""}
     if names & {"ALL", "ALL PRIVILEGES"}:
         return (names - {"ALL", "ALL PRIVILEGES"}) | set(_ALL_PRIVILEGES)
     return names

@@ -18,11 +18,14 @@ from rotators.mysql.dialect import (
     Grant,
     Server,
     Step,
+    grant_difference,
     native_password_hash,
+    normalised_what,
     parse_grants,
+    privileges_of,
     require_clause,
 )
-from rotators.mysql.engine import MySQLEngine, _run_batches, account_lockout
+from rotators.mysql.engine import MySQLEngine, _privilege_names, _run_batches, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -235,9 +238,20 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
                 return [(original[0].format(user=user),)]
         return [(line.format(user=user),) for line in original]
 
+    # The original's resource limits; the clone has none until the batch gives it them.
+    limits = (0, 50, 0, 3)
+    limit_reads = []
+
+    def resource_limits(params: tuple[str, str]) -> list[tuple[int, ...]]:
+        limit_reads.append(params[0])
+        first_clone_read = params[0] == "app_clone" and limit_reads.count("app_clone") == 1
+        return [(0, 0, 0, 0) if first_clone_read else limits]
+
     connection = RecordingConnection(
         MYSQL_8,
         {
+            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
+            "WHERE User = %s AND Host = %s": resource_limits,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
             "SELECT Host, plugin, authentication_string": [
                 ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
@@ -269,11 +283,15 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         (
             "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
             "GRANT `reader`@`%%` TO %s@%s; "
-            "SET DEFAULT ROLE %s@%s TO %s@%s",
-            (*account, *account, "reader", "%", *account),
+            "SET DEFAULT ROLE %s@%s TO %s@%s; "
+            "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s "
+            "MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
+            (*account, *account, "reader", "%", *account, *account, *limits),
         ),
         ("COMMAND 27", (b"\x01\x00",)),
     ]
+    # Read before the batch and compared after it, for both accounts.
+    assert limit_reads == ["app", "app_clone", "app", "app_clone"]
 
 
 def _steps(count: int) -> list[Step]:
@@ -363,6 +381,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
             "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
             "SELECT ssl_type": [("", "", "", "")],
+            "SELECT max_questions": [(0, 0, 0, 0)],
             "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
         },
     )
@@ -542,3 +561,117 @@ def test_the_tls_requirement_goes_with_the_password() -> None:
     assert old.require_statement("REQUIRE SSL") == "GRANT USAGE ON *.* TO %s@%s REQUIRE SSL"
     with pytest.raises(ValueError, match="no REQUIRE"):
         old.set_password(False, "REQUIRE SSL")
+
+
+LIMITS = "MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s"
+
+
+@pytest.mark.parametrize(
+    ("version", "query", "statement"),
+    [
+        (
+            MYSQL_8,
+            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
+            "WHERE User = %s AND Host = %s",
+            f"ALTER USER %s@%s WITH {LIMITS}",
+        ),
+        (
+            MYSQL_56,
+            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
+            "WHERE User = %s AND Host = %s",
+            f"GRANT USAGE ON *.* TO %s@%s WITH {LIMITS}",
+        ),
+        (
+            MARIADB,
+            "SELECT max_questions, max_updates, max_connections, max_user_connections, max_statement_time "
+            "FROM mysql.user WHERE User = %s AND Host = %s",
+            f"ALTER USER %s@%s WITH {LIMITS} MAX_STATEMENT_TIME %s",
+        ),
+    ],
+)
+def test_resource_limit_statements(version: str, query: str, statement: str) -> None:
+    server = Server.parse(version)
+    assert server.resource_limits_query() == query
+    assert server.set_resource_limits() == statement
+
+
+MARIADB_GLOBAL = (
+    "GRANT SELECT ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' "
+    "WITH GRANT OPTION MAX_QUERIES_PER_HOUR 100 MAX_USER_CONNECTIONS 3 MAX_STATEMENT_TIME 1.500000"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "grant"),
+    [
+        # MariaDB: the grant option after the password hash, limits after the option.
+        (MARIADB_GLOBAL, Grant("SELECT ON *.*", "WITH GRANT OPTION")),
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' REQUIRE SSL WITH GRANT OPTION",
+            Grant("USAGE ON *.*", "WITH GRANT OPTION"),
+        ),
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' WITH MAX_USER_CONNECTIONS 3",
+            Grant("USAGE ON *.*", ""),
+        ),
+        # Words in a quoted REQUIRE SUBJECT or password are no option.
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'x WITH GRANT OPTION' "
+            "REQUIRE SUBJECT '/CN=WITH GRANT OPTION'",
+            Grant("USAGE ON *.*", ""),
+        ),
+        ("GRANT `r` TO `app`@`%` WITH ADMIN OPTION", Grant("`r`", "WITH ADMIN OPTION")),
+    ],
+)
+def test_the_grant_option_is_read_apart_from_the_account_options(line: str, grant: Grant) -> None:
+    (parsed,) = parse_grants([line], "app", "%")
+    assert parsed == grant
+    assert "PASSWORD" not in parsed.grant() and "*B6" not in parsed.grant()
+
+
+def test_usage_with_the_grant_option_is_a_grant_and_plain_usage_is_not() -> None:
+    assert Grant("USAGE ON *.*", "").is_usage_only
+    with_option = Grant("USAGE ON *.*", "WITH GRANT OPTION")
+    assert not with_option.is_usage_only
+    assert with_option.grant() == "GRANT USAGE ON *.* TO %s@%s WITH GRANT OPTION"
+
+
+def test_column_lists_compare_in_one_form_whatever_order_and_quoting() -> None:
+    mariadb = "SELECT (`c1`, `c0`, `c 2`), INSERT (`c1`, `c0`), DELETE ON `db`.`w`"
+    mysql_57 = "SELECT (c0, c1, `c 2`), INSERT (c0, c1), DELETE ON `db`.`w`"
+    assert normalised_what(mariadb) == normalised_what(mysql_57)
+    assert normalised_what(mariadb) == "SELECT (`c 2`, `c0`, `c1`), INSERT (`c0`, `c1`), DELETE ON `db`.`w`"
+    # Back quotes, commas and parentheses inside a name stay in it.
+    assert privileges_of("UPDATE (`a,b`, `x``)`) ON `d`.`t`") == [("UPDATE", ["a,b", "x`)"])]
+    assert normalised_what("`reader`@`%`") == "`reader`@`%`"  # a role grant has no columns
+    parsed = parse_grants(
+        ["GRANT SELECT (`b`, `a`) ON `d`.`t` TO `app`@`%`", "GRANT INSERT (a, b) ON `d`.`u` TO `app`@`%`"],
+        "app",
+        "%",
+    )
+    assert parsed == {Grant("SELECT (`a`, `b`) ON `d`.`t`", ""), Grant("INSERT (`a`, `b`) ON `d`.`u`", "")}
+
+
+def test_a_column_list_in_no_known_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="unrecognised column list"):
+        normalised_what("SELECT (a(b)) ON `d`.`t`")
+
+
+def test_the_grant_difference_names_lines_clipped_and_counted() -> None:
+    wanted = {Grant(f"SELECT ON `d`.`t{i}`", "") for i in range(5)} | {
+        Grant("SELECT ON *.*", "WITH GRANT OPTION")
+    }
+    held = {Grant(f"SELECT ON `d`.`t{i}`", "") for i in range(1, 5)} | {Grant("SELECT ON *.*", "")}
+    held.add(Grant("INSERT (" + ", ".join(f"`c{i}`" for i in range(80)) + ") ON `d`.`t`", ""))
+    message = grant_difference(wanted, held)
+    assert message.startswith("missing: SELECT ON *.* WITH GRANT OPTION; SELECT ON `d`.`t0`, extra: ")
+    assert "INSERT (`c0`" in message and "..." in message and "`c79`" not in message
+    assert grant_difference(wanted, wanted) == ""
+    many = {Grant(f"SELECT ON `d`.`x{i}`", "") for i in range(7)}
+    assert grant_difference(many, set()).endswith(" and 4 more")
+
+
+def test_the_preflight_reads_privilege_names_past_column_lists() -> None:
+    what = normalised_what("SELECT (`a`, `b`), INSERT (`a`) ON `d`.`t`")
+    assert _privilege_names(what) == {"SELECT", "INSERT"}
+    assert _privilege_names("`reader`@`%`") == set()
