@@ -254,9 +254,10 @@ class Server:
         return limits
 
     def resource_limits_query(self) -> str:
-        """The row of an account's :attr:`resource_limits` (parameters: user, host)."""
+        """Rows of (user, host, then :attr:`resource_limits`) of two users' accounts, in
+        one round trip (parameters: the two user names)."""
         columns = ", ".join(column for column, _ in self.resource_limits)
-        return f"SELECT {columns} FROM mysql.user WHERE User = %s AND Host = %s"  # noqa: S608 - fixed names
+        return f"SELECT User, Host, {columns} FROM mysql.user WHERE User IN (%s, %s)"  # noqa: S608 - fixed names
 
     def set_resource_limits(self) -> str:
         """The statement that gives an account every one of :attr:`resource_limits`

@@ -175,14 +175,13 @@ class MySQLEngine(Engine[MySQLConnection]):
                 steps += self._mirror_account(connection, server, original, clone, host, password)
             elif host in clone_hosts:
                 steps += self._mirror_account(connection, server, original, clone, host, None)
-            else:
-                continue
-            steps += _resource_limit_steps(connection, server, original, clone, host)
+        steps += _resource_limit_steps(connection, server, original, clone, hosts)
         steps += [
             Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host {original!r} left")
             for host in sorted(set(clone_hosts) - set(hosts))
         ]
         _run_batches(connection, server, steps)
+        limits = _limit_differences(connection, server, original, clone)
         for host in _hosts(connection, clone):
             difference = grant_difference(
                 _grants(connection, original, host), _grants(connection, clone, host)
@@ -191,10 +190,10 @@ class MySQLEngine(Engine[MySQLConnection]):
                 raise VerificationError(
                     f"user {clone!r}@{host!r} does not hold the grants of {original!r} ({difference})"
                 )
-            limits = _limit_difference(connection, server, original, clone, host)
-            if limits:
+            if limits.get(host):
                 raise VerificationError(
-                    f"user {clone!r}@{host!r} does not have the resource limits of {original!r} ({limits})"
+                    f"user {clone!r}@{host!r} does not have the resource limits of {original!r} "
+                    f"({limits[host]})"
                 )
             if _tls_requirement(connection, clone, host) != _tls_requirement(connection, original, host):
                 raise VerificationError(
@@ -485,45 +484,55 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     )
 
 
-def _resource_limits(connection: MySQLConnection, server: Server, user: str, host: str) -> tuple[Any, ...]:
-    """An account's :attr:`Server.resource_limits`, as ``mysql.user`` holds them."""
-    rows = _rows(
-        connection, server.resource_limits_query(), (user, host), f"read the resource limits of {user!r}"
-    )
-    if not rows:
-        raise DatabaseOperationError(f"user {user!r}@{host!r} has no account on this server")
-    return tuple(rows[0])
+def _resource_limits(
+    connection: MySQLConnection, server: Server, original: str, clone: str
+) -> dict[str, tuple[tuple[Any, ...], tuple[Any, ...] | None]]:
+    """Per host part of ``original``: its :attr:`Server.resource_limits` and the clone's
+    there (None without a clone account), as ``mysql.user`` holds them; one read."""
+    rows = {
+        (_text(user), _text(host)): tuple(limits)
+        for user, host, *limits in _rows(
+            connection,
+            server.resource_limits_query(),
+            (original, clone),
+            f"read the resource limits of {original!r}",
+        )
+    }
+    return {
+        host: (limits, rows.get((clone, host))) for (user, host), limits in rows.items() if user == original
+    }
 
 
 def _resource_limit_steps(
-    connection: MySQLConnection, server: Server, original: str, clone: str, host: str
+    connection: MySQLConnection, server: Server, original: str, clone: str, hosts: Sequence[str]
 ) -> list[Step]:
-    """The statement that gives ``clone``@``host`` the resource limits of ``original``@``host``
-    (``MAX_USER_CONNECTIONS`` and the others), when they differ; the clone exists already."""
-    wanted = _resource_limits(connection, server, original, host)
-    if _resource_limits(connection, server, clone, host) == wanted:
-        return []
+    """The statements that give the clone's accounts at ``hosts`` the resource limits of
+    the original's (``MAX_USER_CONNECTIONS`` and the others) where they differ."""
     return [
         Step(
             server.set_resource_limits(),
             (clone, host, *wanted),
             f"set the resource limits of {clone!r}@{host!r}, as {original!r} has",
         )
+        for host, (wanted, held) in sorted(_resource_limits(connection, server, original, clone).items())
+        if host in hosts and held is not None and held != wanted
     ]
 
 
-def _limit_difference(
-    connection: MySQLConnection, server: Server, original: str, clone: str, host: str
-) -> str:
-    """The resource limits in which ``clone``@``host`` differs from ``original``@``host``
-    (``MAX_USER_CONNECTIONS 3, not 0``); empty when none."""
-    wanted = _resource_limits(connection, server, original, host)
-    held = _resource_limits(connection, server, clone, host)
-    return ", ".join(
-        f"{option} {want}, not {have}"
-        for (_, option), want, have in zip(server.resource_limits, wanted, held, strict=True)
-        if want != have
-    )
+def _limit_differences(
+    connection: MySQLConnection, server: Server, original: str, clone: str
+) -> dict[str, str]:
+    """Per host part: the resource limits in which the clone differs from the original
+    (``MAX_USER_CONNECTIONS 3, not 0``); hosts where they match or without a clone are left out."""
+    found = {}
+    for host, (wanted, held) in _resource_limits(connection, server, original, clone).items():
+        if held is not None and held != wanted:
+            found[host] = ", ".join(
+                f"{option} {want}, not {have}"
+                for (_, option), want, have in zip(server.resource_limits, wanted, held, strict=True)
+                if want != have
+            )
+    return found
 
 
 def _tls_requirement(connection: MySQLConnection, user: str, host: str) -> tuple[str, str, str, str]:

@@ -242,16 +242,16 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     limits = (0, 50, 0, 3)
     limit_reads = []
 
-    def resource_limits(params: tuple[str, str]) -> list[tuple[int, ...]]:
-        limit_reads.append(params[0])
-        first_clone_read = params[0] == "app_clone" and limit_reads.count("app_clone") == 1
-        return [(0, 0, 0, 0) if first_clone_read else limits]
+    def resource_limits(params: tuple[str, str]) -> list[tuple[object, ...]]:
+        limit_reads.append(params)
+        clone = (0, 0, 0, 0) if len(limit_reads) == 1 else limits
+        return [("app", "10.0.0.%", *limits), ("app_clone", "10.0.0.%", *clone)]
 
     connection = RecordingConnection(
         MYSQL_8,
         {
-            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
-            "WHERE User = %s AND Host = %s": resource_limits,  # type: ignore[dict-item]
+            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
+            "FROM mysql.user WHERE User IN (%s, %s)": resource_limits,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
             "SELECT Host, plugin, authentication_string": [
                 ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
@@ -290,8 +290,8 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         ),
         ("COMMAND 27", (b"\x01\x00",)),
     ]
-    # Read before the batch and compared after it, for both accounts.
-    assert limit_reads == ["app", "app_clone", "app", "app_clone"]
+    # Read once before the batch and compared once after it, for both users' accounts.
+    assert limit_reads == [("app", "app_clone")] * 2
 
 
 def _steps(count: int) -> list[Step]:
@@ -381,7 +381,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
             "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
             "SELECT ssl_type": [("", "", "", "")],
-            "SELECT max_questions": [(0, 0, 0, 0)],
+            "SELECT User, Host, max_questions": [],
             "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
         },
     )
@@ -571,20 +571,20 @@ LIMITS = "MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HO
     [
         (
             MYSQL_8,
-            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
-            "WHERE User = %s AND Host = %s",
+            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
+            "FROM mysql.user WHERE User IN (%s, %s)",
             f"ALTER USER %s@%s WITH {LIMITS}",
         ),
         (
             MYSQL_56,
-            "SELECT max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
-            "WHERE User = %s AND Host = %s",
+            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
+            "FROM mysql.user WHERE User IN (%s, %s)",
             f"GRANT USAGE ON *.* TO %s@%s WITH {LIMITS}",
         ),
         (
             MARIADB,
-            "SELECT max_questions, max_updates, max_connections, max_user_connections, max_statement_time "
-            "FROM mysql.user WHERE User = %s AND Host = %s",
+            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections, "
+            "max_statement_time FROM mysql.user WHERE User IN (%s, %s)",
             f"ALTER USER %s@%s WITH {LIMITS} MAX_STATEMENT_TIME %s",
         ),
     ],
