@@ -7,8 +7,9 @@ replaced by a bound account.
 
 Alternating users: the clone gets an account for every host the original has (same host
 part, never an assumed ``%``), the original's TLS requirement, every grant including
-``WITH GRANT OPTION`` and roles, and the original's default roles; grants the original
-no longer has are revoked from the clone. The master user's session checks the result.
+``WITH GRANT OPTION`` and roles, the original's default roles and resource limits
+(``MAX_USER_CONNECTIONS`` and the others); grants the original no longer has are revoked
+from the clone. The master user's session checks the result and names what differs.
 """
 
 from __future__ import annotations
