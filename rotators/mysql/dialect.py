@@ -52,9 +52,10 @@ BATCH_STEP = "@secrets_rotation_step"
 #: Statements per batch: 500 grant lines fit in one round trip.
 STEPS_PER_BATCH = 1000
 #: Bytes of statement text per batch (parameters counted at their quoted worst): a batch
-#: stays well under ``max_allowed_packet`` (4 MiB on the oldest supported servers) however
-#: long its grant lines are.
-BYTES_PER_BATCH = 1 << 20
+#: stays under ``max_allowed_packet`` however long its grant lines are, even where an
+#: operator set it to 1 MiB (MySQL 5.5's and older MariaDB's default; 4 MiB and more
+#: since).
+BYTES_PER_BATCH = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,18 @@ def require_clause(ssl_type: str, cipher: str, issuer: str, subject: str) -> tup
     return "REQUIRE " + (" AND ".join(parts) if parts else "SSL"), params
 
 
+def limits_clause(limits: tuple[int, int, int, int]) -> tuple[str, list[object]]:
+    """``WITH MAX_...`` for an account's resource limits (``mysql.user``'s max_questions,
+    max_updates, max_connections, max_user_connections; 0 is none), bound."""
+    names = (
+        "MAX_QUERIES_PER_HOUR",
+        "MAX_UPDATES_PER_HOUR",
+        "MAX_CONNECTIONS_PER_HOUR",
+        "MAX_USER_CONNECTIONS",
+    )
+    return "WITH " + " ".join(f"{name} %s" for name in names), list(limits)
+
+
 def account_forms(user: str, host: str) -> tuple[str, ...]:
     """How ``SHOW GRANTS`` writes an account: back-quoted (MySQL 8, MariaDB) or quoted
     (MySQL 5.7)."""
@@ -278,7 +291,9 @@ def account_forms(user: str, host: str) -> tuple[str, ...]:
     return (f"{backquoted(user)}@{backquoted(host)}", f"{quoted(user)}@{quoted(host)}")
 
 
-_ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
+#: What a grant line may carry after its account that belongs to the grant (MariaDB prints
+#: the global line with the account's password, TLS requirement and limits around them).
+_GRANT_OPTIONS = ("WITH GRANT OPTION", "WITH ADMIN OPTION")
 
 
 @dataclass(frozen=True, order=True)
@@ -314,29 +329,13 @@ _QUOTES = "`'\""
 
 
 def _quoted_spans(text: str) -> Iterator[tuple[int, int, int]]:
-    """(start, end, parenthesis depth) of each run of ``text`` outside quotes.
-
-    Back-quoted names end at a single back quote (a doubled one is part of the name);
-    quoted strings also at a doubled quote, and a backslash escapes the next character in
-    them (MySQL's default ``sql_mode``), as the server's own tokenizer reads them."""
+    """(start, end, parenthesis depth) of each run of ``text`` outside quotes."""
     depth, start, index = 0, 0, 0
     while index < len(text):
         char = text[index]
         if char in _QUOTES:
             yield start, index, depth
-            index += 1
-            while index < len(text):
-                if char != "`" and text[index] == "\\":
-                    index += 2
-                    continue
-                if text[index] == char:
-                    if text[index + 1 : index + 2] == char:
-                        index += 2
-                        continue
-                    break
-                index += 1
-            index += 1
-            start = index
+            index = start = _quote_end(text, index)
             continue
         if char in "()":
             yield start, index, depth
@@ -359,6 +358,69 @@ def find_on(what: str) -> int | None:
         if position >= 0:
             return position
     return None
+
+
+def _sorted_columns(what: str) -> str:
+    """A grant's text with each column list in one order: the server prints a column
+    grant's columns in an order of its own (MariaDB: by hash), which differs between two
+    accounts granted the same columns."""
+    on = find_on(what)
+    head_end = on if on is not None else len(what)
+    pieces: list[str] = []
+    # Parentheses before the object hold the column lists: split each at the commas
+    # outside quotes, sort, join again.
+    position, depth, opened, index = 0, 0, -1, 0
+    while index < head_end:
+        char = what[index]
+        if char in _QUOTES:
+            index = _quote_end(what, index)
+            continue
+        if char == "(" and depth == 0:
+            opened = index
+        if char in "()":
+            depth += 1 if char == "(" else -1
+        if char == ")" and depth == 0 and opened >= 0:
+            inner = what[opened + 1 : index]
+            pieces.append(what[position : opened + 1])
+            pieces.append(", ".join(sorted(part.strip() for part in _split_commas(inner))))
+            position = index
+        index += 1
+    pieces.append(what[position:])
+    return "".join(pieces)
+
+
+def _quote_end(text: str, index: int) -> int:
+    """The index just past the quoted part that opens at ``index``, read as the server's
+    tokenizer reads it: a back-quoted name ends at a single back quote (a doubled one is
+    part of the name); a quoted string also at a doubled quote, and a backslash escapes
+    the next character in it (MySQL's default ``sql_mode``)."""
+    quote, index = text[index], index + 1
+    while index < len(text):
+        if quote != "`" and text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            if text[index + 1 : index + 2] == quote:
+                index += 2
+                continue
+            return index + 1
+        index += 1
+    return index
+
+
+def _split_commas(text: str) -> list[str]:
+    """``text`` split at the commas outside quotes."""
+    parts, start, index = [], 0, 0
+    while index < len(text):
+        if text[index] in _QUOTES:
+            index = _quote_end(text, index)
+            continue
+        if text[index] == ",":
+            parts.append(text[start:index])
+            start = index + 1
+        index += 1
+    parts.append(text[start:])
+    return parts
 
 
 def _clipped(text: str, limit: int = 120) -> str:
@@ -405,8 +467,9 @@ def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
             position = line.rfind(marker)
             if line.upper().startswith("GRANT ") and position > 0:
                 what = line[len("GRANT ") : position]
-                option = _ACCOUNT_OPTIONS.sub("", line[position + len(marker) :]).strip()
-                grants.add(Grant(what, option))
+                tail = unquoted_text(line[position + len(marker) :]).upper()
+                option = " ".join(option for option in _GRANT_OPTIONS if option in tail)
+                grants.add(Grant(_sorted_columns(what), option))
                 break
         else:
             raise ValueError(f"unexpected SHOW GRANTS line for {user!r}@{host!r}")

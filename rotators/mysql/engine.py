@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from common.engine import (
     Capability,
@@ -37,6 +37,7 @@ from rotators.mysql.dialect import (
     Server,
     Step,
     find_on,
+    limits_clause,
     native_password_hash,
     parse_grants,
     require_clause,
@@ -181,9 +182,10 @@ class MySQLEngine(Engine[MySQLConnection]):
         for host in _hosts(connection, clone):
             if _grants(connection, clone, host) != _grants(connection, original, host):
                 raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
-            if _tls_requirement(connection, clone, host) != _tls_requirement(connection, original, host):
+            if _account_options(connection, clone, host) != _account_options(connection, original, host):
                 raise VerificationError(
-                    f"user {clone!r}@{host!r} does not have the TLS requirement of {original!r}"
+                    f"user {clone!r}@{host!r} does not have the TLS requirement and resource limits "
+                    f"of {original!r}"
                 )
 
     def _proved_hosts(self, connection: MySQLConnection, original: str, current: Login) -> list[str]:
@@ -241,7 +243,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         batch. Reads are per account, never per grant line."""
         account = (clone, host)
         where = f"{clone!r}@{host!r}"
-        clause, params = require_clause(*_tls_requirement(connection, original, host))
+        clause, params = _account_options(connection, original, host).clause()
         steps: list[Step] = []
         apart = Step(
             server.require_statement(clause), (*account, *params), f"set the TLS requirement of {where}"
@@ -451,7 +453,7 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     user: str,
     host: str,
     password: str,
-    require: tuple[str, list[str]] | None = None,
+    require: tuple[str, list[object]] | None = None,
 ) -> None:
     """As the master user: set an account's password, hashed where the server takes it
     so, with ``require`` (a ``REQUIRE`` clause and its parameters) in the same statement
@@ -470,19 +472,44 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     )
 
 
-def _tls_requirement(connection: MySQLConnection, user: str, host: str) -> tuple[str, str, str, str]:
-    """An account's TLS requirement: ``mysql.user``'s ssl_type, ssl_cipher, x509_issuer, x509_subject."""
+class AccountOptions(NamedTuple):
+    """What an account carries besides its password and grants (``mysql.user`` columns):
+    its TLS requirement and its resource limits (0: none)."""
+
+    ssl_type: str
+    cipher: str
+    issuer: str
+    subject: str
+    limits: tuple[int, int, int, int]
+
+    def clause(self) -> tuple[str, list[object]]:
+        """``REQUIRE ... WITH MAX_...`` for CREATE/ALTER USER, with its parameters."""
+        require, params = require_clause(self.ssl_type, self.cipher, self.issuer, self.subject)
+        limits, limit_params = limits_clause(self.limits)
+        return f"{require} {limits}", [*params, *limit_params]
+
+
+def _account_options(connection: MySQLConnection, user: str, host: str) -> AccountOptions:
+    """An account's TLS requirement and resource limits."""
     rows = _rows(
         connection,
-        "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
+        "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject, "
+        "max_questions, max_updates, max_connections, max_user_connections FROM mysql.user "
         "WHERE User = %s AND Host = %s",
         (user, host),
-        f"read the TLS requirement of {user!r}",
+        f"read the TLS requirement and limits of {user!r}",
     )
     if not rows:
         raise DatabaseOperationError(f"user {user!r}@{host!r} has no account on this server")
-    ssl_type, cipher, issuer, subject = (_text(value) for value in rows[0])
-    return ssl_type, cipher, issuer, subject
+    ssl_type, cipher, issuer, subject, *limits = rows[0]
+    questions, updates, connections, user_connections = (int(_text(limit) or 0) for limit in limits)
+    return AccountOptions(
+        _text(ssl_type),
+        _text(cipher),
+        _text(issuer),
+        _text(subject),
+        (questions, updates, connections, user_connections),
+    )
 
 
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:

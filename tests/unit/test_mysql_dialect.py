@@ -243,7 +243,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
                 ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
             ],
             "SELECT 1 FROM mysql.user": [],
-            "SELECT ssl_type": [("ANY", "", "", "")],
+            "SELECT ssl_type": [("ANY", "", "", "", 0, 0, 0, 3)],
             "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
             "SELECT DEFAULT_ROLE_USER": [("reader", "%")],
         },
@@ -260,11 +260,15 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
-    # The account with its password and TLS requirement in one statement (a failed batch
-    # never leaves it open without TLS); then one multi-statement round trip, with
+    # The account with its password, TLS requirement and resource limits in one statement
+    # (a failed batch never leaves it open without TLS); then one multi-statement round trip, with
     # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
     assert changes == [
-        ("CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL", (*account, "new-Pass-2")),
+        (
+            "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH MAX_QUERIES_PER_HOUR %s "
+            "MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
+            (*account, "new-Pass-2", 0, 0, 0, 3),
+        ),
         ("COMMAND 27", (b"\x00\x00",)),
         (
             "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
@@ -362,7 +366,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         {
             "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
-            "SELECT ssl_type": [("", "", "", "")],
+            "SELECT ssl_type": [("", "", "", "", 0, 0, 0, 0)],
             "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
         },
     )
@@ -542,3 +546,17 @@ def test_the_tls_requirement_goes_with_the_password() -> None:
     assert old.require_statement("REQUIRE SSL") == "GRANT USAGE ON *.* TO %s@%s REQUIRE SSL"
     with pytest.raises(ValueError, match="no REQUIRE"):
         old.set_password(False, "REQUIRE SSL")
+
+
+def test_a_global_line_keeps_its_grant_option_and_column_lists_read_in_one_order() -> None:
+    """MariaDB prints the global line with the account's password, TLS requirement and
+    limits around ``WITH GRANT OPTION``, and a column grant's columns in an order of its
+    own: the grant option is kept, the columns compared as sets."""
+    line = (
+        "GRANT SELECT ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*78E9' REQUIRE SSL "
+        "WITH GRANT OPTION MAX_QUERIES_PER_HOUR 100 MAX_USER_CONNECTIONS 3"
+    )
+    assert parse_grants([line], "u", "%") == {Grant("SELECT ON *.*", "WITH GRANT OPTION")}
+    one = parse_grants(["GRANT SELECT (`c1`, `c0`, `c,2`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    other = parse_grants(["GRANT SELECT (`c,2`, `c1`, `c0`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    assert one == other == {Grant("SELECT (`c,2`, `c0`, `c1`), INSERT (`c2`) ON `d`.`w`", "")}
