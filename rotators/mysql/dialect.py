@@ -52,9 +52,10 @@ BATCH_STEP = "@secrets_rotation_step"
 #: Statements per batch: 500 grant lines fit in one round trip.
 STEPS_PER_BATCH = 1000
 #: Bytes of statement text per batch (parameters counted at their quoted worst): a batch
-#: stays well under ``max_allowed_packet`` (4 MiB on the oldest supported servers) however
-#: long its grant lines are.
-BYTES_PER_BATCH = 1 << 20
+#: stays under ``max_allowed_packet`` however long its grant lines are, even where an
+#: operator set it to 1 MiB (MySQL 5.5's and older MariaDB's default; 4 MiB and more
+#: since).
+BYTES_PER_BATCH = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -253,21 +254,11 @@ class Server:
             return (*limits, ("max_statement_time", "MAX_STATEMENT_TIME"))
         return limits
 
-    def resource_limits_query(self) -> str:
-        """Rows of (user, host, then :attr:`resource_limits`) of two users' accounts, in
-        one round trip (parameters: the two user names)."""
-        columns = ", ".join(column for column, _ in self.resource_limits)
-        return f"SELECT User, Host, {columns} FROM mysql.user WHERE User IN (%s, %s)"  # noqa: S608 - fixed names
-
-    def set_resource_limits(self) -> str:
-        """The statement that gives an account every one of :attr:`resource_limits`
-        (parameters: user, host, then the limits in that order, numbers read from
-        :meth:`resource_limits_query`): ``ALTER USER ... WITH``, or ``GRANT USAGE ... WITH``
-        on servers older than ``ALTER USER`` with account options."""
+    def limits_clause(self, limits: Sequence[object]) -> tuple[str, list[object]]:
+        """``WITH MAX_...`` for an account's :attr:`resource_limits` (numbers as
+        ``mysql.user`` holds them, in that order; 0 is none), bound."""
         options = " ".join(f"{option} %s" for _, option in self.resource_limits)
-        if self.requires_apart:
-            return f"GRANT USAGE ON *.* TO %s@%s WITH {options}"
-        return f"ALTER USER %s@%s WITH {options}"
+        return f"WITH {options}", list(limits)
 
 
 def native_password_hash(password: str) -> str:
@@ -351,29 +342,13 @@ _QUOTES = "`'\""
 
 
 def _quoted_spans(text: str) -> Iterator[tuple[int, int, int]]:
-    """(start, end, parenthesis depth) of each run of ``text`` outside quotes.
-
-    Back-quoted names end at a single back quote (a doubled one is part of the name);
-    quoted strings also at a doubled quote, and a backslash escapes the next character in
-    them (MySQL's default ``sql_mode``), as the server's own tokenizer reads them."""
+    """(start, end, parenthesis depth) of each run of ``text`` outside quotes."""
     depth, start, index = 0, 0, 0
     while index < len(text):
         char = text[index]
         if char in _QUOTES:
             yield start, index, depth
-            index += 1
-            while index < len(text):
-                if char != "`" and text[index] == "\\":
-                    index += 2
-                    continue
-                if text[index] == char:
-                    if text[index + 1 : index + 2] == char:
-                        index += 2
-                        continue
-                    break
-                index += 1
-            index += 1
-            start = index
+            index = start = _quote_end(text, index)
             continue
         if char in "()":
             yield start, index, depth
@@ -396,6 +371,25 @@ def find_on(what: str) -> int | None:
         if position >= 0:
             return position
     return None
+
+
+def _quote_end(text: str, index: int) -> int:
+    """The index just past the quoted part that opens at ``index``, read as the server's
+    tokenizer reads it: a back-quoted name ends at a single back quote (a doubled one is
+    part of the name); a quoted string also at a doubled quote, and a backslash escapes
+    the next character in it (MySQL's default ``sql_mode``)."""
+    quote, index = text[index], index + 1
+    while index < len(text):
+        if quote != "`" and text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            if text[index + 1 : index + 2] == quote:
+                index += 2
+                continue
+            return index + 1
+        index += 1
+    return index
 
 
 def _clipped(text: str, limit: int = 120) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from common.engine import (
     Capability,
@@ -38,6 +38,7 @@ from rotators.mysql.dialect import (
     Grant,
     Server,
     Step,
+    _clipped,
     grant_difference,
     native_password_hash,
     parse_grants,
@@ -65,6 +66,8 @@ _PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
+#: Seconds one MASTER_GTID_WAIT blocks before the replica wait polls again.
+GTID_WAIT_SLICE = 0.2
 
 
 class MySQLEngine(Engine[MySQLConnection]):
@@ -176,13 +179,11 @@ class MySQLEngine(Engine[MySQLConnection]):
                 steps += self._mirror_account(connection, server, original, clone, host, password)
             elif host in clone_hosts:
                 steps += self._mirror_account(connection, server, original, clone, host, None)
-        steps += _resource_limit_steps(connection, server, original, clone, hosts)
         steps += [
             Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host {original!r} left")
             for host in sorted(set(clone_hosts) - set(hosts))
         ]
         _run_batches(connection, server, steps)
-        limits = _limit_differences(connection, server, original, clone)
         for host in _hosts(connection, clone):
             difference = grant_difference(
                 _grants(connection, original, host), _grants(connection, clone, host)
@@ -191,14 +192,13 @@ class MySQLEngine(Engine[MySQLConnection]):
                 raise VerificationError(
                     f"user {clone!r}@{host!r} does not hold the grants of {original!r} ({difference})"
                 )
-            if limits.get(host):
+            options = _account_options(connection, server, original, host).differences(
+                _account_options(connection, server, clone, host), server
+            )
+            if options:
                 raise VerificationError(
-                    f"user {clone!r}@{host!r} does not have the resource limits of {original!r} "
-                    f"({limits[host]})"
-                )
-            if _tls_requirement(connection, clone, host) != _tls_requirement(connection, original, host):
-                raise VerificationError(
-                    f"user {clone!r}@{host!r} does not have the TLS requirement of {original!r}"
+                    f"user {clone!r}@{host!r} does not have the TLS requirement and resource limits "
+                    f"of {original!r} ({options})"
                 )
 
     def _proved_hosts(self, connection: MySQLConnection, original: str, current: Login) -> list[str]:
@@ -256,7 +256,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         batch. Reads are per account, never per grant line."""
         account = (clone, host)
         where = f"{clone!r}@{host!r}"
-        clause, params = require_clause(*_tls_requirement(connection, original, host))
+        clause, params = _account_options(connection, server, original, host).clause(server)
         steps: list[Step] = []
         apart = Step(
             server.require_statement(clause), (*account, *params), f"set the TLS requirement of {where}"
@@ -348,6 +348,35 @@ class MySQLEngine(Engine[MySQLConnection]):
             "ask whether it is a replica",
         )
         return bool(rows and rows[0][0])
+
+    def write_position(self, connection: MySQLConnection) -> str | None:
+        # MariaDB: the writer's binary log position as a GTID list, once the change is
+        # written to it (before its statement returns). MySQL's GTID sets and Aurora's
+        # storage-level replication are not waited on: their readers are retried by login.
+        if _server(connection).flavour != "mariadb":
+            return None
+        try:
+            rows = _rows(connection, "SELECT @@global.gtid_binlog_pos", (), "read the GTID position")
+        except DatabaseOperationError:
+            return None
+        position = str(rows[0][0]) if rows and rows[0][0] else ""
+        return position or None  # no binary log: nothing a replica could be waited on for
+
+    def has_replayed(self, connection: MySQLConnection, position: str) -> bool | None:
+        # MASTER_GTID_WAIT returns 0 once the replica's gtid_slave_pos covers ``position``,
+        # -1 after the time-out (short: the caller polls, and bounds the whole wait), NULL
+        # on a session that cannot wait (not a MariaDB replica, or a malformed position).
+        try:
+            rows = _rows(
+                connection,
+                "SELECT MASTER_GTID_WAIT(%s, %s)",
+                (position, GTID_WAIT_SLICE),
+                "wait for the replica's GTID position",
+            )
+        except DatabaseOperationError:
+            return None
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value) == 0
 
     def verify_privileges(
         self, connection: MySQLConnection, *, original: str, user: str, database: str | None
@@ -466,7 +495,7 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     user: str,
     host: str,
     password: str,
-    require: tuple[str, list[str]] | None = None,
+    require: tuple[str, list[object]] | None = None,
 ) -> None:
     """As the master user: set an account's password, hashed where the server takes it
     so, with ``require`` (a ``REQUIRE`` clause and its parameters) in the same statement
@@ -485,70 +514,59 @@ def _set_account_password(  # noqa: PLR0917 - one account, spelled out
     )
 
 
-def _resource_limits(
-    connection: MySQLConnection, server: Server, original: str, clone: str
-) -> dict[str, tuple[tuple[Any, ...], tuple[Any, ...] | None]]:
-    """Per host part of ``original``: its :attr:`Server.resource_limits` and the clone's
-    there (None without a clone account), as ``mysql.user`` holds them; one read."""
-    rows = {
-        (_text(user), _text(host)): tuple(limits)
-        for user, host, *limits in _rows(
-            connection,
-            server.resource_limits_query(),
-            (original, clone),
-            f"read the resource limits of {original!r}",
-        )
-    }
-    return {
-        host: (limits, rows.get((clone, host))) for (user, host), limits in rows.items() if user == original
-    }
+class AccountOptions(NamedTuple):
+    """What an account carries besides its password and grants (``mysql.user`` columns):
+    its TLS requirement and its :attr:`Server.resource_limits` (0: none)."""
+
+    ssl_type: str
+    cipher: str
+    issuer: str
+    subject: str
+    limits: tuple[object, ...]
+
+    def clause(self, server: Server) -> tuple[str, list[object]]:
+        """``REQUIRE ... WITH MAX_...`` for CREATE/ALTER USER, with its parameters."""
+        require, params = require_clause(self.ssl_type, self.cipher, self.issuer, self.subject)
+        limits, limit_params = server.limits_clause(self.limits)
+        return f"{require} {limits}", [*params, *limit_params]
+
+    def differences(self, held: AccountOptions, server: Server) -> str:
+        """What ``held`` has otherwise than these options (``MAX_USER_CONNECTIONS 3, not
+        0``; the TLS requirement clipped); empty when they match. Never a password."""
+
+        def tls(options: AccountOptions) -> str:
+            parts = (options.ssl_type or "NONE", options.cipher, options.issuer, options.subject)
+            return _clipped(" ".join(part for part in parts if part))
+
+        found = [f"TLS requirement {tls(self)}, not {tls(held)}"] if self[:4] != held[:4] else []
+        found += [
+            f"{option} {want}, not {have}"
+            for (_, option), want, have in zip(server.resource_limits, self.limits, held.limits, strict=True)
+            if want != have
+        ]
+        return ", ".join(found)
 
 
-def _resource_limit_steps(
-    connection: MySQLConnection, server: Server, original: str, clone: str, hosts: Sequence[str]
-) -> list[Step]:
-    """The statements that give the clone's accounts at ``hosts`` the resource limits of
-    the original's (``MAX_USER_CONNECTIONS`` and the others) where they differ."""
-    return [
-        Step(
-            server.set_resource_limits(),
-            (clone, host, *wanted),
-            f"set the resource limits of {clone!r}@{host!r}, as {original!r} has",
-        )
-        for host, (wanted, held) in sorted(_resource_limits(connection, server, original, clone).items())
-        if host in hosts and held is not None and held != wanted
-    ]
-
-
-def _limit_differences(
-    connection: MySQLConnection, server: Server, original: str, clone: str
-) -> dict[str, str]:
-    """Per host part: the resource limits in which the clone differs from the original
-    (``MAX_USER_CONNECTIONS 3, not 0``); hosts where they match or without a clone are left out."""
-    found = {}
-    for host, (wanted, held) in _resource_limits(connection, server, original, clone).items():
-        if held is not None and held != wanted:
-            found[host] = ", ".join(
-                f"{option} {want}, not {have}"
-                for (_, option), want, have in zip(server.resource_limits, wanted, held, strict=True)
-                if want != have
-            )
-    return found
-
-
-def _tls_requirement(connection: MySQLConnection, user: str, host: str) -> tuple[str, str, str, str]:
-    """An account's TLS requirement: ``mysql.user``'s ssl_type, ssl_cipher, x509_issuer, x509_subject."""
+def _account_options(connection: MySQLConnection, server: Server, user: str, host: str) -> AccountOptions:
+    """An account's TLS requirement and resource limits."""
+    columns = ", ".join(column for column, _ in server.resource_limits)
     rows = _rows(
         connection,
-        "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
+        f"SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject, {columns} FROM mysql.user "  # noqa: S608 - fixed names
         "WHERE User = %s AND Host = %s",
         (user, host),
-        f"read the TLS requirement of {user!r}",
+        f"read the TLS requirement and limits of {user!r}",
     )
     if not rows:
         raise DatabaseOperationError(f"user {user!r}@{host!r} has no account on this server")
-    ssl_type, cipher, issuer, subject = (_text(value) for value in rows[0])
-    return ssl_type, cipher, issuer, subject
+    ssl_type, cipher, issuer, subject, *limits = rows[0]
+    return AccountOptions(
+        _text(ssl_type),
+        _text(cipher),
+        _text(issuer),
+        _text(subject),
+        tuple(0 if limit is None else limit for limit in limits),
+    )
 
 
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:

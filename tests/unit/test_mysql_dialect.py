@@ -6,6 +6,7 @@ MySQL 8 and 5.7 cannot run on the test machine; these tests pin their statements
 from __future__ import annotations
 
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,7 +26,7 @@ from rotators.mysql.dialect import (
     privileges_of,
     require_clause,
 )
-from rotators.mysql.engine import MySQLEngine, _privilege_names, _run_batches, account_lockout
+from rotators.mysql.engine import AccountOptions, MySQLEngine, _privilege_names, _run_batches, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -238,26 +239,15 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
                 return [(original[0].format(user=user),)]
         return [(line.format(user=user),) for line in original]
 
-    # The original's resource limits; the clone has none until the batch gives it them.
-    limits = (0, 50, 0, 3)
-    limit_reads = []
-
-    def resource_limits(params: tuple[str, str]) -> list[tuple[object, ...]]:
-        limit_reads.append(params)
-        clone = (0, 0, 0, 0) if len(limit_reads) == 1 else limits
-        return [("app", "10.0.0.%", *limits), ("app_clone", "10.0.0.%", *clone)]
-
     connection = RecordingConnection(
         MYSQL_8,
         {
-            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
-            "FROM mysql.user WHERE User IN (%s, %s)": resource_limits,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": [("10.0.0.%",)],
             "SELECT Host, plugin, authentication_string": [
                 ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
             ],
             "SELECT 1 FROM mysql.user": [],
-            "SELECT ssl_type": [("ANY", "", "", "")],
+            "SELECT ssl_type": [("ANY", "", "", "", 0, 0, 0, 3)],
             "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
             "SELECT DEFAULT_ROLE_USER": [("reader", "%")],
         },
@@ -274,24 +264,24 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
-    # The account with its password and TLS requirement in one statement (a failed batch
-    # never leaves it open without TLS); then one multi-statement round trip, with
+    # The account with its password, TLS requirement and resource limits in one statement
+    # (a failed batch never leaves it open without TLS); then one multi-statement round trip, with
     # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
     assert changes == [
-        ("CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL", (*account, "new-Pass-2")),
+        (
+            "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH MAX_QUERIES_PER_HOUR %s "
+            "MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
+            (*account, "new-Pass-2", 0, 0, 0, 3),
+        ),
         ("COMMAND 27", (b"\x00\x00",)),
         (
             "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
             "GRANT `reader`@`%%` TO %s@%s; "
-            "SET DEFAULT ROLE %s@%s TO %s@%s; "
-            "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s "
-            "MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
-            (*account, *account, "reader", "%", *account, *account, *limits),
+            "SET DEFAULT ROLE %s@%s TO %s@%s",
+            (*account, *account, "reader", "%", *account),
         ),
         ("COMMAND 27", (b"\x01\x00",)),
     ]
-    # Read once before the batch and compared once after it, for both users' accounts.
-    assert limit_reads == [("app", "app_clone")] * 2
 
 
 def _steps(count: int) -> list[Step]:
@@ -380,8 +370,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         {
             "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
-            "SELECT ssl_type": [("", "", "", "")],
-            "SELECT User, Host, max_questions": [],
+            "SELECT ssl_type": [("", "", "", "", 0, 0, 0, 0)],
             "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
         },
     )
@@ -567,32 +556,33 @@ LIMITS = "MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HO
 
 
 @pytest.mark.parametrize(
-    ("version", "query", "statement"),
+    ("version", "statement"),
     [
-        (
-            MYSQL_8,
-            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
-            "FROM mysql.user WHERE User IN (%s, %s)",
-            f"ALTER USER %s@%s WITH {LIMITS}",
-        ),
-        (
-            MYSQL_56,
-            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections "
-            "FROM mysql.user WHERE User IN (%s, %s)",
-            f"GRANT USAGE ON *.* TO %s@%s WITH {LIMITS}",
-        ),
-        (
-            MARIADB,
-            "SELECT User, Host, max_questions, max_updates, max_connections, max_user_connections, "
-            "max_statement_time FROM mysql.user WHERE User IN (%s, %s)",
-            f"ALTER USER %s@%s WITH {LIMITS} MAX_STATEMENT_TIME %s",
-        ),
+        # MySQL 8 and MariaDB: with the password, in ALTER USER (CREATE USER alike).
+        (MYSQL_8, f"ALTER USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH {LIMITS}"),
+        (MARIADB, f"ALTER USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH {LIMITS} MAX_STATEMENT_TIME %s"),
+        # MySQL 5.6: no account options with a password, a GRANT USAGE of their own.
+        (MYSQL_56, f"GRANT USAGE ON *.* TO %s@%s REQUIRE SSL WITH {LIMITS}"),
     ],
 )
-def test_resource_limit_statements(version: str, query: str, statement: str) -> None:
+def test_resource_limits_go_with_the_tls_requirement(version: str, statement: str) -> None:
     server = Server.parse(version)
-    assert server.resource_limits_query() == query
-    assert server.set_resource_limits() == statement
+    limits = (1, 2, 3, 4, Decimal("1.500000"))[: len(server.resource_limits)]
+    clause, params = AccountOptions("ANY", "", "", "", limits).clause(server)
+    assert params == list(limits)
+    sent = server.require_statement(clause) if server.requires_apart else server.set_password(False, clause)
+    assert sent == statement
+
+
+def test_account_options_name_what_differs() -> None:
+    server = Server.parse(MARIADB)
+    wanted = AccountOptions("SPECIFIED", "", "/CN=ca", "/CN=app", (0, 100, 0, 3, Decimal("1.500000")))
+    held = AccountOptions("ANY", "", "", "", (0, 100, 0, 0, Decimal("0.000000")))
+    assert wanted.differences(held, server) == (
+        "TLS requirement SPECIFIED /CN=ca /CN=app, not ANY, MAX_USER_CONNECTIONS 3, not 0, "
+        "MAX_STATEMENT_TIME 1.500000, not 0.000000"
+    )
+    assert wanted.differences(wanted, server) == ""
 
 
 MARIADB_GLOBAL = (
@@ -675,3 +665,17 @@ def test_the_preflight_reads_privilege_names_past_column_lists() -> None:
     what = normalised_what("SELECT (`a`, `b`), INSERT (`a`) ON `d`.`t`")
     assert _privilege_names(what) == {"SELECT", "INSERT"}
     assert _privilege_names("`reader`@`%`") == set()
+
+
+def test_a_global_line_keeps_its_grant_option_and_column_lists_read_in_one_order() -> None:
+    """MariaDB prints the global line with the account's password, TLS requirement and
+    limits around ``WITH GRANT OPTION``, and a column grant's columns in an order of its
+    own: the grant option is kept, the columns compared as sets."""
+    line = (
+        "GRANT SELECT ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*78E9' REQUIRE SSL "
+        "WITH GRANT OPTION MAX_QUERIES_PER_HOUR 100 MAX_USER_CONNECTIONS 3"
+    )
+    assert parse_grants([line], "u", "%") == {Grant("SELECT ON *.*", "WITH GRANT OPTION")}
+    one = parse_grants(["GRANT SELECT (`c1`, `c0`, `c,2`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    other = parse_grants(["GRANT SELECT (`c,2`, `c1`, `c0`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    assert one == other == {Grant("SELECT (`c,2`, `c0`, `c1`), INSERT (`c2`) ON `d`.`w`", "")}
