@@ -2,15 +2,20 @@
 forwarders): started so that they die with the process that started them, stopped by
 their PID.
 
-:func:`start_child` runs the command under ``setpriv --pdeathsig TERM`` (util-linux):
-the kernel sends the child SIGTERM when its parent dies, however it dies (a test run
-killed with SIGKILL included), so that no server outlives the run. ``user`` runs the
+:func:`start_child` runs the command under ``setpriv --pdeathsig`` (util-linux): the
+kernel sends the child ``death_signal`` (SIGTERM unless told) when its parent dies,
+however it dies (a test run killed with SIGKILL included), so that no server outlives
+the run. A server whose SIGTERM is a graceful shutdown that waits for its clients
+(PostgreSQL's "smart" mode) is given the signal that stops it at once. ``user`` runs the
 child as that account, set by the same ``setpriv`` *before* the signal is armed (a
-process that changes its own user, such as ``mariadbd --user``, would lose the
-setting). Two limits of the kernel's mechanism: the signal follows the *thread* that
-started the child (start children from a thread that lives as long as they should), and
-a command that daemonizes escapes it (``pg_ctl start``: its server is a grandchild, which
-is why the throwaway PostgreSQL starts ``postgres`` itself).
+process that changes its own user, such as ``mariadbd --user``, would lose the setting);
+this is the one way the suite runs anything as another user. Without ``setpriv`` a child
+cannot be tied to its parent: an error under CI (``CI`` set; the package is in
+``scripts/install-system-deps``), a warning elsewhere. Two limits of the kernel's
+mechanism: the signal follows the *thread* that started the child (start children from a
+thread that lives as long as they should), and a command that daemonizes escapes it
+(``pg_ctl start``: its server is a grandchild, which is why the throwaway PostgreSQL
+starts ``postgres`` itself).
 
 :func:`stop_child` sends a signal (SIGTERM: a clean shutdown), waits a bounded time,
 then SIGKILLs and reaps the child.
@@ -18,31 +23,52 @@ then SIGKILLs and reaps the child.
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import subprocess
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def dies_with_parent(command: Sequence[str], user: str | None = None) -> list[str]:
-    """``command`` prefixed so that it gets SIGTERM when its parent dies (and runs as
-    ``user`` when given); as is where ``setpriv`` is missing and no ``user`` is asked."""
+def dies_with_parent(
+    command: Sequence[str], user: str | None = None, *, death_signal: signal.Signals = signal.SIGTERM
+) -> list[str]:
+    """``command`` prefixed so that it gets ``death_signal`` when its parent dies (and runs
+    as ``user`` when given). Where ``setpriv`` is missing: an error when ``user`` is given
+    or under CI, else a warning and ``command`` as is."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
+        missing = "setpriv is missing (apt-get install util-linux; scripts/install-system-deps)"
         if user is not None:
-            raise RuntimeError(f"running a child as {user} needs setpriv (apt-get install util-linux)")
+            raise RuntimeError(f"running a child as {user} needs setpriv: {missing}")
+        if os.environ.get("CI"):
+            raise RuntimeError(f"a child cannot be tied to the test run: {missing}")
+        warnings.warn(f"{missing}: {command[0]} may outlive this process", RuntimeWarning, stacklevel=3)
         return list(command)
-    as_user = ["--reuid", user, "--regid", user, "--init-groups"] if user is not None else []
-    return [setpriv, *as_user, "--pdeathsig", "TERM", "--", *command]
+    as_user: list[str] = []
+    if user is not None:
+        # The account's own primary group: a group of the same name need not exist
+        # (Debian's nobody is in nogroup).
+        as_user = ["--reuid", user, "--regid", str(pwd.getpwnam(user).pw_gid), "--init-groups"]
+    return [setpriv, *as_user, "--pdeathsig", death_signal.name.removeprefix("SIG"), "--", *command]
 
 
-def start_child(command: Sequence[str], *, user: str | None = None, **options: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen(command, **options)`` that dies with this process (see the
-    module's docstring); ``user`` runs it as that account (we must be root)."""
-    return subprocess.Popen(dies_with_parent(command, user), **options)
+def start_child(
+    command: Sequence[str],
+    *,
+    user: str | None = None,
+    death_signal: signal.Signals = signal.SIGTERM,
+    **options: Any,
+) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(command, **options)`` that gets ``death_signal`` when this
+    process dies (see the module's docstring); ``user`` runs it as that account (we must
+    be root)."""
+    return subprocess.Popen(dies_with_parent(command, user, death_signal=death_signal), **options)
 
 
 def stop_child(
