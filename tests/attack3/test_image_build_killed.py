@@ -16,36 +16,9 @@ import pytest
 
 from devtools.lambda_image import SCRATCH_PREFIX, ImageUnavailable, find_python
 from devtools.scratch import reclaim_stale
+from tests.attack3.procfs import cmdline, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        parent = stack.pop()
-        try:  # a process may end while it is looked at (glob raises then)
-            tasks = list(Path(f"/proc/{parent}/task").glob("*"))
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    stack.append(child)
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _mounts_below(prefix: str, pid: int | str = "self") -> list[str]:
@@ -85,9 +58,9 @@ def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_pa
     deadline = time.monotonic() + 300
     ours: set[int] = set()
     while time.monotonic() < deadline and process.poll() is None:
-        ours |= _descendants(process.pid)
+        ours |= descendants(process.pid)
         for pid in ours:
-            found = re.search(r"(/tmp/lambda-root-[^/ ]+)/root", _cmdline(pid))
+            found = re.search(r"(/tmp/lambda-root-[^/ ]+)/root", cmdline(pid))
             scratch = found.group(1) if found else scratch
         # The build's commands run in a mount namespace of their own: look through theirs.
         mounted = [m for pid in ours for m in _mounts_below(f"{scratch}/", pid)] if scratch else []
@@ -98,7 +71,7 @@ def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_pa
         process.kill()
         process.wait()
         for pid in ours:
-            if _cmdline(pid):
+            if cmdline(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         if scratch:
@@ -107,12 +80,12 @@ def test_a_killed_image_build_leaves_debootstrap_running_and_proc_mounted(tmp_pa
     process.kill()  # the build this test started, by its PID
     process.wait(timeout=10)
     time.sleep(3)
-    running = {pid: _cmdline(pid)[:60] for pid in ours if _cmdline(pid)}
+    running = {pid: cmdline(pid)[:60] for pid in ours if cmdline(pid)}
     still_mounted = _mounts_below(f"{scratch}/")
     # Clean up what the killed build left: its processes (by PID), mounts and dir.
     leftovers = set(running)
     for pid in running:
-        leftovers |= _descendants(pid)  # what debootstrap started after the kill
+        leftovers |= descendants(pid)  # what debootstrap started after the kill
     for pid in leftovers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -17,25 +17,9 @@ import pytest
 from devtools.docker_daemon import DaemonUnavailable, DockerDaemon
 from devtools.lambda_image import image_architecture
 from devtools.sam_local import sam_build, sam_cli
+from tests.attack3.procfs import cmdline, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        parent = stack.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    stack.append(child)
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -47,10 +31,7 @@ def _alive(pid: int) -> bool:
 
 
 def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
-    except OSError:
-        return "?"
+    return cmdline(pid)[:80] or "?"
 
 
 def _servers_naming(address: str) -> dict[int, Path]:
@@ -114,7 +95,7 @@ def test_sigterm_during_local_invoke_leaves_the_daemon_state_and_bridge_behind(t
         bridge, address = (found.group(1), found.group(2)) if found else (bridge, address)
         if "sam local invoke" in line and "createSecret" in line:
             break
-    children = _descendants(process.pid)
+    children = descendants(process.pid)
     roots = {
         m.group(1) for pid in children for m in [re.search(r"--data-root=(\S+)/data", _command(pid))] if m
     }
