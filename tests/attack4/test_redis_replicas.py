@@ -148,7 +148,9 @@ def test_the_opt_in_rotates_the_named_node_only(
     for node in (primary, replica):
         node.create_user(user, password)
     arn = store_secret(sm_client, service, unique("secret"), redis_secret(replica, user, password))
-    handler = handler_for(RedisEngine(named_node_only=True), sm_client, DB_CA_BUNDLE=replica.ca_file)
+    handler = handler_for(
+        RedisEngine(environ={"REDIS_ROTATE_NAMED_NODE_ONLY": "true"}), sm_client, DB_CA_BUNDLE=replica.ca_file
+    )
     service.rotate(handler, arn)
     current = value(sm_client, arn, "AWSCURRENT")["password"]
     assert current != password
@@ -188,3 +190,12 @@ def test_the_preflight_reports_the_replication(
     assert f"{replica.host}:{replica.port}" in capability["detail"], capability
     assert "never replicates ACL users" in capability["detail"], capability
     assert primary.getuser(user) == before
+
+
+def test_a_bad_named_node_setting_is_named() -> None:
+    """Held: a value that is not a boolean fails the step that reads it, naming the setting."""
+    from common.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="REDIS_ROTATE_NAMED_NODE_ONLY"):
+        _ = RedisEngine(environ={"REDIS_ROTATE_NAMED_NODE_ONLY": "sometimes"}).named_node_only
+    assert RedisEngine(environ={}).named_node_only is False
