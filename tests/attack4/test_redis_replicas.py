@@ -22,7 +22,7 @@ from devtools.service import STEPS, LambdaContext
 from rotators.redis.engine import RedisEngine
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, labels, store_secret, value
-from tests.redis.conftest import redis_secret
+from tests.redis.conftest import make_account, redis_secret
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from devtools.service import RotationService
+
+
+#: An application user that may not run INFO: createSecret cannot tell from its session.
+NO_INFO = ("~app:*", "+@read", "+ping")
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +117,9 @@ def test_the_master_path_refuses_before_changing_a_node(
     and refuses before changing anything; the labels never move and both nodes keep
     accepting the current password only."""
     primary, replica = primary_and_replica
-    user, password = unique("app"), new_password()
-    master, master_password = unique("admin"), new_password()
-    for node in (primary, replica):
-        node.create_user(user, password, None, f"~{user}:*", "+@read", "+ping")
-        node.create_master(master, master_password)
-    master_arn = store_secret(
-        sm_client, service, unique("master"), redis_secret(primary, master, master_password), rotation=False
-    )
-    arn = store_secret(
-        sm_client, service, unique("secret"), redis_secret(primary, user, password, masterarn=master_arn)
-    )
+    account = make_account(primary, sm_client, service, with_master=True, rules=NO_INFO)
+    user, password, arn = account.user, account.password, account.arn
+    replica.create_user(user, password, None, *NO_INFO)
     handler = handler_for(RedisEngine(), sm_client, DB_CA_BUNDLE=primary.ca_file)
     request = service.start(arn)
     handler(request.event("createSecret"), LambdaContext())
@@ -172,24 +168,15 @@ def test_the_preflight_reports_the_replication(
     from tests.operator.test_preflight import preflight
 
     primary, replica = primary_and_replica
-    user, password = unique("app"), new_password()
-    master, master_password = unique("admin"), new_password()
-    primary.create_user(user, password, None, f"~{user}:*", "+@read", "+ping")
-    primary.create_master(master, master_password)
-    master_arn = store_secret(
-        sm_client, service, unique("master"), redis_secret(primary, master, master_password), rotation=False
-    )
-    arn = store_secret(
-        sm_client, service, unique("secret"), redis_secret(primary, user, password, masterarn=master_arn)
-    )
-    before = primary.getuser(user)
-    report = preflight(handler_for(RedisEngine(), sm_client, DB_CA_BUNDLE=primary.ca_file), arn)
+    account = make_account(primary, sm_client, service, with_master=True, rules=NO_INFO)
+    before = primary.getuser(account.user)
+    report = preflight(handler_for(RedisEngine(), sm_client, DB_CA_BUNDLE=primary.ca_file), account.arn)
     assert report["ok"] is False, report
     (capability,) = report["capabilities"]
     assert capability["held"] is False, capability
     assert f"{replica.host}:{replica.port}" in capability["detail"], capability
     assert "never replicates ACL users" in capability["detail"], capability
-    assert primary.getuser(user) == before
+    assert primary.getuser(account.user) == before
 
 
 def test_a_bad_named_node_setting_is_named() -> None:
