@@ -9,6 +9,9 @@ then freezing them (``gc.freeze``: moved to a generation no collection scans) re
 that cost from the cold start and from every later collection in the warm container.
 Garbage created meanwhile (a few reference cycles from import machinery) is kept for
 the container's life: a few kilobytes.
+
+Every rotation function's ``app.py`` is one :func:`rotation_handler` call, so that each
+builds its handler this way: this module imports nothing else at module level.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+    from common.engine import ConnectionT, Engine
+    from common.handler import RotationFunction
 
 
 @contextmanager
@@ -32,3 +38,17 @@ def long_lived() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def rotation_handler(engine: Callable[[], Engine[ConnectionT]]) -> RotationFunction[ConnectionT]:
+    """The Lambda handler of a rotation function, for the engine ``engine()`` builds.
+
+    The rotation core and ``engine`` run with the collector paused (:func:`long_lived`):
+    ``engine`` should import its engine module in its body, so that the import is paid
+    here, once, and out of the collector's sight. Boto3 and drivers stay unimported (the
+    handler builds its client on the first invocation, engines import drivers on connect).
+    """
+    with long_lived():
+        from common.handler import RotationFunction
+
+        return RotationFunction(engine())

@@ -6,7 +6,9 @@ only their bridge, whose address is this machine's (the host side of the bridge)
 IP forwarding on, their traffic would be routed off the machine. The bridge is created
 here (a name and a /24 no other interface uses, so that two daemons can run side by
 side) and removed by :meth:`DockerDaemon.stop`, which stops the daemon by its PID. Ports
-that SAM CLI publishes are served by ``docker-proxy`` on 127.0.0.1.
+that SAM CLI publishes are served by ``docker-proxy`` on 127.0.0.1. The daemon dies with
+the process that started it; a bridge whose owners were killed before they could remove
+it is removed by the next start (:func:`remove_stale_bridges`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,8 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devtools.processes import start_child, stop_child
+
 #: Where the bridge's /24 is chosen (an address range for this machine's own bridges).
 BRIDGE_RANGE = ipaddress.IPv4Network("172.29.0.0/16")
+#: Every bridge made here is named so.
+BRIDGE_PREFIX = "srbr"
+#: One file per bridge made here, named after it, listing the processes that own it (the
+#: one that made it, then its daemon) as ``PID:start-time``. Under /run: cleared at boot,
+#: as the bridges are.
+STATE_DIR = Path("/run/secrets-rotation/docker-bridges")
 
 
 class DaemonUnavailable(RuntimeError):  # noqa: N818 - a reason to skip, not a failure
@@ -50,6 +59,51 @@ def _ip(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *arguments], capture_output=True, text=True, check=False)
 
 
+def process_identity(pid: int) -> str | None:
+    """``PID:start-time`` of a running process (a reused PID has another start time)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (start time); the command name before it may hold spaces: count from ")".
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _runs(identity: str) -> bool:
+    pid, _, _ = identity.partition(":")
+    return pid.isdigit() and process_identity(int(pid)) == identity
+
+
+def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
+    """Delete the bridges a killed run left behind; their names.
+
+    A bridge is removed only when it is provably one of ours and unused: its name starts
+    with ``srbr`` AND ``state_dir`` holds a file for it none of whose recorded owner
+    processes still runs. Any other interface, a ``srbr`` bridge without a record
+    included, is never touched; records of bridges that are gone are dropped.
+    """
+    if not state_dir.is_dir():
+        return []
+    shown = _ip("-o", "link", "show", "type", "bridge").stdout
+    bridges = set(re.findall(r"^\d+: ([^:@\s]+)", shown, re.MULTILINE))
+    removed = []
+    for record in state_dir.iterdir():
+        if not record.name.startswith(BRIDGE_PREFIX) or record.name.endswith(".new"):
+            continue
+        try:
+            owners = record.read_text().split()
+        except OSError:
+            continue
+        if any(_runs(owner) for owner in owners):
+            continue
+        if record.name in bridges:
+            if _ip("link", "delete", record.name).returncode != 0:
+                continue
+            removed.append(record.name)
+        record.unlink(missing_ok=True)
+    return removed
+
+
 def _used_networks() -> list[ipaddress.IPv4Network]:
     shown = _ip("-4", "-o", "addr", "show").stdout
     return [ipaddress.IPv4Interface(m).network for m in re.findall(r"inet (\S+)", shown)]
@@ -58,11 +112,12 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
 class DockerDaemon:
     """``dockerd`` with its data, exec root, socket and log under one temp dir."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path = STATE_DIR) -> None:
         self.root: Path | None = None
-        self.bridge = f"srbr{secrets.token_hex(4)}"
+        self.state_dir = state_dir
+        self.bridge = f"{BRIDGE_PREFIX}{secrets.token_hex(4)}"
         self.network: ipaddress.IPv4Network | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[Any] | None = None
 
     @staticmethod
     def check() -> None:
@@ -98,14 +153,15 @@ class DockerDaemon:
 
     def start(self, timeout: float = 60) -> DockerDaemon:
         self.check()
+        for stale in remove_stale_bridges(self.state_dir):
+            print(f"removed the bridge {stale} of a Docker daemon that is gone")
         self.root = Path(tempfile.mkdtemp(prefix="dockerd-"))
         self._create_bridge()
         log = (self.root / "dockerd.log").open("wb")
-        self.process = subprocess.Popen(
+        # Dies with this process; a bridge left by a killed run is removed by the next
+        # start (remove_stale_bridges).
+        self.process = start_child(
             [
-                # SIGTERM when this process dies, so that a killed test run leaves no
-                # daemon behind (its bridge may stay: `ip link delete srbr...`).
-                *(["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []),
                 "dockerd",
                 f"--data-root={self.root / 'data'}",
                 f"--exec-root={self.root / 'exec'}",
@@ -125,6 +181,7 @@ class DockerDaemon:
             start_new_session=True,
         )
         log.close()
+        self._record_owners(os.getpid(), self.process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -146,6 +203,8 @@ class DockerDaemon:
         free = [n for n in subnets if not any(n.overlaps(u) for u in used)]
         if not free:
             raise DaemonUnavailable(f"no free /24 left in {BRIDGE_RANGE} for a bridge")
+        # Recorded before the bridge exists: a concurrent clean-up sees its owner run.
+        self._record_owners(os.getpid())
         network = self.network = free[secrets.randbelow(len(free))]
         for command in (
             ("link", "add", "name", self.bridge, "type", "bridge"),
@@ -156,6 +215,14 @@ class DockerDaemon:
             if result.returncode != 0:
                 _ip("link", "delete", self.bridge)
                 raise DaemonUnavailable(f"cannot create the bridge: ip {' '.join(command)}: {result.stderr}")
+
+    def _record_owners(self, *pids: int) -> None:
+        """Write the bridge's record (see STATE_DIR) at once: write, then rename."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        owners = [identity for identity in map(process_identity, pids) if identity]
+        partial = self.state_dir / f"{self.bridge}.new"
+        partial.write_text(" ".join(owners) + "\n")
+        partial.rename(self.state_dir / self.bridge)
 
     def api(self, method: str, path: str, body: bytes | None = None, timeout: float = 30) -> Any:
         """One Docker Engine API call; the decoded JSON answer (or text)."""
@@ -180,15 +247,10 @@ class DockerDaemon:
 
     def stop(self) -> None:
         """Stop the daemon by its PID (its containers with it), remove the bridge and the state."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_child(self.process)
         if self.network is not None:
             _ip("link", "delete", self.bridge)
+        (self.state_dir / self.bridge).unlink(missing_ok=True)
         if self.root is not None:
             # The daemon unmounts its layers on the way out; anything still mounted stays.
             subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True, check=False)

@@ -8,14 +8,13 @@ clean-but-immediate stop, or SIGKILL) and :meth:`resume` on the same data direct
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from typing import Literal
 
 from devtools.mariadb import MariaDBServer
 from devtools.postgres import PostgresServer
+from devtools.processes import stop_child
 
 Halt = Literal["stop", "kill"]
 
@@ -31,30 +30,17 @@ class DurablePostgres(PostgresServer):
         return self
 
     def halt(self, how: Halt) -> None:
-        """``stop``: ``pg_ctl -m immediate`` (no checkpoint, like a crash of the server);
-        ``kill``: SIGKILL to the postmaster (its children exit when they notice)."""
-        if how == "stop":
-            self._pg_ctl("-m", "immediate", "-w", "stop")
-            return
-        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        # Orphaned backends keep the shared memory until they exit.
-        time.sleep(0.3)
+        """``stop``: SIGQUIT, an immediate shutdown (no checkpoint, like a crash of the
+        server); ``kill``: SIGKILL to the postmaster (its children exit when they notice)."""
+        assert self._process is not None, "start() the server first"
+        stop_child(self._process, timeout=60, how=signal.SIGQUIT if how == "stop" else signal.SIGKILL)
+        if how == "kill":
+            # Orphaned backends keep the shared memory until they exit.
+            time.sleep(0.3)
 
     def resume(self) -> None:
         """Start the server again on the same data directory (crash recovery included)."""
-        self._pg_ctl("-l", str(self.log_path), "-w", "-t", "60", "start")
-
-    def _pg_ctl(self, *arguments: str) -> None:
-        subprocess.run(
-            self.as_service_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *arguments]),
-            check=True,
-            capture_output=True,
-            timeout=90,
-        )
+        self._launch(self.port)
 
 
 class DurableMariaDB(MariaDBServer):
@@ -76,23 +62,10 @@ class DurableMariaDB(MariaDBServer):
 
     def halt(self, how: Halt) -> None:
         """``stop``: SIGTERM (a clean shutdown); ``kill``: SIGKILL."""
-        process = self._process
-        assert process is not None, "start() the server first"
-        if how == "stop":
-            process.terminate()
-        else:
-            process.kill()
-        process.wait(timeout=60)
+        assert self._process is not None, "start() the server first"
+        stop_child(self._process, timeout=60, how=signal.SIGTERM if how == "stop" else signal.SIGKILL)
 
     def resume(self) -> None:
         """Start ``mariadbd`` again with the command line it was started with."""
-        self._process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.spawn()
         self._wait_until_ready(timeout=60)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

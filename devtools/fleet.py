@@ -11,9 +11,14 @@ secrets, every rotation has a process of its own and all start together.
 
 Figures per fleet: each rotation's wall time in a warm container (each container first
 runs one untimed rotation; those first rotations, all at once, are reported apart), the
-peak number of client sessions on the server (sampled every 20 ms), the logins the server
-refused (from its own log). Secrets Manager is moto's server in this process: one Python
-process answers every container's calls, which AWS's service does not have to do.
+CPU time each rotation used in its container, the database server's and this process's
+CPU time per rotation (where the machine's time went), the peak number of client
+sessions on the server (sampled every 20 ms: a figure, not a guarantee), the logins the
+server refused (from its own log). When every member has a container of its own, the
+rotations start together: each takes its container, then all wait at a barrier, so that
+all are in progress at once (``peak_in_flight``), whatever the scheduler does.
+Secrets Manager is moto's server in this process: one Python process answers every
+container's calls, which AWS's service does not have to do.
 
 ``python -m devtools.fleet`` is the benchmark (``make bench``); ``--child`` is the
 container's entry point.
@@ -65,6 +70,15 @@ class FleetResult:
     #: Each rotation's time less the time its container waited for a CPU (run queue):
     #: what it would have taken with a CPU of its own, as each Lambda container has.
     own_cpu_ms: list[float] = field(default_factory=list)
+    #: CPU time each rotation used in its container (user and system).
+    cpu_ms: list[float] = field(default_factory=list)
+    #: The container processes (pids) the rotations ran in.
+    processes: set[int] = field(default_factory=set)
+    #: The most rotations in progress at once (started and not finished).
+    peak_in_flight: int = 0
+    #: CPU time of the database server (its processes, ended backends included) during
+    #: the run.
+    server_cpu_s: float = 0.0
     #: The containers' first rotations (untimed warm-ups, all at once), when asked for.
     cold_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -125,32 +139,33 @@ class Container:
             text=True,
             env={**os.environ, **environ},
         )
-        answer, self.waited_ns = self._answer()
+        answer, self.waited_ns, self.cpu_ns = self._answer()
         if answer != "ready":
             raise RuntimeError("the container did not start")
 
-    def _answer(self) -> tuple[str, int]:
-        """The child's answer and the time it has waited for a CPU so far (ns)."""
+    def _answer(self) -> tuple[str, int, int]:
+        """The child's answer, the time it has waited for a CPU so far and the CPU time it
+        has used so far (ns)."""
         assert self.process.stdout is not None
-        answer, _, waited = self.process.stdout.readline().strip().rpartition(" ")
-        return answer, int(waited)
+        answer, waited, cpu = self.process.stdout.readline().strip().rsplit(" ", 2)
+        return answer, int(waited), int(cpu)
 
-    def rotate(self, env: Embedded, arn: str) -> tuple[float, float, str]:
+    def rotate(self, env: Embedded, arn: str) -> tuple[float, float, float, str]:
         """Start a rotation and run its steps here; (milliseconds, of which milliseconds
-        the container waited for a CPU, "" or the failure)."""
+        the container waited for a CPU, milliseconds of CPU it used, "" or the failure)."""
         assert self.process.stdin is not None
         request = env.service.start(arn)
-        started, waited_before = time.perf_counter(), self.waited_ns
+        started, waited_before, cpu_before = time.perf_counter(), self.waited_ns, self.cpu_ns
         failure = ""
         for step in STEPS:
             self.process.stdin.write(json.dumps(request.event(step)) + "\n")
             self.process.stdin.flush()
-            answer, self.waited_ns = self._answer()
+            answer, self.waited_ns, self.cpu_ns = self._answer()
             if answer != "ok":
                 failure = f"{step}: {answer}"
                 break
         elapsed = (time.perf_counter() - started) * 1000
-        return elapsed, (self.waited_ns - waited_before) / 1e6, failure
+        return elapsed, (self.waited_ns - waited_before) / 1e6, (self.cpu_ns - cpu_before) / 1e6, failure
 
     def stop(self) -> None:
         if self.process.stdin is not None:
@@ -219,36 +234,75 @@ def run_fleet(
     lock = threading.Lock()
     result = FleetResult()
     refused_before = env.server.failed_logins()
+    in_flight = 0
 
-    def rotate(member: Member, into: list[float]) -> None:
+    def rotate(member: Member, into: list[float], together: threading.Barrier | None) -> None:
+        nonlocal in_flight
         with lock:
             container = free.pop()
+        if together is not None:
+            together.wait()  # every rotation holds its container: all start together
+        with lock:
+            in_flight += 1
+            if into is result.rotation_ms:
+                result.peak_in_flight = max(result.peak_in_flight, in_flight)
         try:
-            elapsed, waited, failure = container.rotate(env, member.arn)
+            elapsed, waited, cpu, failure = container.rotate(env, member.arn)
         finally:
             with lock:
+                in_flight -= 1
                 free.append(container)
         with lock:
             into.append(elapsed)
             if into is result.rotation_ms:
                 result.own_cpu_ms.append(elapsed - waited)
+                result.cpu_ms.append(cpu)
+                result.processes.add(container.process.pid)
             if failure:
                 result.failures.append(f"{member.arn} ({member.strategy}) {failure}")
+
+    def phase(batch: list[Member], into: list[float]) -> None:
+        together = threading.Barrier(len(batch)) if len(batch) == len(containers) else None
+        list(pool.map(lambda member: rotate(member, into, together), batch))
 
     try:
         with SessionSampler(env) as sampler, ThreadPoolExecutor(len(containers)) as pool:
             if warmups:
-                list(pool.map(lambda member: rotate(member, result.cold_ms), warmups[: len(containers)]))
-            started, cpu = time.perf_counter(), time.process_time()
-            list(pool.map(lambda member: rotate(member, result.rotation_ms), members))
+                phase(warmups[: len(containers)], result.cold_ms)
+            started, cpu, server_cpu = time.perf_counter(), time.process_time(), server_cpu_s(env)
+            phase(members, result.rotation_ms)
             result.wall_s = time.perf_counter() - started
             result.service_cpu_s = time.process_time() - cpu
         result.peak_sessions = sampler.peak
     finally:
         for container in containers:
             container.stop()
+    # The server's CPU once the containers are gone (their sessions ended and counted).
+    result.server_cpu_s = server_cpu_s(env) - server_cpu
     result.refused_logins = env.server.failed_logins() - refused_before
     return result
+
+
+def server_cpu_s(env: Embedded) -> float:
+    """CPU time the database server has used so far (user and system): its main process
+    and its children that have ended (PostgreSQL's backends), from Linux's /proc; 0.0
+    where that cannot be read."""
+    from devtools.mariadb import MariaDBServer
+
+    server: Any = env.server
+    pid_file = (
+        server.root / "mysqld.pid"
+        if isinstance(server, MariaDBServer)
+        else server.data_dir / "postmaster.pid"
+    )
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def logs_in_as_own_user(env: Embedded, member: Member) -> bool:
@@ -267,8 +321,8 @@ def child(handler_name: str, preload: list[str]) -> None:
         importlib.import_module(module)
     module_name, attribute = handler_name.split(":")
     handler = getattr(importlib.import_module(module_name), attribute)
-    print(f"ready {run_queue_wait_ns()}", file=answers, flush=True)
-    serve(handler, module_name, answers, note=lambda: f" {run_queue_wait_ns()}")
+    print(f"ready {run_queue_wait_ns()} {time.process_time_ns()}", file=answers, flush=True)
+    serve(handler, module_name, answers, note=lambda: f" {run_queue_wait_ns()} {time.process_time_ns()}")
 
 
 def run_queue_wait_ns() -> int:
@@ -297,7 +351,7 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
         print(
             f"\n{engine}: a lone rotation in a warm container: {lone_ms:.0f} ms, {lone_own:.0f} ms without "
             f"waiting for a CPU (medians of {len(lone.rotation_ms)}); its container's first: "
-            f"{lone.cold_ms[0]:.0f} ms"
+            f"{lone.cold_ms[0]:.0f} ms; CPU per rotation: {_cpu_per_rotation(lone)}"
         )
         print(
             f"  {'fleet':<26} {'p50 ms':>6} {'p95 ms':>6} {'x lone':>6} | {'own CPU p50':>11} {'p95':>5} "
@@ -318,9 +372,21 @@ def bench(engine: str, single: int, alternating: int, concurrency_levels: list[i
                 f"{result.refused_logins:>7} {len(result.failures):>6} {result.wall_s:>6.1f} "
                 f"{result.service_cpu_s:>10.1f}"
             )
+            print(f"  {'':<26} CPU per rotation: {_cpu_per_rotation(result)}")
             print(f"  {'':<26} AWSCURRENT logs in as its own user: {own}/{len(members)}")
             for failure in result.failures[:3]:
                 print(f"  failed: {failure}")
+
+
+def _cpu_per_rotation(result: FleetResult) -> str:
+    """Where a rotation's time went, in CPU milliseconds per rotation: its container
+    (median), the database server and moto's server (this process), averaged."""
+    count = len(result.rotation_ms) or 1
+    container = statistics.median(result.cpu_ms) if result.cpu_ms else 0.0
+    return (
+        f"container {container:.0f} ms, database server {result.server_cpu_s * 1000 / count:.0f} ms, "
+        f"moto {result.service_cpu_s * 1000 / count:.0f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,9 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
+
+from devtools.processes import start_child, stop_child
 
 
 class Forwarder:
@@ -30,10 +33,10 @@ class Forwarder:
         self.listen_host = listen_host
         self.target_port = target_port
         self.port = port or target_port
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[Any] | None = None
 
     def start(self) -> Forwarder:
-        self.process = subprocess.Popen(
+        self.process = start_child(
             [
                 sys.executable,
                 "-m",
@@ -57,13 +60,7 @@ class Forwarder:
         """Stop the child by its PID."""
         if self.process is not None and self.process.stdin is not None:
             self.process.stdin.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_child(self.process, timeout=10)
 
 
 def serve(listen_host: str, port: int, target_port: int) -> None:

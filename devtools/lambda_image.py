@@ -9,21 +9,31 @@ mirror) with the shared libraries CPython needs and the CA store; this machine's
 Lambda's ``sys.path`` order (function, layer, runtime libraries, standard library).
 SAM CLI adds its runtime interface emulator and the layers on top when it invokes.
 
+The image is for one Lambda architecture, this machine's (it runs this machine's
+interpreter): ``x86_64`` or ``arm64``. ``LAMBDA_ARCHITECTURE``, when set, must name the
+same one (:func:`image_architecture` refuses a mismatch rather than build an image whose
+runtime packages and interpreter disagree).
+
 The root file system is cached as a tar archive under ``~/.cache`` (or
-``$XDG_CACHE_HOME``), keyed by a hash of the recipe: the
-interpreter's version, the packages and the files written. Importing it into a daemon takes
-seconds; building it takes about a minute. Differences from AWS's image are listed in
-the README ("`sam local invoke` for real").
+``$XDG_CACHE_HOME``), keyed by a hash of the recipe: the architecture, the interpreter's
+version, the packages and the files written. An archive is written under a temp name and
+renamed into place, so a reader sees it whole or not at all; builds may run side by side.
+Other recipes' archives are left alone unless unused for :data:`STALE_AFTER` (another
+run may be importing one). Importing it into a daemon takes seconds; building it takes
+about a minute. Differences from AWS's image are listed in the README ("`sam local
+invoke` for real").
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +58,15 @@ DEBIAN_PACKAGES = (
     "zlib1g",
 )
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.40.4")
+#: Lambda's architecture names -> (pip's wheel platform, Debian's architecture).
+ARCHITECTURES = {
+    "x86_64": ("manylinux2014_x86_64", "amd64"),
+    "arm64": ("manylinux2014_aarch64", "arm64"),
+}
+#: ``platform.machine()`` -> Lambda's architecture name.
+_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+#: Another recipe's archive (or a partial one) untouched this long is no run's: removed.
+STALE_AFTER = 7 * 24 * 3600.0
 #: What a function sees in AWS (the Lambda documentation's reserved variables).
 ENVIRONMENT = {
     "LANG": "en_US.UTF-8",
@@ -96,6 +115,36 @@ class ImageUnavailable(RuntimeError):  # noqa: N818 - a reason to skip, not a fa
     """The stand-in cannot be built on this machine; the message says why."""
 
 
+class ArchitectureMismatch(ValueError):  # noqa: N818 - a refusal, named after its cause
+    """``LAMBDA_ARCHITECTURE`` names another architecture than this machine's."""
+
+
+def host_architecture(machine: str | None = None) -> str:
+    """This machine's Lambda architecture (``x86_64`` or ``arm64``)."""
+    machine = machine or platform.machine()
+    if machine not in _MACHINES:
+        raise ImageUnavailable(f"no Lambda architecture runs on this machine ({machine})")
+    return _MACHINES[machine]
+
+
+def image_architecture(requested: str | None = None, machine: str | None = None) -> str:
+    """The image's architecture: this machine's; ``requested`` (default:
+    ``LAMBDA_ARCHITECTURE``), when set, must be the same, else ArchitectureMismatch."""
+    host = host_architecture(machine)
+    wanted = requested or os.environ.get("LAMBDA_ARCHITECTURE") or host
+    if wanted not in ARCHITECTURES:
+        raise ArchitectureMismatch(
+            f"LAMBDA_ARCHITECTURE must be one of {', '.join(ARCHITECTURES)}, not {wanted!r}"
+        )
+    if wanted != host:
+        raise ArchitectureMismatch(
+            f"LAMBDA_ARCHITECTURE={wanted} but this machine is {host}: the local Lambda image runs "
+            f"this machine's Python, so it can only be {host} (unset LAMBDA_ARCHITECTURE, or set it "
+            f"to {host}, for sam local invoke)"
+        )
+    return host
+
+
 def find_python(version: str = PYTHON_VERSION) -> Path:
     """The installation prefix of a self-contained CPython ``version``: ``LAMBDA_PYTHON_HOME``,
     else pyenv's newest build of it; raises ImageUnavailable naming what is missing."""
@@ -118,15 +167,22 @@ def find_python(version: str = PYTHON_VERSION) -> Path:
     )
 
 
-def recipe_key(python: Path) -> str:
+def recipe_key(python: Path, architecture: str) -> str:
     """A hash of everything the image is built from."""
     described = subprocess.run(
         [str(python / "bin" / f"python{PYTHON_VERSION}"), "-VV"], capture_output=True, text=True, check=True
     ).stdout
+    return recipe_hash(described, architecture)
+
+
+def recipe_hash(interpreter: str, architecture: str) -> str:
+    """The recipe's key for an interpreter (as ``python -VV`` describes it) and an architecture."""
     recipe = repr(
         (
             RECIPE_VERSION,
-            described,
+            architecture,
+            ARCHITECTURES[architecture],
+            interpreter,
             DEBIAN_SUITE,
             DEBIAN_PACKAGES,
             RUNTIME_PACKAGES,
@@ -144,12 +200,15 @@ def cache_dir() -> Path:
     return base / "secrets-rotation" / "lambda-image"
 
 
-def root_filesystem(progress: Progress = print) -> tuple[Path, str]:
-    """(the cached root file system archive, its recipe key), built when missing."""
+def root_filesystem(progress: Progress = print, architecture: str | None = None) -> tuple[Path, str]:
+    """(the cached root file system archive, its recipe key), built when missing, for
+    ``architecture`` (default: :func:`image_architecture`)."""
+    architecture = image_architecture(architecture)
     python = find_python()
-    key = recipe_key(python)
-    archive = cache_dir() / f"python{PYTHON_VERSION}-{key}.tar"
+    key = recipe_key(python, architecture)
+    archive = cache_dir() / f"python{PYTHON_VERSION}-{architecture}-{key}.tar"
     if archive.exists():
+        archive.touch()  # in use: see prune_cache
         progress(f"Lambda image: cached root file system {archive}")
         return archive, key
     missing = [tool for tool in ("debootstrap", "tar") if shutil.which(tool) is None]
@@ -158,16 +217,48 @@ def root_filesystem(progress: Progress = print) -> tuple[Path, str]:
     if os.geteuid() != 0:
         raise ImageUnavailable("building the Lambda image needs root (debootstrap)")
     archive.parent.mkdir(parents=True, exist_ok=True)
-    for stale in archive.parent.glob(f"python{PYTHON_VERSION}-*.tar"):
-        stale.unlink()  # an older recipe's
+    for stale in prune_cache(archive.parent):
+        progress(f"Lambda image: removed {stale.name} (unused for {STALE_AFTER / 86400:.0f} days)")
     with tempfile.TemporaryDirectory(prefix="lambda-root-") as scratch:
         root = Path(scratch) / "root"
         try:
-            _build_root(root, python, archive, progress)
+            _build_root(root, python, architecture, archive, progress)
         finally:
             _unmount_below(root)  # debootstrap mounts /proc and /sys while it installs
     progress(f"Lambda image: root file system cached at {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
     return archive, key
+
+
+def prune_cache(directory: Path, now: float | None = None) -> list[Path]:
+    """Remove the archives (whole or partial) in ``directory`` not modified for
+    :data:`STALE_AFTER`; the paths removed. A recipe's archive is touched whenever it is
+    used, so one that another run may be importing, or a build still being written, is
+    never removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for candidate in directory.glob(f"python{PYTHON_VERSION}-*"):
+        try:
+            if now - candidate.stat().st_mtime > STALE_AFTER:
+                candidate.unlink()
+                removed.append(candidate)
+        except FileNotFoundError:
+            continue  # another run's clean-up came first
+    return removed
+
+
+def publish(archive: Path, write: Callable[[Path], None]) -> None:
+    """Write ``archive`` at once: ``write`` fills a temp file of a name no other build
+    uses, in the same directory, which is then renamed into place (a reader sees the
+    whole archive or none; two builds side by side each rename a complete one)."""
+    descriptor, name = tempfile.mkstemp(prefix=f"{archive.name}.", suffix=".partial", dir=archive.parent)
+    os.close(descriptor)
+    partial = Path(name)
+    try:
+        write(partial)
+        partial.chmod(0o644)
+        partial.rename(archive)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _unmount_below(root: Path) -> None:
@@ -177,12 +268,14 @@ def _unmount_below(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-def _build_root(root: Path, python: Path, archive: Path, progress: Progress) -> None:
-    progress(f"Lambda image: debootstrap {DEBIAN_SUITE} (minbase) from {DEBIAN_MIRROR}")
+def _build_root(root: Path, python: Path, architecture: str, archive: Path, progress: Progress) -> None:
+    wheels, debian = ARCHITECTURES[architecture]
+    progress(f"Lambda image ({architecture}): debootstrap {DEBIAN_SUITE} (minbase) from {DEBIAN_MIRROR}")
     _run(
         [
             "debootstrap",
             "--variant=minbase",
+            f"--arch={debian}",
             f"--include={','.join(DEBIAN_PACKAGES)}",
             DEBIAN_SUITE,
             str(root),
@@ -215,7 +308,7 @@ def _build_root(root: Path, python: Path, archive: Path, progress: Progress) -> 
             "--python-version",
             PYTHON_VERSION,
             "--platform",
-            "manylinux2014_x86_64",
+            wheels,
             "--target",
             str(runtime),
             *RUNTIME_PACKAGES,
@@ -242,9 +335,9 @@ def _build_root(root: Path, python: Path, archive: Path, progress: Progress) -> 
         ],
         env={**ENVIRONMENT},
     )
-    partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")  # builds may run side by side
-    _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."])
-    partial.rename(archive)
+    publish(
+        archive, lambda partial: _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."])
+    )
 
 
 def _copy_python(prefix: Path, target: Path) -> None:

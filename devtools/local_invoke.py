@@ -41,10 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with SamLocalStack(arguments.built, progress=progress) as stack:
         progress("PostgreSQL: starting a throwaway server (TLS, certificate for 127.0.0.1 and the bridge)")
-        server = stack.start_server(PostgresServer())
+        server = stack.start_server(PostgresServer())  # reachable from containers now
         try:
-            host, port = stack.expose(server.port)
-            return rotate(stack, server, host, port, progress)
+            return rotate(stack, server, stack.bridge_address, server.port, progress)
         finally:
             server.stop()
 

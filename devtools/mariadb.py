@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools.ports import PortInUseError, start_on_free_port
+from devtools.processes import start_child, stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class MariaDBServer(ThrowawayServer):
         self.error_log = self.root / "error.log"
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(24)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[Any] | None = None
         self._tls_files: tuple[Path, Path] = (Path(), Path())
         #: The ``mariadbd`` command line, kept so that the server can be started again.
         self.command: list[str] = []
@@ -105,15 +106,13 @@ class MariaDBServer(ThrowawayServer):
             "--max-connections=60",
             "--log-warnings=4",
         ]
-        if self.as_root:
-            command.append(f"--user={SERVICE_USER}")
         self.command = command
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.spawn()
         try:
             self._wait_until_ready(timeout=60)
         except RuntimeError:
+            stop_child(self._process)  # exited on its own, or did not start in time
             if "Bind on TCP/IP port" in self._own_log():
-                self._process.wait(timeout=30)
                 raise PortInUseError(f"port {port} is taken") from None
             raise
         return port
@@ -154,14 +153,18 @@ class MariaDBServer(ThrowawayServer):
         if result.returncode != 0:
             raise RuntimeError(f"mariadb bootstrap failed: {result.stderr.strip()[-1000:]}")
 
+    def spawn(self) -> None:
+        """Start ``mariadbd`` with :attr:`command`, as the service user when we are root
+        (set before it starts, so that it still dies with this process)."""
+        self._process = start_child(
+            self.command,
+            user=SERVICE_USER if self.as_root else None,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        stop_child(self._process)
         self._process = None
         self.remove_files()
 

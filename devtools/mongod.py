@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from devtools.mongo_peer import CHANGE_OWN_PASSWORD_ROLE, MongoServer
+from devtools.processes import start_child, stop_child
 
 
 def find_mongod() -> str | None:
@@ -30,7 +31,7 @@ class MongodServer(MongoServer):
         super().__init__("rotation-mongod-")
         self.admin_user, self.admin_password = "admin", secrets.token_urlsafe(24)
         self.log_path = self.root / "mongod.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[Any] | None = None
         self._admin: Any = None
 
     def start(self) -> MongodServer:
@@ -42,7 +43,7 @@ class MongodServer(MongoServer):
         binary = find_mongod()
         if binary is None:
             raise RuntimeError("mongod not found: install MongoDB or set MONGOD")
-        self._process = subprocess.Popen(
+        self._process = start_child(
             [
                 binary,
                 "--dbpath",
@@ -91,9 +92,7 @@ class MongodServer(MongoServer):
     def stop(self) -> None:
         if self._admin is not None:
             self._admin.close()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
+        stop_child(self._process)
         self.remove_files()
 
     def create_user(self, user: str, password: str, dbname: str | None = None) -> None:

@@ -11,11 +11,14 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools.ports import PortInUseError, start_on_free_port
+from devtools.processes import start_child, stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -23,10 +26,12 @@ if TYPE_CHECKING:
     from psycopg2.sql import Composable
 
 SERVICE_USER = "postgres"
+#: ``postmaster.pid``'s status line once the server accepts connections.
+READY = ("ready", "standby")
 
 
 def find_bin_dir() -> Path:
-    """The directory holding ``initdb`` and ``pg_ctl``."""
+    """The directory holding ``initdb`` and ``postgres``."""
     configured = os.environ.get("PG_BIN")
     candidates = [configured] if configured else []
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -56,7 +61,7 @@ class PostgresServer(ThrowawayServer):
         self.log_path = self.root / "server.log"
         self.admin_user = SERVICE_USER
         self.admin_password = secrets.token_urlsafe(24)
-        self._running = False
+        self._process: subprocess.Popen[Any] | None = None
 
     def start(self) -> PostgresServer:
         cert, key = self.make_certificates()
@@ -107,7 +112,6 @@ class PostgresServer(ThrowawayServer):
             self.data_dir / "pg_hba.conf", self.data_dir / "postgresql.conf", self.log_path
         )
         self.port = start_on_free_port(self._launch, self.port)
-        self._running = True
         return self
 
     def _launch(self, port: int) -> int:
@@ -117,52 +121,48 @@ class PostgresServer(ThrowawayServer):
         port_conf.write_text(f"port = {port}\n")
         self.give_to_service_user(port_conf)
         logged_before = self.log_path.stat().st_size
-        started = subprocess.run(
-            self.as_service_user(
-                [
-                    str(self.bin_dir / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_path),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
-            check=False,
-            capture_output=True,
-            timeout=90,
-        )
-        if started.returncode != 0:
+        with self.log_path.open("ab") as log:
+            # The postmaster itself, not pg_ctl (which would detach it): it dies with us.
+            self._process = start_child(
+                [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)],
+                user=SERVICE_USER if self.as_root else None,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_until_ready(timeout=60)
+        except RuntimeError as failure:
+            stop_child(self._process, how=signal.SIGQUIT)
             with self.log_path.open("rb") as log:
                 log.seek(logged_before)
                 text = log.read().decode(errors="replace")
             if "could not bind" in text or "Address already in use" in text:
-                raise PortInUseError(f"port {port} is taken")
-            raise RuntimeError(f"pg_ctl start failed: {started.stderr.decode(errors='replace')}{text}")
+                raise PortInUseError(f"port {port} is taken") from None
+            raise RuntimeError(f"{failure}: {text[-2000:]}") from None
         return port
 
+    def _wait_until_ready(self, timeout: float) -> None:
+        """Until the postmaster says in ``postmaster.pid`` that it accepts connections
+        (``ready``; ``standby`` on a standby without hot standby), as ``pg_ctl -w`` does."""
+        assert self._process is not None
+        pid_file = self.data_dir / "postmaster.pid"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"postgres exited ({self._process.returncode})")
+            try:
+                lines = pid_file.read_text().splitlines()
+            except FileNotFoundError:
+                lines = []
+            if len(lines) >= 8 and lines[0] == str(self._process.pid) and lines[7].strip() in READY:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"postgres did not start within {timeout:g} s")
+
     def stop(self) -> None:
-        if self._running:
-            subprocess.run(
-                self.as_service_user(
-                    [
-                        str(self.bin_dir / "pg_ctl"),
-                        "-D",
-                        str(self.data_dir),
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "stop",
-                    ]
-                ),
-                check=False,
-                capture_output=True,
-                timeout=60,
-            )
-            self._running = False
+        # SIGQUIT: an immediate shutdown (pg_ctl -m immediate), a throwaway needs no checkpoint.
+        stop_child(self._process, how=signal.SIGQUIT)
+        self._process = None
         self.remove_files()
 
     def admin_connection(self, dbname: str = "postgres") -> PgConnection:
@@ -309,7 +309,6 @@ class PostgresStandby(PostgresServer):
         self.log_path.touch()
         self.give_to_service_user(self.data_dir / "postgresql.conf", self.log_path)
         self.port = start_on_free_port(self._launch, self.port)
-        self._running = True
         return self
 
     def catch_up(self, timeout: float = 30) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from devtools.ports import PortInUseError, start_on_free_port
+from devtools.processes import start_child, stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ class RedisServer(ThrowawayServer):
         self.log_path = self.root / "redis.log"
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(24)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[Any] | None = None
 
     def start(self) -> RedisServer:
         self._tls_files = self.make_certificates()
@@ -111,7 +113,7 @@ class RedisServer(ThrowawayServer):
 
     def _launch(self) -> None:
         """Start the process on the configuration file as it is; wait until it serves."""
-        self._process = subprocess.Popen(
+        self._process = start_child(
             [_binary(), str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 20
@@ -126,13 +128,7 @@ class RedisServer(ThrowawayServer):
         raise RuntimeError("redis-server did not start in time")
 
     def _terminate(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        stop_child(self._process, timeout=20)
         self._process = None
 
     def restart(self) -> None:
@@ -144,11 +140,7 @@ class RedisServer(ThrowawayServer):
         """``stop``: SIGTERM (a clean shutdown); ``kill``: SIGKILL. :meth:`resume` starts it
         again on the same files and port."""
         assert self._process is not None, "start() the server first"
-        if how == "stop":
-            self._process.terminate()
-        else:
-            self._process.kill()
-        self._process.wait(timeout=20)
+        stop_child(self._process, timeout=20, how=signal.SIGTERM if how == "stop" else signal.SIGKILL)
         self._process = None
 
     def resume(self) -> None:

@@ -12,7 +12,10 @@ closes exactly those gaps, plus the role statements PostgreSQL spells differentl
 * it drops startup parameters PostgreSQL does not know;
 * it reports ``server_version`` as ``8.0.2``, Redshift's;
 * it rewrites Redshift's ``GRANT ROLE r TO u`` / ``REVOKE ROLE r FROM u`` into
-  PostgreSQL's ``GRANT r TO u`` / ``REVOKE r FROM u`` (nothing else is rewritten);
+  PostgreSQL's ``GRANT r TO u`` / ``REVOKE r FROM u``, ``CONNECTION LIMIT UNLIMITED``
+  into ``CONNECTION LIMIT -1``, and table GRANT/REVOKE statements naming Redshift's
+  ``DROP`` privilege into the emulation below (nothing else is rewritten; the
+  stand-in's own :meth:`RedshiftStandIn.execute` applies the same rewrites);
 * it records every statement a client executes (``statements``: user and text), so
   that tests and benchmarks count what a rotation sends, server-side.
 
@@ -41,6 +44,24 @@ names that emulate Redshift's catalog from PostgreSQL's, with Redshift's visibil
 * ``svv_redshift_databases`` (database_name, database_owner, database_type): every
   database, ``shared`` for one :meth:`create_datashare_database` made (a database
   created from a datashare), ``local`` for the others. Visible to every user.
+
+* ``pg_user_info`` (usename, usesysid, usecreatedb, usesuper, useconnlimit): the user's
+  ``CONNECTION LIMIT`` as text, ``UNLIMITED`` or a number (PostgreSQL's
+  ``rolconnlimit``, -1 for none). Redshift shows it to superusers only: others see no
+  row (the password column is left out).
+* Table ``DROP`` privileges, which PostgreSQL has no notion of: ``GRANT DROP ON TABLE``
+  and its ``REVOKE`` (with ``WITH GRANT OPTION`` / ``GRANT OPTION FOR``) are recorded in
+  ``redshift_catalog.relation_grants`` (by ``relation_privilege``, which runs the rest
+  of the statement's privileges as PostgreSQL's own GRANT), and
+  ``redshift_catalog.has_table_privilege`` answers ``DROP`` and ``DROP WITH GRANT
+  OPTION`` from it (owners and superusers hold both, as on Redshift), every other
+  privilege from PostgreSQL's function. Honest limits: the record is what the catalog
+  answers, not what PostgreSQL enforces (a holder of the emulated DROP still cannot
+  drop the table, an owner still can), only grants made through the rewrite are known,
+  and who granted what is not kept (no dependent grants). Redshift's table ``ALTER``
+  privilege is not emulated: Redshift documents no catalog function or view that shows
+  it for a user (``has_table_privilege`` and ``svv_relation_privileges`` list SELECT,
+  INSERT, UPDATE, DELETE, REFERENCES and DROP), so the rotation cannot read it either.
 
 What cannot be emulated: default privileges on procedures (Redshift's ``defaclobjtype``
 ``p``: PostgreSQL folds procedures into functions) and late-binding views (PostgreSQL
@@ -104,12 +125,86 @@ CATALOG_VIEWS = {
     "LEFT JOIN pg_catalog.pg_roles g ON g.oid = x.grantee "
     "WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped "
     f"AND ({_SUPERUSER} OR x.grantee = 0 OR pg_has_role(current_user, x.grantee, 'MEMBER'))",
+    "pg_user_info": "SELECT rolname AS usename, oid::int AS usesysid, rolcreatedb AS usecreatedb, "  # noqa: S608 - constants
+    "rolsuper AS usesuper, CASE WHEN rolconnlimit < 0 THEN 'UNLIMITED' ELSE rolconnlimit::text END "
+    f"AS useconnlimit FROM pg_catalog.pg_roles WHERE rolcanlogin AND {_SUPERUSER}",
     "svv_redshift_databases": "SELECT d.datname::text AS database_name, "  # noqa: S608 - constants
     "pg_catalog.pg_get_userbyid(d.datdba)::text AS database_owner, "
     f"CASE WHEN pg_catalog.shobj_description(d.oid, 'pg_database') = '{DATASHARE_COMMENT}' "
     "THEN 'shared' ELSE 'local' END::text AS database_type "
     "FROM pg_catalog.pg_database d WHERE NOT d.datistemplate",
 }
+
+
+#: The emulation of Redshift's table DROP privilege (see the module's docstring), made
+#: in every database before the views; relation_grants is readable by every user, as
+#: has_table_privilege lets any user ask about any other, and written by superusers
+#: only (the stand-in emulates the master user's grants of DROP, not other users').
+DROP_EMULATION = (
+    "CREATE TABLE redshift_catalog.relation_grants (relid oid, grantee oid, grantable boolean, "
+    "PRIMARY KEY (relid, grantee))",
+    """CREATE FUNCTION redshift_catalog.drop_privilege(u name, rel oid, privilege text)
+    RETURNS boolean LANGUAGE sql STABLE AS $f$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_class c
+                   WHERE r.rolname = u AND c.oid = rel
+                   AND (r.rolsuper OR pg_catalog.pg_has_role(u, c.relowner, 'USAGE')))
+        OR EXISTS (SELECT 1 FROM redshift_catalog.relation_grants g
+                   WHERE g.relid = rel AND (g.grantable OR upper(privilege) = 'DROP')
+                   AND (g.grantee = 0 OR pg_catalog.pg_has_role(u, g.grantee, 'USAGE')))
+    $f$""",
+    # No sub-select here, so PostgreSQL inlines it: every other privilege costs what
+    # PostgreSQL's own function costs.
+    """CREATE FUNCTION redshift_catalog.has_table_privilege(u name, rel oid, privilege text)
+    RETURNS boolean LANGUAGE sql STABLE AS $f$
+    SELECT CASE WHEN upper(privilege) IN ('DROP', 'DROP WITH GRANT OPTION')
+        THEN redshift_catalog.drop_privilege(u, rel, privilege)
+        ELSE pg_catalog.has_table_privilege(u, rel, privilege) END
+    $f$""",
+    """CREATE FUNCTION redshift_catalog.has_table_privilege(u name, rel text, privilege text)
+    RETURNS boolean LANGUAGE sql STABLE AS $f$
+    SELECT redshift_catalog.has_table_privilege(u, rel::regclass::oid, privilege)
+    $f$""",
+    """CREATE FUNCTION redshift_catalog.relation_privilege(
+        verb text, relations regclass[], grantee_name text, grant_option boolean, rest text)
+    RETURNS void LANGUAGE plpgsql AS $f$
+    DECLARE
+        who oid := CASE WHEN upper(grantee_name) = 'PUBLIC' THEN 0
+                   ELSE (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = grantee_name) END;
+    BEGIN
+        IF who IS NULL THEN
+            RAISE EXCEPTION 'role "%" does not exist', grantee_name USING ERRCODE = '42704';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(relations) AS r
+                   WHERE NOT redshift_catalog.has_table_privilege(current_user, r::oid,
+                                                                  'DROP WITH GRANT OPTION')) THEN
+            RAISE EXCEPTION 'permission denied for relation' USING ERRCODE = '42501';
+        END IF;
+        IF rest IS NOT NULL THEN
+            EXECUTE rest;
+        END IF;
+        IF verb = 'GRANT' THEN
+            INSERT INTO redshift_catalog.relation_grants AS g (relid, grantee, grantable)
+                SELECT r, who, grant_option FROM unnest(relations) AS r
+                ON CONFLICT ON CONSTRAINT relation_grants_pkey
+                DO UPDATE SET grantable = g.grantable OR excluded.grantable;
+        ELSIF grant_option THEN
+            UPDATE redshift_catalog.relation_grants SET grantable = false
+                WHERE relid = ANY(relations) AND relation_grants.grantee = who;
+        ELSE
+            DELETE FROM redshift_catalog.relation_grants
+                WHERE relid = ANY(relations) AND relation_grants.grantee = who;
+        END IF;
+    END
+    $f$""",
+)
+#: A table GRANT or REVOKE (Redshift's form): verb, GRANT OPTION FOR, privileges, the
+#: object list, TO/FROM, grantee, WITH GRANT OPTION.
+TABLE_GRANT = re.compile(
+    r"^\s*(GRANT|REVOKE)(\s+GRANT\s+OPTION\s+FOR)?\s+(.+?)\s+ON\s+(TABLE\s+)?(.+?)\s+(TO|FROM)\s+"
+    r"(.+?)(\s+WITH\s+GRANT\s+OPTION)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_OTHER_OBJECTS = re.compile(r"^(SCHEMA|DATABASE|FUNCTION|PROCEDURE|LANGUAGE|ALL\s)", re.IGNORECASE)
 
 
 class Sent(NamedTuple):
@@ -220,6 +315,7 @@ class RedshiftStandIn(PostgresServer):
 
         for statement in (
             "CREATE SCHEMA redshift_catalog",
+            *DROP_EMULATION,
             *(f"CREATE VIEW redshift_catalog.{name} AS {query}" for name, query in CATALOG_VIEWS.items()),
             "GRANT USAGE ON SCHEMA redshift_catalog TO PUBLIC",
             "GRANT SELECT ON ALL TABLES IN SCHEMA redshift_catalog TO PUBLIC",
@@ -229,6 +325,13 @@ class RedshiftStandIn(PostgresServer):
             sql.SQL(
                 'ALTER DATABASE {} SET search_path = redshift_catalog, pg_catalog, "$user", public'
             ).format(sql.Identifier(dbname))
+        )
+
+    def execute(self, statement: Any, params: Any = None, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run one statement as the superuser, straight to PostgreSQL, with the bridge's
+        rewrites of Redshift's statements (a composed statement goes as it is)."""
+        return super().execute(
+            _redshift_to_postgres(statement) if isinstance(statement, str) else statement, params, dbname
         )
 
     def create_role(self, role: str) -> None:
@@ -421,7 +524,52 @@ def _as_written(text: str) -> str:
 
 
 def _redshift_to_postgres(text: str) -> str:
-    return ROLE_STATEMENT.sub(r"\1 ", text)
+    text = ROLE_STATEMENT.sub(r"\1 ", text)
+    text = re.sub(r"\bCONNECTION\s+LIMIT\s+UNLIMITED\b", "CONNECTION LIMIT -1", text, flags=re.IGNORECASE)
+    return _table_drop_grant(text)
+
+
+def _table_drop_grant(text: str) -> str:
+    """A table GRANT or REVOKE naming DROP, as a call of the emulation (the module's
+    docstring); any other statement as it is."""
+    found = TABLE_GRANT.match(text)
+    if found is None or (not found[4] and _OTHER_OBJECTS.match(found[5])):
+        return text
+    verb, option_for, privileges, _, objects, _, grantee, with_option = found.groups()
+    names = [name.strip() for name in privileges.split(",")]
+    if "DROP" not in (name.upper() for name in names):
+        return text
+    rest_names = [name for name in names if name.upper() != "DROP"]
+    rest = None
+    if rest_names:
+        rest = (
+            f"{verb}{option_for or ''} {', '.join(rest_names)} ON TABLE {objects} "
+            f"{'TO' if verb.upper() == 'GRANT' else 'FROM'} {grantee}{with_option or ''}"
+        )
+    relations = ", ".join(_literal(name) for name in _split_names(objects))
+    option = bool(with_option) if verb.upper() == "GRANT" else bool(option_for)
+    unquoted = grantee[1:-1].replace('""', '"') if grantee.startswith('"') else grantee.lower()
+    arguments = [_literal(verb.upper()), f"ARRAY[{relations}]::regclass[]", _literal(unquoted), str(option)]
+    arguments.append(_literal(rest) if rest else "NULL")
+    return f"SELECT redshift_catalog.relation_privilege({', '.join(arguments)})"
+
+
+def _split_names(objects: str) -> list[str]:
+    """A comma-separated list of (possibly quoted) names."""
+    names, current, quoted = [], "", False
+    for char in objects:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            names.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*names, current.strip()]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _relay(client: socket.socket, upstream: socket.socket, messages: _ClientMessages) -> None:

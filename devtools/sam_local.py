@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from devtools.docker_daemon import DockerDaemon
 from devtools.forwarder import Forwarder
-from devtools.lambda_image import IMAGE, ImageUnavailable, docker_import_changes, root_filesystem
+from devtools.lambda_image import (
+    IMAGE,
+    ImageUnavailable,
+    docker_import_changes,
+    image_architecture,
+    root_filesystem,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,14 +85,27 @@ class Invocation:
         return json.loads(lines[-1]) if lines else None
 
 
-def sam_build(sam: str, build_dir: Path, template: Path = ROOT / "template.yaml") -> Path:
-    """``sam build`` of ``template`` into ``build_dir``; the built template's path."""
-    environment = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+def sam_build(sam: str, build_dir: Path, architecture: str, template: Path = ROOT / "template.yaml") -> Path:
+    """``sam build`` of ``template`` into ``build_dir`` for ``architecture`` (``x86_64``
+    or ``arm64``); the built template's path. The two settings that must agree are set
+    together: the Makefile's wheels follow ``LAMBDA_ARCHITECTURE``, the functions the
+    template's ``Architecture`` parameter."""
+    environment = {**os.environ, "SAM_CLI_TELEMETRY": "0", "LAMBDA_ARCHITECTURE": architecture}
     environment.setdefault("PYENV_VERSION", PYENV_VERSION)
     result = subprocess.run(
         # In source: the Makefile targets copy only what each artifact needs, where a
         # scratch copy of the repository would also copy the virtualenvs.
-        [sam, "build", "--build-in-source", "--build-dir", str(build_dir), "--template-file", str(template)],
+        [
+            sam,
+            "build",
+            "--build-in-source",
+            "--build-dir",
+            str(build_dir),
+            "--template-file",
+            str(template),
+            "--parameter-overrides",
+            f"Architecture={architecture}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -102,11 +121,20 @@ def sam_build(sam: str, build_dir: Path, template: Path = ROOT / "template.yaml"
 class SamLocalStack:
     """A Docker daemon, the Lambda image and a built template, for ``sam local invoke``.
 
-    ``built`` is an existing ``sam build`` output directory; without it, :meth:`start`
-    builds into a temp dir. ``progress`` receives one line per stage.
+    ``built`` is an existing ``sam build`` output directory (built for ``architecture``);
+    without it, :meth:`start` builds into a temp dir. ``architecture`` is the image's, this
+    machine's (:func:`devtools.lambda_image.image_architecture`: ``LAMBDA_ARCHITECTURE``
+    by default, refused unless it is this machine's); the build and every invoke use it
+    as the template's ``Architecture``. ``progress`` receives one line per stage.
     """
 
-    def __init__(self, built: Path | None = None, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        built: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+        architecture: str | None = None,
+    ) -> None:
+        self.architecture = image_architecture(architecture)
         self.sam = sam_cli()
         self.daemon = DockerDaemon()
         self.built = built
@@ -131,7 +159,7 @@ class SamLocalStack:
             if self.built is None:
                 self._scratch = Path(tempfile.mkdtemp(prefix="sam-build-"))
                 self.progress("sam build (all functions and the shared layer)")
-                self._timed("build", lambda: sam_build(self.sam, self._scratch or Path()))
+                self._timed("build", lambda: sam_build(self.sam, self._scratch or Path(), self.architecture))
                 self.built = self._scratch
         except BaseException:
             self.stop()
@@ -165,7 +193,7 @@ class SamLocalStack:
                 raise ImageUnavailable(f"LAMBDA_INVOKE_IMAGE={configured} is neither an archive nor an image")
             self.image = configured
         else:
-            archive, key = root_filesystem(self.progress)
+            archive, key = root_filesystem(self.progress, self.architecture)
             self.image = f"{IMAGE}:{key}"
             self.progress(f"Lambda image: importing {self.image}")
             changes = [part for change in docker_import_changes() for part in ("--change", change)]
@@ -247,8 +275,8 @@ class SamLocalStack:
                 "--region",
                 REGION,
             ]
-            if parameters:
-                command += ["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())]
+            overrides = {"Architecture": self.architecture, **(parameters or {})}
+            command += ["--parameter-overrides", *(f"{k}={v}" for k, v in overrides.items())]
             environment = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "HOME": os.environ.get("HOME", "/root"),

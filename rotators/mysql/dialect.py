@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Flavour = Literal["mysql", "mariadb"]
 
@@ -19,6 +22,34 @@ Flavour = Literal["mysql", "mariadb"]
 #: connects with this character set and sends its password bytes in this encoding.
 CONNECTION_CHARSET = "utf8mb4"
 CONNECTION_ENCODING = "utf-8"
+
+
+class Step(NamedTuple):
+    """One statement of a batch: its text, bound parameters, and what it does (for the
+    error that names it: never a password, which no batched statement carries)."""
+
+    statement: str
+    params: tuple[object, ...]
+    what: str
+
+
+class Batch(NamedTuple):
+    """Statements sent in one round trip: ``statement`` with ``params``; ``steps`` are the
+    statements it holds, in order. With ``multi`` it is several statements separated by
+    ``;``, which the server runs only while the session allows multi-statements."""
+
+    statement: str
+    params: tuple[object, ...]
+    steps: tuple[Step, ...]
+    multi: bool
+
+
+#: The session variable in which a MariaDB batch records the statement it has reached,
+#: so that a failure names the statement that failed.
+BATCH_STEP = "@secrets_rotation_step"
+#: Statements per batch: 500 grant lines fit in one round trip, and no batch comes near
+#: ``max_allowed_packet`` (4 MiB on the oldest supported servers).
+STEPS_PER_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,38 @@ class Server:
             return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
         return "CREATE USER %s@%s IDENTIFIED BY %s"
 
+    @property
+    def has_anonymous_blocks(self) -> bool:
+        """``BEGIN NOT ATOMIC ... END`` as a statement of its own: MariaDB 10.1.1+."""
+        return self.flavour == "mariadb" and self.version >= (10, 1, 1)
+
+    def batches(self, steps: Sequence[Step]) -> list[Batch]:
+        """``steps`` in as few round trips as the server allows, in order.
+
+        MariaDB: one anonymous compound statement (``BEGIN NOT ATOMIC ... END``), a single
+        statement that needs no multi-statement flag; before each statement it records
+        its position in :data:`BATCH_STEP`. MySQL has no anonymous blocks: the statements
+        are joined by ``;`` and sent while the session allows multi-statements (the
+        caller switches them on for the batch only, on the master user's session, whose
+        statements are all the function's own). Either way the server stops at the first
+        failing statement and keeps what the ones before it did: every statement is a
+        GRANT, REVOKE or account change that a later rotation recomputes from the
+        catalog, so a batch that fails part-way leaves nothing the next one cannot fix."""
+        found = []
+        for start in range(0, len(steps), STEPS_PER_BATCH):
+            chunk = tuple(steps[start : start + STEPS_PER_BATCH])
+            params = tuple(param for step in chunk for param in step.params)
+            if self.has_anonymous_blocks:
+                body = " ".join(
+                    f"SET {BATCH_STEP} = {index}; {step.statement};" for index, step in enumerate(chunk)
+                )
+                found.append(Batch(f"BEGIN NOT ATOMIC {body} END", params, chunk, multi=False))
+            elif len(chunk) == 1:
+                found.append(Batch(chunk[0].statement, params, chunk, multi=False))
+            else:
+                found.append(Batch("; ".join(step.statement for step in chunk), params, chunk, multi=True))
+        return found
+
     def default_roles_query(self) -> str | None:
         """Rows of (role, role host) that are the account's default roles (user, host)."""
         if self.flavour == "mariadb" and self.version >= (10, 1, 1):
@@ -178,7 +241,7 @@ def account_forms(user: str, host: str) -> tuple[str, ...]:
 _ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Grant:
     """One ``SHOW GRANTS`` line with the grantee taken out: ``what`` is the text between
     ``GRANT`` and ``TO <account>``, ``option`` is what follows the account."""

@@ -30,16 +30,19 @@ from common.engine import (
 from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
 from rotators.mysql.dialect import (
+    BATCH_STEP,
     CONNECTION_CHARSET,
     CONNECTION_ENCODING,
+    Batch,
     Server,
+    Step,
     native_password_hash,
     parse_grants,
     require_clause,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from pymysql.connections import Connection
 
@@ -54,6 +57,7 @@ _NOT_ALLOWED = frozenset({1044, 1142, 1227})
 # ER_SPECIFIC_ACCESS_DENIED_ERROR (RETAIN CURRENT PASSWORD needs APPLICATION_PASSWORD_ADMIN)
 # and ER_INCORRECT_CURRENT_PASSWORD (REPLACE names a password that is not the primary).
 _SPECIFIC_ACCESS_DENIED = 1227
+_PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
@@ -163,16 +167,20 @@ class MySQLEngine(Engine[MySQLConnection]):
             for host in hosts:
                 _set_account_password(connection, server, user, host, password)
         # The clone follows the original at every rotation, also while it is the current user.
+        # Accounts are created and passwords set first, one statement each (a password is
+        # never part of a batch); everything else goes to the server in one batch.
         clone_hosts = _hosts(connection, clone)
+        steps: list[Step] = []
         for host in hosts:
             if user == clone:
-                self._mirror_account(connection, server, original, clone, host, password)
+                steps += self._mirror_account(connection, server, original, clone, host, password)
             elif host in clone_hosts:
-                self._mirror_account(connection, server, original, clone, host, None)
-        for host in sorted(set(clone_hosts) - set(hosts)):
-            _execute(
-                connection, "DROP USER %s@%s", (clone, host), f"drop {clone!r} at a host {original!r} left"
-            )
+                steps += self._mirror_account(connection, server, original, clone, host, None)
+        steps += [
+            Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host {original!r} left")
+            for host in sorted(set(clone_hosts) - set(hosts))
+        ]
+        _run_batches(connection, server, steps)
         for host in _hosts(connection, clone):
             if _grants(connection, clone, host) != _grants(connection, original, host):
                 raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
@@ -223,9 +231,11 @@ class MySQLEngine(Engine[MySQLConnection]):
         clone: str,
         host: str,
         password: str | None,
-    ) -> None:
-        """Make ``clone``@``host`` a copy of ``original``@``host``: password (when given),
-        TLS requirement, grants and default roles."""
+    ) -> list[Step]:
+        """Make ``clone``@``host`` a copy of ``original``@``host``: the account and its
+        password (when given) now; the statements for its TLS requirement, grants and
+        default roles are returned, for the caller to send in one batch. Reads are per
+        account, never per grant line."""
         account = (clone, host)
         if password is not None:
             if _rows(
@@ -244,26 +254,29 @@ class MySQLEngine(Engine[MySQLConnection]):
             "read the TLS requirement",
         )
         clause, params = require_clause(*(_text(value) for value in tls_row[0]))
-        _execute(
-            connection,
-            f"ALTER USER %s@%s {clause}",
-            (*account, *params),
-            f"set the TLS requirement of {clone!r}",
-        )
+        where = f"{clone!r}@{host!r}"
+        steps = [
+            Step(f"ALTER USER %s@%s {clause}", (*account, *params), f"set the TLS requirement of {where}")
+        ]
         wanted, held = _grants(connection, original, host), _grants(connection, *account)
         # Revoke first: a changed grant line is then replaced, not merged.
-        for grant in held - wanted:
+        for grant in sorted(held - wanted):
             if not grant.is_usage_only:
-                for statement in grant.revokes():
-                    _execute(connection, statement, account, f"revoke a grant from {clone!r}")
-        for grant in wanted - held:
-            if not grant.is_usage_only:
-                _execute(connection, grant.grant(), account, f"grant {clone!r} what {original!r} has")
+                steps += [
+                    Step(statement, account, f"revoke {grant.what} from {where}")
+                    for statement in grant.revokes()
+                ]
+        steps += [
+            Step(grant.grant(), account, f"grant {where} {grant.what}, as {original!r} has")
+            for grant in sorted(wanted - held)
+            if not grant.is_usage_only
+        ]
         query = server.default_roles_query()
         if query is not None:
             rows = _rows(connection, query, (original, host), "read default roles")
             statement, role_params = server.set_default_roles([(_text(r), _text(h)) for r, h in rows])
-            _execute(connection, statement, (*role_params, *account), f"set the default roles of {clone!r}")
+            steps.append(Step(statement, (*role_params, *account), f"set the default roles of {where}"))
+        return steps
 
     def verify_session(self, connection: MySQLConnection) -> None:
         rows = _rows(connection, "SELECT 1", (), "run the verification query")
@@ -431,6 +444,74 @@ def _set_account_password(
     hashed = bool(rows) and server.sends_hash(_text(rows[0][0]))
     secret = native_password_hash(password) if hashed else password
     _execute(connection, server.set_password(hashed), (user, host, secret), f"set the password of {user!r}")
+
+
+def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:
+    """Send ``steps`` in :meth:`Server.batches`' round trips; a failure names the statement
+    that failed (the server ran the ones before it and none after)."""
+    for batch in server.batches(steps):
+        if batch.multi:
+            with _multi_statements(connection):
+                _run_batch(connection, batch)
+        else:
+            _run_batch(connection, batch)
+
+
+def _run_batch(connection: MySQLConnection, batch: Batch) -> None:
+    import pymysql
+
+    done = 0
+    try:
+        with connection.cursor() as cursor:
+            # Always interpolated (an empty tuple too): the grant text doubles its literal %.
+            cursor.execute(batch.statement, batch.params)
+            done = 1
+            # A multi-statement batch answers each statement in turn; an error surfaces
+            # when its answer is read.
+            while cursor.nextset():
+                done += 1
+    except pymysql.err.Error as error:
+        failed = done if batch.multi else _failed_step(connection, batch, error)
+        what = batch.steps[failed].what if failed is not None else f"run {len(batch.steps)} statements"
+        raise _ERRORS.shape(what, error) from error
+
+
+def _failed_step(connection: MySQLConnection, batch: Batch, error: Exception) -> int | None:
+    """The statement a failed MariaDB batch had reached, from :data:`BATCH_STEP`."""
+    if len(batch.steps) == 1:
+        return 0
+    if _reason(error)[0] == _PARSE_ERROR:
+        return None  # refused before it ran: the variable is a former batch's
+    try:
+        rows = _rows(connection, f"SELECT {BATCH_STEP}", (), "read which statement failed")
+    except DatabaseOperationError:
+        return None
+    step = rows[0][0] if rows else None
+    return int(step) if isinstance(step, int) and 0 <= step < len(batch.steps) else None
+
+
+@contextlib.contextmanager
+def _multi_statements(connection: MySQLConnection) -> Iterator[None]:
+    """Let this session run several statements per query for the block only
+    (``COM_SET_OPTION``, as the C API's ``mysql_set_server_option`` sends it; PyMySQL
+    has the command but no public call for it)."""
+    _set_server_option(connection, _MULTI_STATEMENTS_ON)
+    try:
+        yield
+    finally:
+        _set_server_option(connection, _MULTI_STATEMENTS_OFF)
+
+
+_MULTI_STATEMENTS_ON, _MULTI_STATEMENTS_OFF = 0, 1
+
+
+def _set_server_option(connection: MySQLConnection, option: int) -> None:
+    from pymysql.constants import COMMAND
+
+    with _ERRORS.operation("switch multi-statements for a batch"):
+        # Neither is in types-PyMySQL; the answer is an EOF packet, or the error it raises.
+        getattr(connection, "_execute_command")(COMMAND.COM_SET_OPTION, option.to_bytes(2, "little"))  # noqa: B009
+        getattr(connection, "_read_packet")()  # noqa: B009
 
 
 def _authentication(connection: MySQLConnection, user: str) -> dict[str, tuple[str, str]]:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from common.coldstart import long_lived
+from typing import TYPE_CHECKING
 
-with long_lived():
-    from common.handler import RotationFunction
+from common.coldstart import rotation_handler
+
+if TYPE_CHECKING:
     from rotators.postgresql.engine import PostgresEngine
 
-lambda_handler = RotationFunction(PostgresEngine())
+
+def engine() -> PostgresEngine:
+    from rotators.postgresql.engine import PostgresEngine
+
+    return PostgresEngine()
+
+
+lambda_handler = rotation_handler(engine)

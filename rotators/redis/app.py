@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from common.coldstart import long_lived
+from typing import TYPE_CHECKING
 
-with long_lived():
-    from common.clients import service_client
-    from common.handler import RotationFunction
+from common.coldstart import rotation_handler
+
+if TYPE_CHECKING:
     from rotators.redis.engine import RedisEngine
 
-lambda_handler = RotationFunction(RedisEngine(service_client))
+
+def engine() -> RedisEngine:
+    # Users managed through ElastiCache's or MemoryDB's API need their clients.
+    from common.clients import service_client
+    from rotators.redis.engine import RedisEngine
+
+    return RedisEngine(service_client)
+
+
+lambda_handler = rotation_handler(engine)

@@ -12,17 +12,25 @@ and on functions and stored procedures (``pg_proc_info``), default privileges fo
 object type (``pg_default_acl``: ``r`` tables, ``f`` functions, ``p`` procedures), and
 column-level grants (``svv_column_privileges``), and the users' attributes (``pg_user``:
 ``CREATEDB``, ``CREATEUSER``), set on the clone with ``ALTER USER`` so that drift
-(``ALTER USER clone CREATEDB``) is undone at the next rotation. The connection limit is
-not read (``pg_user`` has no column for it).
+(``ALTER USER clone CREATEDB``) is undone at the next rotation, and the users'
+``CONNECTION LIMIT`` (``pg_user_info.useconnlimit``, superusers only), likewise.
 
 Grant options are privileges of their own (``SELECT WITH GRANT OPTION``, ``*`` in an ACL)
 for tables, schemas, routines and default privileges, granted ``WITH GRANT OPTION`` and
-taken back with ``REVOKE GRANT OPTION FOR``. Table privileges include ``TRUNCATE``.
+taken back with ``REVOKE GRANT OPTION FOR``. Redshift's REVOKE has no ``CASCADE`` (its
+syntax ends in ``[ RESTRICT ]``): when the clone has passed a privilege on with a grant
+option the original no longer holds, taking the option back fails ("dependent privileges
+exist") and the rotation stops with an error that says so, having taken back nothing
+from the users the clone granted to (that is for their owner to decide, not the
+rotation); once those grants are revoked, the next rotation completes. Table privileges
+include ``TRUNCATE`` and Redshift's ``DROP``.
 Limits: Redshift documents ``has_table_privilege`` for SELECT, INSERT, UPDATE, DELETE,
 DROP and REFERENCES only; ``TRUNCATE`` and the ``WITH GRANT OPTION`` forms are checked
-on the PostgreSQL stand-in, not on a cluster. Redshift's ``ALTER`` and ``DROP`` table
-privileges are not read or granted: PostgreSQL has neither, so the stand-in cannot show
-them, and a clone may lack them.
+on the PostgreSQL stand-in, not on a cluster, and ``DROP`` on the stand-in's emulation
+(PostgreSQL has no such privilege: see :mod:`devtools.redshift`). Redshift's table
+``ALTER`` privilege is not read or granted: no documented catalog function or view shows
+it for a user (``has_table_privilege`` and ``svv_relation_privileges`` do not list it),
+so a clone may lack it.
 
 Default privileges are compared both ways: those the original receives from an owner
 (the clone receives the same), and those the original grants as owner of its future
@@ -53,6 +61,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from common.errors import DatabaseOperationError
+
 # Every statement here is composed of this module's constants; user and object names
 # travel as parameters (reads) or quoted identifiers (grants).
 Run = Callable[[str, tuple[Any, ...]], list[list[Any]]]
@@ -76,9 +86,10 @@ def _with_grant_options(privileges: tuple[str, ...]) -> tuple[str, ...]:
     return privileges + tuple(privilege + GRANT_OPTION for privilege in privileges)
 
 
-#: Redshift's ALTER and DROP table privileges are not read: PostgreSQL (the stand-in) has
-#: neither, so no test could show them; a clone may lack them.
-TABLE_PRIVILEGES = _with_grant_options(("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"))
+#: Redshift's ALTER table privilege is not read: no documented catalog function shows it.
+TABLE_PRIVILEGES = _with_grant_options(
+    ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "DROP")
+)
 SCHEMA_PRIVILEGES = _with_grant_options(("USAGE", "CREATE"))
 ROUTINE_PRIVILEGES = _with_grant_options(("EXECUTE",))
 DATABASE_PRIVILEGES = ("CREATE", "TEMP")
@@ -222,6 +233,12 @@ ATTRIBUTES = Read(
         if flag
     ],
 )
+#: The user's CONNECTION LIMIT: ``UNLIMITED`` or a number (text), one value per user.
+CONNECTION_LIMIT = Read(
+    "SELECT usename, useconnlimit FROM pg_user_info WHERE usename IN (%s, %s)",
+    _pair,
+    lambda row: [(str(row[0]), Target("connection limit", ""), frozenset({str(row[1]).strip().upper()}))],
+)
 COLUMNS = Read(
     "SELECT identity_name, namespace_name, relation_name, column_name, privilege_type "  # noqa: S608 - constants only
     "FROM svv_column_privileges WHERE identity_type = 'user' AND identity_name IN (%s, %s) "
@@ -263,15 +280,16 @@ DEFAULTS_STATEMENT = (
     "FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"
 )
 
-#: Rows of these are visible to a user only for itself: read by the master user alone.
-MASTER_ONLY = (ROLES, COLUMNS)
+#: Rows of these are visible to a user only for itself (pg_user_info: to superusers
+#: only): read by the master user alone.
+MASTER_ONLY = (ROLES, COLUMNS, CONNECTION_LIMIT)
 MEMBERSHIPS = (GROUPS, ROLES)
 
 
 def reads(original: str, clone: str, *, master: bool) -> list[Read]:
     """The statements that read what ``original`` and ``clone`` hold; ``master`` is
     whether the session sees every row (the master user) or only its own (a pending user)."""
-    every = [ATTRIBUTES, GROUPS, ROLES, DATABASES, SCHEMAS, RELATIONS, ROUTINES, COLUMNS]
+    every = [ATTRIBUTES, CONNECTION_LIMIT, GROUPS, ROLES, DATABASES, SCHEMAS, RELATIONS, ROUTINES, COLUMNS]
     defaults = Read(DEFAULTS_STATEMENT, lambda _o, _c: (), _default_rows((original, clone)))
     return [read for read in [*every, defaults] if master or read not in MASTER_ONLY]
 
@@ -312,6 +330,8 @@ def describe(target: Target) -> str:
         return f"default privileges on {objects} of {target.name}{where}"
     if target.kind == "attribute":
         return f"user attribute {target.name}"
+    if target.kind == "connection limit":
+        return "CONNECTION LIMIT"
     if target.kind == "column":
         return f"column {target.schema}.{target.name}.{target.detail}"
     qualified = f"{target.schema}.{target.name}" if target.schema else target.name
@@ -399,7 +419,7 @@ def object_statements(wanted: Privileges, held: Privileges, clone: str) -> list[
     return statements
 
 
-_SINGLES = ("attribute", "database", "default", "owned default")
+_SINGLES = ("attribute", "connection limit", "database", "default", "owned default")
 
 
 def _single_statements(verb: str, privileges: frozenset[str], target: Target, grantee: str) -> list[str]:
@@ -407,6 +427,13 @@ def _single_statements(verb: str, privileges: frozenset[str], target: Target, gr
     database, a default privilege (one per owner, schema and object type)."""
     if target.kind == "attribute":
         return [f"ALTER USER {grantee} {'' if verb == 'GRANT' else 'NO'}{target.name}"]
+    if target.kind == "connection limit":
+        # The wanted value replaces the held one: one statement, on the GRANT side only.
+        return [
+            f"ALTER USER {grantee} CONNECTION LIMIT {connection_limit(p)}"
+            for p in privileges
+            if verb == "GRANT"
+        ]
     if target.kind == "database":
         return [_grant(verb, privileges, f"DATABASE {quote(target.name)}", grantee)]
     # A default privilege the original grants to others as owner: the clone, as owner,
@@ -425,6 +452,15 @@ def _single_statements(verb: str, privileges: frozenset[str], target: Target, gr
         f"ALTER DEFAULT PRIVILEGES {scope} {_grant(split_verb, split, on, receiver)}"
         for split_verb, split in _split_grant_options(verb, privileges)
     ]
+
+
+def connection_limit(value: str) -> str:
+    """A CONNECTION LIMIT as ALTER USER takes it: a number or UNLIMITED, never other text."""
+    if value.isdigit():
+        return str(int(value))
+    if value == "UNLIMITED":
+        return value
+    raise DatabaseOperationError(f"unexpected connection limit {value!r} in pg_user_info")
 
 
 def _grantee_sql(name: str) -> str:

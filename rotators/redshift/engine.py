@@ -34,10 +34,9 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from common.engine import Capability, Engine, Login
-from common.errors import DatabaseOperationError, PermissionDeniedError, VerificationError
+from common.engine import Capability, DriverErrors, Engine, Login
+from common.errors import DatabaseOperationError, VerificationError
 from common.passwords import PasswordPolicy
-from common.redaction import redact
 from rotators.redshift.catalog import (
     differences,
     membership_statements,
@@ -270,9 +269,26 @@ def align_clone(connection: RedshiftConnection, original: str, clone: str) -> No
     if memberships:
         wanted, held = privileges_of_pair(run, original, clone, master=True)
     for statement in object_statements(wanted, held, clone):
-        _run(connection, statement, (), f"bring the privileges of {clone!r} in line")
+        try:
+            _run(connection, statement, (), f"bring the privileges of {clone!r} in line")
+        except DatabaseOperationError as error:
+            if error.__cause__ is None or _statement_reason(error.__cause__)[0] != _DEPENDENT_PRIVILEGES:
+                raise
+            # Redshift's REVOKE has no CASCADE: what the clone granted others stays theirs.
+            raise DatabaseOperationError(
+                f"could not take back from {clone!r} a grant option {original!r} no longer holds: "
+                f"{clone!r} has granted the privilege to other users with it, and Redshift's REVOKE "
+                f"has no CASCADE; revoke what {clone!r} granted on these objects ({_objects(statement)}), "
+                "then rotate again"
+            ) from error
     wanted, held = privileges_of_pair(run, original, clone, master=True)
     _require_same(wanted, held, clone, original)
+
+
+def _objects(statement: str) -> str:
+    """The objects a GRANT or REVOKE names (between ON and FROM/TO), for an error."""
+    objects = statement.partition(" ON ")[2].rpartition(" FROM ")[0] or statement.partition(" ON ")[2]
+    return objects if len(objects) <= 300 else objects[:300] + "..."
 
 
 def _require_same(wanted: Privileges, held: Privileges, user: str, original: str) -> None:
@@ -305,18 +321,26 @@ def _runner(connection: RedshiftConnection) -> Any:
 def _run(
     connection: RedshiftConnection, statement: str, params: tuple[Any, ...], what: str
 ) -> list[list[Any]]:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(statement, params or None)
-        rows = cursor.fetchall() if cursor.description else []
-        return [list(row) for row in rows]
-    except Exception as error:
-        detail = error.args[0] if error.args else {}
-        code = detail.get("C", "") if isinstance(detail, dict) else ""
-        message = redact(
-            str(detail.get("M", type(error).__name__) if isinstance(detail, dict) else type(error).__name__)
-        )
-        text = f"could not {what}: {code}: {message}" if code else f"could not {what}: {message}"
-        raise (PermissionDeniedError(text) if code == "42501" else DatabaseOperationError(text)) from error
-    finally:
-        cursor.close()
+    with _ERRORS.operation(what):
+        cursor = connection.cursor()
+        try:
+            cursor.execute(statement, params or None)
+            rows = cursor.fetchall() if cursor.description else []
+            return [list(row) for row in rows]
+        finally:
+            cursor.close()
+
+
+def _statement_reason(error: BaseException) -> tuple[object | None, str | None]:
+    """A statement error's SQLSTATE and message, from the server's error fields (the
+    driver's ``args[0]``); never the statement, which may hold a password's hash."""
+    detail = error.args[0] if error.args else None
+    if not isinstance(detail, dict):
+        return None, None
+    return detail.get("C") or None, str(detail["M"]) if detail.get("M") else None
+
+
+#: SQLSTATE 2BP01 (dependent_privilege_descriptors_still_exist).
+_DEPENDENT_PRIVILEGES = "2BP01"
+#: SQLSTATE 42501 (insufficient_privilege): the server refused the statement to this user.
+_ERRORS = DriverErrors(_statement_reason, denied=frozenset({"42501"}))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from devtools.sam_local import sam_build
 from tests.deploy.template import ROOT, functions, load
 
 if TYPE_CHECKING:
@@ -24,33 +25,6 @@ def sam_cli() -> str:
     if not Path(path).exists():
         pytest.fail(f"SAM CLI not found at {path}: run `make sam-cli` (the test target does)")
     return path
-
-
-def sam_build(sam_cli: str, build_dir: Path, architecture: str) -> None:
-    """``sam build`` of the whole template for one architecture (the Makefile's wheels
-    follow LAMBDA_ARCHITECTURE, the template's functions its Architecture parameter)."""
-    result = subprocess.run(
-        # In source: the Makefile targets copy only what each artifact needs, where a
-        # scratch copy of the repository would also copy the virtualenvs.
-        [
-            sam_cli,
-            "build",
-            "--build-in-source",
-            "--build-dir",
-            str(build_dir),
-            "--template-file",
-            str(ROOT / "template.yaml"),
-            "--parameter-overrides",
-            f"Architecture={architecture}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, "SAM_CLI_TELEMETRY": "0", "LAMBDA_ARCHITECTURE": architecture},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def session_build(architecture: str) -> Callable[..., Iterator[Path]]:

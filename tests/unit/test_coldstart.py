@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from common.coldstart import long_lived
+from common.coldstart import long_lived, rotation_handler
+from common.handler import RotationFunction
+from tests.fake_engine import FakeDatabase, FakeEngine
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Node:
@@ -44,3 +52,36 @@ def test_a_collector_switched_off_by_the_caller_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_handler_builds_its_engine_with_the_collector_paused(database: FakeDatabase) -> None:
+    seen: list[bool] = []
+
+    def engine() -> FakeEngine:
+        seen.append(gc.isenabled())
+        return FakeEngine(database)
+
+    handler = rotation_handler(engine)
+    assert seen == [False]
+    assert gc.isenabled()
+    assert isinstance(handler, RotationFunction)
+    assert isinstance(handler.engine, FakeEngine)
+
+
+@pytest.mark.parametrize("package", ["postgresql", "mysql", "mongodb", "redshift", "redis"])
+def test_every_handler_module_imports_no_driver_nor_boto3(package: str) -> None:
+    """In a new interpreter, as Lambda does: the handler and its engine are built, and
+    boto3 and the database drivers wait for the first invocation and connection."""
+    code = (
+        "import json, sys\n"
+        f"import rotators.{package}.app as app\n"
+        "lazy = {'boto3', 'psycopg2', 'pymysql', 'pymongo', 'redshift_connector', 'redis'}\n"
+        "print(json.dumps([type(app.lambda_handler.engine).__module__, sorted(lazy & set(sys.modules))]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    module, loaded = json.loads(result.stdout)
+    assert module == f"rotators.{package}.engine"
+    assert loaded == []

@@ -13,8 +13,16 @@ import pytest
 from common.engine import Login
 from common.errors import DatabaseOperationError
 from common.tls import TlsPolicy
-from rotators.mysql.dialect import Grant, Server, native_password_hash, parse_grants, require_clause
-from rotators.mysql.engine import MySQLEngine, account_lockout
+from rotators.mysql.dialect import (
+    Batch,
+    Grant,
+    Server,
+    Step,
+    native_password_hash,
+    parse_grants,
+    require_clause,
+)
+from rotators.mysql.engine import MySQLEngine, _run_batches, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -150,6 +158,15 @@ class RecordingConnection:
         self.sent.append((statement, params))
         self._rows = next((rows for prefix, rows in self.answers.items() if statement.startswith(prefix)), [])
 
+    def nextset(self) -> bool:
+        return False
+
+    def _execute_command(self, command: int, argument: bytes) -> None:
+        self.sent.append((f"COMMAND {command}", (argument,)))
+
+    def _read_packet(self) -> None:
+        return None
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         rows = self._rows
         if callable(rows):
@@ -238,15 +255,69 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
-    assert changes[:2] == [
+    # The account with its password alone; then one multi-statement round trip, with
+    # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
+    assert changes == [
         ("CREATE USER %s@%s IDENTIFIED BY %s", (*account, "new-Pass-2")),
-        ("ALTER USER %s@%s REQUIRE SSL", account),
+        ("COMMAND 27", (b"\x00\x00",)),
+        (
+            "ALTER USER %s@%s REQUIRE SSL; "
+            "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
+            "GRANT `reader`@`%%` TO %s@%s; "
+            "SET DEFAULT ROLE %s@%s TO %s@%s",
+            (*account, *account, *account, "reader", "%", *account),
+        ),
+        ("COMMAND 27", (b"\x01\x00",)),
     ]
-    assert sorted(changes[2:4]) == [
-        ("GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION", account),
-        ("GRANT `reader`@`%%` TO %s@%s", account),
+
+
+def _steps(count: int) -> list[Step]:
+    return [Step(f"GRANT SELECT ON `d`.`t{i}` TO %s@%s", ("u", "%"), f"grant t{i}") for i in range(count)]
+
+
+def test_mariadb_batches_in_one_anonymous_block_that_records_its_step() -> None:
+    (batch,) = Server.parse(MARIADB).batches(_steps(2))
+    assert batch == Batch(
+        "BEGIN NOT ATOMIC SET @secrets_rotation_step = 0; GRANT SELECT ON `d`.`t0` TO %s@%s; "
+        "SET @secrets_rotation_step = 1; GRANT SELECT ON `d`.`t1` TO %s@%s; END",
+        ("u", "%", "u", "%"),
+        tuple(_steps(2)),
+        multi=False,
+    )
+
+
+@pytest.mark.parametrize("version", [MYSQL_8, MYSQL_57, AURORA_3])
+def test_mysql_batches_as_multi_statements_of_at_most_a_thousand(version: str) -> None:
+    batches = Server.parse(version).batches(_steps(1500))
+    assert [len(batch.steps) for batch in batches] == [1000, 500]
+    assert all(batch.multi for batch in batches)
+    assert batches[1].statement.split("; ")[0] == "GRANT SELECT ON `d`.`t1000` TO %s@%s"
+    assert len(batches[1].params) == 1000
+    # A single statement goes as it is: no multi-statement switch for it.
+    assert Server.parse(version).batches(_steps(1)) == [
+        Batch(_steps(1)[0].statement, ("u", "%"), tuple(_steps(1)), multi=False)
     ]
-    assert changes[4:] == [("SET DEFAULT ROLE %s@%s TO %s@%s", ("reader", "%", *account))]
+
+
+def test_a_failed_mysql_batch_names_the_statement_the_server_refused() -> None:
+    """The server answers each statement of a multi-statement batch in turn and stops at
+    the first error: the statements answered before it tell which one failed."""
+    import pymysql
+
+    class FailsThird(RecordingConnection):
+        answered = 0
+
+        def nextset(self) -> bool:
+            self.answered += 1
+            if self.answered == 2:
+                raise pymysql.err.OperationalError(1146, "Table 'd.t2' doesn't exist")
+            return True
+
+    connection = FailsThird(MYSQL_8, {})
+    with pytest.raises(DatabaseOperationError, match=r"could not grant t2: 1146: Table 'd.t2' doesn't exist"):
+        _run_batches(pymysql_like(connection), Server.parse(MYSQL_8), _steps(4))
+    # Multi-statements were switched off again.
+    assert connection.sent[-1] == ("COMMAND 27", (b"\x01\x00",))
 
 
 def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
@@ -304,7 +375,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         current=LOGIN,
     )
     assert session.sent == [("SELECT CURRENT_USER()", None)]
-    changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
+    changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW", "COMMAND"))]
     assert changes
     assert all(params is not None and params[:2] == ("app_clone", "%") for params in changes), changes
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devtools.docker_daemon import DaemonUnavailable
-from devtools.lambda_image import ImageUnavailable
+from devtools.lambda_image import ImageUnavailable, image_architecture
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.mongod import MongodServer, find_mongod
@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="module")
-def sam_local(built: Path) -> Iterator[SamLocalStack]:
-    stack = SamLocalStack(built)
+def sam_local(request: pytest.FixtureRequest) -> Iterator[SamLocalStack]:
+    # The image is this machine's architecture (LAMBDA_ARCHITECTURE, when set, must agree:
+    # a mismatch is an error, not a skip); the session's build for that architecture.
+    architecture = image_architecture()
+    built: Path = request.getfixturevalue("built" if architecture == "x86_64" else "built_arm64")
+    stack = SamLocalStack(built, architecture=architecture)
     try:
         stack.start()
     except (DaemonUnavailable, ImageUnavailable) as reason:
