@@ -43,6 +43,11 @@ class TlsConfigurationError(ConfigurationError):
     """The TLS settings are invalid, for example a CA bundle that does not exist."""
 
 
+class StepTimeLimitError(RotationError):
+    """The step stopped before Lambda's time-out would have killed it: what it still had
+    to do (a login, a wait for a replica) does not fit in the time left."""
+
+
 class PreflightRefusedError(RotationError):
     """A preflight was asked about a secret whose rotation function is not the function
     answering (or by an invocation that does not say which function it is)."""

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from common.coldstart import long_lived
+from common.deadline import Deadline
 from common.engine import ConnectionT, Engine
 from common.observability import logger, metrics
 from common.rds import RdsDirectory
@@ -114,7 +115,11 @@ class RotationFunction(Generic[ConnectionT]):
 
             return Preflight.of(self.rotator).answer(event, invoked_function(context))
         with reported_step(self._engine.name, event, self._calls_made) as done:
-            done(self.rotator.run(event))
+            # A step that cannot fit its own time limits in the function's time-out is a
+            # configuration error, named before anything runs; the rest stop before the time-out.
+            deadline = Deadline.of(context)
+            deadline.check_settings(self.rotator.settings.time_limits())
+            done(self.rotator.run(event, deadline))
         return None
 
     def _calls_made(self) -> int:

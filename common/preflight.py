@@ -287,6 +287,7 @@ class Preflight(Rotator[ConnectionT]):
         the checks after it cannot run without it. Nothing is read but the secret's
         description unless the secret is ``function_arn``'s own (see the module)."""
         report = PreflightReport(secret=request.secret_id, engine=self.engine.name)
+        self.rds.begin(None)  # what RDS says now, not what a rotation was told
         try:
             metadata = self.store.describe(request.secret_id)
         except SecretsManagerError as error:

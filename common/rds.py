@@ -14,7 +14,8 @@ is built on the first look-up only: a rotation that never meets RDS never pays f
 
 Both layers ship this module: the rotation functions complete master secrets with it, and
 the application kit (``appkit.connections``) an application's own RDS-managed secret. It
-imports nothing of the rotation core.
+imports nothing of the rotation core, and reads nothing from Secrets Manager: a secret's
+tags are the caller's to read.
 """
 
 from __future__ import annotations
@@ -22,26 +23,24 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from common.awserrors import DENIED, AwsFailure
+from common.awserrors import AwsFailure
 from common.clients import build_rds_client
-from common.errors import RdsError, SecretsManagerError
+from common.errors import RdsError
 from common.secret import DatabaseSecret
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from mypy_boto3_rds import RDSClient
-
-    from common.secretsmanager import SecretStore
+    from mypy_boto3_rds.type_defs import FilterTypeDef
 
 INSTANCE_TAG = "aws:rds:primaryDBInstanceArn"
 CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
 #: What the function's role needs for RDS-managed masters, readers and replicas.
 DESCRIBE_PERMISSIONS = "rds:DescribeDBInstances and rds:DescribeDBClusters"
 DEFAULT_CACHE_SECONDS = 900.0
-MASTER_WHAT = "the master secret (key 'masterarn')"
 # Host names RDS gives endpoints (commercial, China, DocumentDB).
 _RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
@@ -49,6 +48,7 @@ _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})
 
 Kind = Literal["instance", "cluster"]
+_Response = TypeVar("_Response")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Topology:
     ``engine`` is the secret's spelling (``aurora-mysql``, ``mongo``...); ``endpoints`` are
     the lower-case host names RDS gives the database itself (the instance's address, or the
     cluster, reader and custom endpoints); ``member_ids`` are the instances whose own
-    addresses also serve it (read replicas, cluster members).
+    addresses also serve it (read replicas, cluster members), ``writer_ids`` those of
+    them that write (a cluster's writer instance).
     """
 
     kind: Kind
@@ -75,6 +76,8 @@ class Topology:
     writer: Endpoint
     endpoints: frozenset[str]
     member_ids: tuple[str, ...]
+    #: Members that are the writer (a cluster's writer instance), lower-case.
+    writer_ids: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -113,6 +116,13 @@ class RdsDirectory:
     """RDS look-ups for the rotation; counts calls per operation in ``calls``.
 
     ``client`` is a ready client; without one, ``factory`` builds it on the first call.
+
+    A host accepted because it is a reader instance or read replica is accepted on an
+    answer fetched during the current rotation (:meth:`begin`): a replica promoted since
+    the last rotation is a database of its own, and a kept answer must not outlive that.
+    The later steps of the same rotation reuse the answer (no extra call); a host that is
+    one of the database's own endpoints (writer, reader, custom) needs no fresh answer,
+    since those names never lead to another database.
     """
 
     def __init__(
@@ -127,26 +137,19 @@ class RdsDirectory:
         self._factory = factory
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._topologies: dict[tuple[Kind, str], tuple[float, Topology]] = {}
-        self._member_hosts: dict[tuple[Kind, str], tuple[float, frozenset[str]]] = {}
+        # (kind, identifier) -> (fetched at, the rotation it was fetched in, the answer)
+        self._topologies: dict[tuple[Kind, str], tuple[float, object, Topology]] = {}
+        self._member_hosts: dict[tuple[Kind, str], tuple[float, dict[str, str]]] = {}
         self._managed_databases: dict[str, tuple[Kind, str] | None] = {}
+        self._rotation: object = object()
         self.calls: Counter[str] = Counter()
 
-    # -- master secrets -------------------------------------------------------------
+    def begin(self, rotation: str | None) -> None:
+        """Start answering for a rotation (its token); None: a scope of its own (a
+        preflight). Membership answers from earlier rotations are looked up again."""
+        self._rotation = rotation if rotation is not None else object()
 
-    def master_secret(
-        self, store: SecretStore, masterarn: str, user: DatabaseSecret
-    ) -> tuple[DatabaseSecret, Topology | None]:
-        """The master secret's current value, completed from RDS when RDS manages it
-        (``completed``); ``dbname`` is the user secret's, as AWS's functions take it."""
-        raw = store.current_object(masterarn, MASTER_WHAT)
-        return self.completed(
-            masterarn,
-            raw,
-            f"{MASTER_WHAT} AWSCURRENT",
-            lambda: self._master_tags(store, masterarn),
-            dbname=user.dbname,
-        )
+    # -- RDS-managed secrets ----------------------------------------------------------
 
     def completed(
         self,
@@ -181,19 +184,6 @@ class RdsDirectory:
             completed["dbname"] = dbname
         return DatabaseSecret.from_dict(completed, f"{where} ({topology.name} from RDS)"), topology
 
-    @staticmethod
-    def _master_tags(store: SecretStore, masterarn: str) -> dict[str, str]:
-        try:
-            return store.tags(masterarn)
-        except SecretsManagerError as error:
-            if error.code in DENIED:
-                raise SecretsManagerError(
-                    f"secretsmanager:DescribeSecret on the master secret was refused ({error.code}): "
-                    "the function reads its tags to find an RDS-managed master's database",
-                    error.code,
-                ) from error
-            raise
-
     # -- topologies -------------------------------------------------------------------
 
     def topology(self, kind: Kind, identifier: str, *, refresh: bool = False) -> Topology:
@@ -202,25 +192,21 @@ class RdsDirectory:
         key = (kind, identifier.lower())
         kept = self._topologies.get(key)
         if kept is not None and not refresh and self._fresh(kept[0]):
-            return kept[1]
+            return kept[2]
         topology = (
             self._describe_cluster(identifier) if kind == "cluster" else self._describe_instance(identifier)
         )
-        now = self._clock()
-        self._topologies[key] = self._topologies[(topology.kind, topology.identifier.lower())] = (
-            now,
-            topology,
-        )
+        entry = (self._clock(), self._rotation, topology)
+        self._topologies[key] = self._topologies[_key(topology)] = entry
         if refresh:
-            self._member_hosts.pop((topology.kind, topology.identifier.lower()), None)
+            self._member_hosts.pop(_key(topology), None)
         return topology
 
     def serves(self, topology: Topology, host: str) -> bool:
         """Whether ``host`` is one of the database's hosts (writer, reader endpoint, a
-        reader instance or read replica); looks again once before saying no."""
-        if self._lists(topology, host):
-            return True
-        return self._lists(self.topology(topology.kind, topology.identifier, refresh=True), host)
+        reader instance or read replica); looks again once before saying no, and before
+        saying yes to a member on an answer from before this rotation."""
+        return self._serving(topology, host) is not None
 
     def writer_for(self, secret: DatabaseSecret) -> Endpoint:
         """Where the password of a secret on a read-only replica changes: the writer of
@@ -231,24 +217,31 @@ class RdsDirectory:
                 f"{secret.host} is a read-only replica and its writer cannot be found: the secret has "
                 "no 'dbClusterIdentifier' or 'dbInstanceIdentifier' key and its host is not an RDS endpoint"
             )
-        topology = self.topology(*database)
-        if not self.serves(topology, secret.host):
-            raise RdsError(f"host {secret.host!r} is not one of the hosts of RDS {topology.name}")
+        topology = self._serving(self.topology(*database), secret.host)
+        if topology is None:
+            raise RdsError(
+                f"host {secret.host!r} is not one of the hosts of RDS {self.topology(*database).name}"
+            )
         return topology.writer
 
     def is_reader(self, secret: DatabaseSecret) -> bool:
-        """Whether RDS lists the secret's host as a reader of its database; False when
-        the secret names no RDS database or RDS cannot say."""
+        """Whether RDS lists the secret's host as a reader of its database (a reader
+        endpoint, a reader instance, a read replica; a cluster's writer instance is not
+        one); False when the secret names no RDS database or RDS cannot say."""
         database = database_of_secret(secret)
         if database is None:
             return False
         try:
-            topology = self.topology(*database)
-            return _normal(secret.host) != _normal(topology.writer.host) and self.serves(
-                topology, secret.host
-            )
+            topology = self._serving(self.topology(*database), secret.host)
         except RdsError:
             return False
+        if topology is None:
+            return False
+        host = _normal(secret.host)
+        if host == _normal(topology.writer.host):
+            return False
+        member = self._member_of(topology, host)
+        return member is None or member.lower() not in topology.writer_ids
 
     def shared_database(self, master: DatabaseSecret, other: DatabaseSecret) -> Topology | None:
         """For a master secret that keeps its own ``host``: the RDS database both secrets'
@@ -261,11 +254,40 @@ class RdsDirectory:
             return topology
         return None
 
-    # -- RDS calls ------------------------------------------------------------------
+    def _serving(self, topology: Topology, host: str) -> Topology | None:
+        """The answer in effect (perhaps fetched again) when it lists ``host``, else None."""
+        if _normal(host) in topology.endpoints:
+            return topology
+        kept = self._topologies.get(_key(topology))
+        if kept is not None and kept[1] == self._rotation and self._member_of(kept[2], host) is not None:
+            return kept[2]
+        topology = self.topology(topology.kind, topology.identifier, refresh=True)
+        listed = _normal(host) in topology.endpoints or self._member_of(topology, host) is not None
+        return topology if listed else None
+
+    def _member_of(self, topology: Topology, host: str) -> str | None:
+        """The identifier of the member instance whose address ``host`` is, or None."""
+        host = _normal(host)
+        if not topology.member_ids:
+            return None
+        named = _member_addresses(topology)
+        if host in named:
+            return named[host]
+        key = _key(topology)
+        kept = self._member_hosts.get(key)
+        if kept is None or not self._fresh(kept[0]):
+            kept = self._member_hosts[key] = (self._clock(), self._member_addresses(topology.member_ids))
+        return kept[1].get(host)
+
+    # -- RDS calls: one method per operation, each through _shaped ---------------------
 
     def _describe_instance(self, identifier: str) -> Topology:
         instance = self._one(
-            "DescribeDBInstances", "DBInstances", "DB instance", DBInstanceIdentifier=identifier
+            "DB instance",
+            identifier,
+            lambda: self._shaped(
+                "DescribeDBInstances", lambda rds: rds.describe_db_instances(DBInstanceIdentifier=identifier)
+            ).get("DBInstances", []),
         )
         if instance.get("DBClusterIdentifier"):  # Aurora or Multi-AZ DB cluster member
             return self._describe_cluster(str(instance["DBClusterIdentifier"]))
@@ -286,67 +308,64 @@ class RdsDirectory:
         )
 
     def _describe_cluster(self, identifier: str) -> Topology:
-        cluster = self._one("DescribeDBClusters", "DBClusters", "DB cluster", DBClusterIdentifier=identifier)
+        cluster = self._one(
+            "DB cluster",
+            identifier,
+            lambda: self._shaped(
+                "DescribeDBClusters", lambda rds: rds.describe_db_clusters(DBClusterIdentifier=identifier)
+            ).get("DBClusters", []),
+        )
         if not cluster.get("Endpoint") or not cluster.get("Port"):
             raise RdsError(
                 f"RDS DB cluster {identifier!r} has no endpoint yet (status {cluster.get('Status')!r})"
             )
         hosts = [cluster["Endpoint"], cluster.get("ReaderEndpoint"), *cluster.get("CustomEndpoints", [])]
+        members = cluster.get("DBClusterMembers", [])
         return Topology(
             kind="cluster",
             identifier=str(cluster["DBClusterIdentifier"]),
             engine=_secret_engine(str(cluster.get("Engine", ""))),
             writer=Endpoint(str(cluster["Endpoint"]), int(cluster["Port"])),
             endpoints=frozenset(_normal(str(host)) for host in hosts if host),
-            member_ids=tuple(str(m["DBInstanceIdentifier"]) for m in cluster.get("DBClusterMembers", [])),
+            member_ids=tuple(str(m["DBInstanceIdentifier"]) for m in members),
+            writer_ids=frozenset(
+                str(m["DBInstanceIdentifier"]).lower() for m in members if m.get("IsClusterWriter")
+            ),
         )
 
-    def _lists(self, topology: Topology, host: str) -> bool:
-        host = _normal(host)
-        if host in topology.endpoints:
-            return True
-        if not topology.member_ids:
-            return False
-        if host in _member_addresses(topology):
-            return True
-        key = (topology.kind, topology.identifier.lower())
-        kept = self._member_hosts.get(key)
-        if kept is None or not self._fresh(kept[0]):
-            response = self._call(
-                "DescribeDBInstances",
-                Filters=[{"Name": "db-instance-id", "Values": list(topology.member_ids)}],
-            )
-            addresses = frozenset(
-                _normal(str(instance["Endpoint"]["Address"]))
-                for instance in response.get("DBInstances", [])
-                if (instance.get("Endpoint") or {}).get("Address")
-            )
-            kept = self._member_hosts[key] = (self._clock(), addresses)
-        return host in kept[1]
+    def _member_addresses(self, member_ids: tuple[str, ...]) -> dict[str, str]:
+        """Address -> identifier of the instances ``member_ids``, as RDS lists them."""
+        members: list[FilterTypeDef] = [{"Name": "db-instance-id", "Values": list(member_ids)}]
+        response = self._shaped("DescribeDBInstances", lambda rds: rds.describe_db_instances(Filters=members))
+        return {
+            _normal(str(instance["Endpoint"]["Address"])): str(instance["DBInstanceIdentifier"])
+            for instance in response.get("DBInstances", [])
+            if (instance.get("Endpoint") or {}).get("Address")
+        }
 
-    def _one(self, operation: str, field: str, what: str, **arguments: Any) -> dict[str, Any]:
-        identifier = next(iter(arguments.values()))
+    @staticmethod
+    def _one(what: str, identifier: str, items: Callable[[], Sequence[Any]]) -> dict[str, Any]:
         try:
-            items = self._call(operation, **arguments).get(field, [])
+            found = items()
         except RdsError as error:
             if error.code in _NOT_FOUND:
                 raise RdsError(
                     f"RDS has no {what} {identifier!r} in this account and region", error.code
                 ) from error
             raise
-        if not items:
+        if not found:
             raise RdsError(f"RDS has no {what} {identifier!r} in this account and region")
-        item: dict[str, Any] = items[0]
+        item: dict[str, Any] = dict(found[0])
         return item
 
-    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+    def _shaped(self, operation: str, call: Callable[[RDSClient], _Response]) -> _Response:
+        """Run one RDS call (``operation`` names it for the count and the messages) and
+        turn what it raises into RdsError (``common.awserrors`` reads the failure): every
+        RDS call goes through here."""
         self.calls[operation] += 1
         client = self._rds()
-        method = (
-            client.describe_db_clusters if operation == "DescribeDBClusters" else client.describe_db_instances
-        )
         try:
-            response: dict[str, Any] = method(**arguments)  # type: ignore[assignment]
+            return call(client)
         except Exception as error:
             failure = AwsFailure.of(error)
             if failure is None:
@@ -359,7 +378,6 @@ class RdsDirectory:
                     failure.code,
                 ) from error
             raise RdsError(failure.summary(f"rds:{operation}"), failure.code) from error
-        return response
 
     def _rds(self) -> RDSClient:
         if self._client is None:
@@ -370,13 +388,17 @@ class RdsDirectory:
         return self._clock() - fetched_at < self._cache_seconds
 
 
-def _member_addresses(topology: Topology) -> frozenset[str]:
+def _key(topology: Topology) -> tuple[Kind, str]:
+    return topology.kind, topology.identifier.lower()
+
+
+def _member_addresses(topology: Topology) -> dict[str, str]:
     """The members' addresses as RDS spells them, without a call: ``<instance id>.`` and the
     zone of the writer's endpoint (``<id>.cluster-<zone>`` for a cluster), which is the
     account's and region's. A member elsewhere (another region) is found by the call."""
     first_label_removed = _normal(topology.writer.host).partition(".")[2]
     zone = first_label_removed.removeprefix("cluster-") if topology.kind == "cluster" else first_label_removed
-    return frozenset(f"{member.lower()}.{zone}" for member in topology.member_ids)
+    return {f"{member.lower()}.{zone}": member for member in topology.member_ids}
 
 
 def _secret_engine(rds_engine: str) -> str:

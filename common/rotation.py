@@ -25,6 +25,7 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, Literal
 
+from common.deadline import UNBOUNDED, Deadline
 from common.engine import ConnectionT, Engine, Login
 from common.errors import (
     DatabaseLoginError,
@@ -58,6 +59,7 @@ CLONE_SUFFIX = "_clone"
 #: How many of the newest unlabelled versions a single-user rotation tries when every
 #: labelled version is refused (Secrets Manager keeps about 100).
 UNLABELLED_TRIED = 3
+MASTER_WHAT = "the master secret (key 'masterarn')"
 
 
 class Strategy(Enum):
@@ -187,7 +189,8 @@ class Rotator(Generic[ConnectionT]):
         self.settings = settings
         # RDS answers where a master or a replica's writer is; its client is built lazily.
         self.rds = rds or RdsDirectory()
-        self.replica_wait = ReplicaWait(engine, settings.replica_wait)
+        self.replica_wait = ReplicaWait(engine, settings.replica_wait, login_seconds=settings.connect_timeout)
+        self.deadline: Deadline = UNBOUNDED
 
     @cached_property
     def password_policy(self) -> PasswordPolicy:
@@ -197,8 +200,10 @@ class Rotator(Generic[ConnectionT]):
 
     # -- the protocol -------------------------------------------------------------
 
-    def run(self, event: object) -> str:
-        """Run the step the event names; returns what it did (for the log)."""
+    def run(self, event: object, deadline: Deadline = UNBOUNDED) -> str:
+        """Run the step the event names; returns what it did (for the log). Logins and
+        waits for a replica stop before ``deadline`` (StepTimeLimitError)."""
+        self.deadline = self.replica_wait.deadline = deadline
         request = RotationEvent.parse(event)
         logger.append_keys(
             step=request.step,
@@ -207,6 +212,9 @@ class Rotator(Generic[ConnectionT]):
             engine=self.engine.name,
         )
         metadata = self.store.describe(request.secret_id)
+        # RDS membership answers are fetched afresh once per rotation (a replica promoted
+        # since is a database of its own), then reused by its later steps.
+        self.rds.begin(request.token)
         logger.remove_keys(["secret_id"])
         logger.append_keys(secret_arn=metadata.arn)
         if self._nothing_to_do(request, metadata):
@@ -341,17 +349,14 @@ class Rotator(Generic[ConnectionT]):
         password the user does not hold; so the pending password is applied again beside
         the current one (an idempotent change) before the labels move."""
         with self.engine.connect(self._login(pending, AWSPENDING)) as connection:
-            unproven = settle is not None and not self.engine.proves_password(connection)
-            if (
-                unproven
-                and settle is not None
-                and not self.engine.add_password(
+            if settle is not None and not self.engine.proves_password(connection):
+                held = self.engine.add_password(
                     connection, user=pending.username, keep=settle.password, new=pending.password
                 )
-            ):
-                raise DatabaseOperationError(
-                    f"user {pending.username!r}: no login proves its password and it cannot hold two"
-                )
+                if not held:
+                    raise DatabaseOperationError(
+                        f"user {pending.username!r}: no login proves its password and it cannot hold two"
+                    )
             self.engine.verify_session(connection)
             if strategy is Strategy.ALTERNATING_USERS:
                 self.engine.verify_privileges(
@@ -489,6 +494,7 @@ class Rotator(Generic[ConnectionT]):
             login = self._login(secret, label)
             if server is not None:
                 login = dataclasses.replace(login, host=server.host, port=server.port)
+            self.deadline.require(self.settings.connect_timeout, f"logging in with the {label} credentials")
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self.engine.connect(login) as connection:
@@ -558,7 +564,7 @@ class Rotator(Generic[ConnectionT]):
         """The master secret (its server from RDS when RDS manages it), refused unless it
         is for the same server as ``current`` or RDS lists ``current``'s host as a reader
         endpoint, reader instance or read replica of the master's database."""
-        master, topology = self.rds.master_secret(self.store, str(current.masterarn), current)
+        master, topology = self._master_secret(current)
         self._validate_engine(master)
         try:
             self._require_same_server(master, current, "the master secret")
@@ -573,6 +579,22 @@ class Rotator(Generic[ConnectionT]):
                 "alternating users need a master user apart from the pair"
             )
         return master
+
+    def _master_secret(self, current: DatabaseSecret) -> tuple[DatabaseSecret, Topology | None]:
+        """The master secret's current value, completed from RDS when RDS manages it
+        (``RdsDirectory.completed``: its system tags, read here once per container, name
+        the database); ``dbname`` is the user secret's, as AWS's functions take it, and TLS
+        stays the function's default. Returns the topology, if read."""
+        masterarn = str(current.masterarn)
+        raw = self.store.current_object(masterarn, MASTER_WHAT)
+        why = "the master secret: the function reads its tags to find an RDS-managed master's database"
+        return self.rds.completed(
+            masterarn,
+            raw,
+            f"{MASTER_WHAT} {AWSCURRENT}",
+            lambda: self.store.system_tags(masterarn, why),
+            dbname=current.dbname,
+        )
 
     def _require_reader_of_master(
         self,
@@ -662,9 +684,15 @@ class Rotator(Generic[ConnectionT]):
     def _require_same_server(self, secret: DatabaseSecret, current: DatabaseSecret, what: str) -> None:
         if not self._same_server(secret, current):
             raise SecretMismatchError(
-                f"{what} is for {secret.host}:{self._port(secret)} but {AWSCURRENT} is for "
-                f"{current.host}:{self._port(current)}"
+                f"{what} is for {self._named(secret)} but {AWSCURRENT} is for {self._named(current)}"
             )
+
+    def _named(self, secret: DatabaseSecret) -> str:
+        """Where a version's credentials live: host:port, and the managed user's ARN."""
+        where = f"{secret.host}:{self._port(secret)}"
+        if secret.user_arn is None:
+            return where
+        return f"user_arn {secret.user_arn} at {where}" if secret.host else f"user_arn {secret.user_arn}"
 
     def _validate_engine(self, secret: DatabaseSecret) -> None:
         if secret.engine not in self.engine.engines:

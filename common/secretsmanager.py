@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.awserrors import AwsFailure
+from common.awserrors import DENIED, AwsFailure
 from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
 from common.redaction import clip
@@ -56,6 +56,7 @@ class SecretStore:
         self._client = client
         self._cache: OrderedDict[tuple[str, str], DatabaseSecret] = OrderedDict()
         self._cache_size = cache_size
+        self._system_tags: dict[str, dict[str, str]] = {}
         self.calls: Counter[str] = Counter()
 
     def describe(self, secret_id: str) -> SecretMetadata:
@@ -112,10 +113,25 @@ class SecretStore:
             raise SecretFormatError(f"secret version {what} {AWSCURRENT} has no SecretString")
         return parse_object(text, f"{what} {AWSCURRENT}")
 
-    def tags(self, secret_id: str) -> dict[str, str]:
-        """The secret's tags from ``DescribeSecret``, system tags (``aws:...``) included."""
-        response = self._call("DescribeSecret", SecretId=secret_id)
-        return {str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags", [])}
+    def system_tags(self, secret_id: str, why: str) -> dict[str, str]:
+        """The secret's ``aws:`` tags from ``DescribeSecret``, kept for the container's
+        life (the service that owns a secret sets them once). ``why`` says, when the call
+        is refused, what the function reads them for."""
+        if secret_id not in self._system_tags:
+            try:
+                response = self._call("DescribeSecret", SecretId=secret_id)
+            except SecretsManagerError as error:
+                if error.code in DENIED:
+                    raise SecretsManagerError(
+                        f"secretsmanager:DescribeSecret on {why} was refused ({error.code})", error.code
+                    ) from error
+                raise
+            self._system_tags[secret_id] = {
+                str(tag.get("Key")): str(tag.get("Value", ""))
+                for tag in response.get("Tags", [])
+                if str(tag.get("Key")).startswith("aws:")
+            }
+        return self._system_tags[secret_id]
 
     def unlabelled_versions(self, arn: str, limit: int) -> list[str]:
         """The ids of the ``limit`` newest versions that carry no staging label, newest

@@ -48,6 +48,14 @@ class Settings:
             environ=env,
         )
 
+    def time_limits(self) -> list[tuple[str, int]]:
+        """Each time limit with its variable's name, for the check against the time-out."""
+        return [
+            ("DB_CONNECT_TIMEOUT", self.connect_timeout),
+            ("DB_STATEMENT_TIMEOUT", self.statement_timeout),
+            ("REPLICA_WAIT_SECONDS", self.replica_wait),
+        ]
+
 
 def seconds(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     """The whole number of seconds in variable ``name`` (``minimum`` to 600), ``default``

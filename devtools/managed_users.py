@@ -13,7 +13,8 @@ for what AWS requires:
   with AWS's error code (``InvalidParameterValue``).
 * After a change the user is ``modifying`` for the next ``MODIFYING_DESCRIBES``
   ``DescribeUsers`` calls, then ``active``; a change while it is ``modifying`` is refused
-  (``InvalidUserState``), as AWS does.
+  (``InvalidUserState``), as AWS does. The data plane gets the new passwords only when
+  the user turns ``active``, so a step that does not wait sees the old ones.
 * The control plane of a real data plane: :func:`add_cluster` puts a user in an
   ElastiCache user group served by a replication group (``DescribeUserGroups``,
   ``DescribeReplicationGroups``) or in a MemoryDB ACL served by a cluster
@@ -59,6 +60,13 @@ CLUSTERS: dict[str, dict[str, Any]] = {}
 #: cluster (replication group id or MemoryDB cluster name) -> its data plane.
 PLANES: dict[str, DataPlane] = {}
 _NUMBERS = itertools.count(1)
+
+
+def reset() -> None:
+    """Forget every user group, ACL and cluster (a test's teardown: moto's backends are
+    new in every test, these tables are this module's)."""
+    for table in (USER_GROUPS, REPLICATION_GROUPS, ACLS, CLUSTERS, PLANES):
+        table.clear()
 
 
 def add_cluster(service: str, user: str, plane: DataPlane) -> str:
@@ -128,13 +136,13 @@ def _tick(user: Any) -> None:
     if user.status == "modifying":
         if remaining <= 1:
             user.status = "active"
+            for name, plane in _planes_of(user):  # the change reaches the nodes now
+                if plane.apply is not None:
+                    plane.apply(name, list(user.passwords))
         user.modifying_describes = remaining - 1
 
 
 def _start_modifying(user: Any, passwords: list[str]) -> None:
-    for name, plane in _planes_of(user):
-        if plane.apply is not None:
-            plane.apply(name, list(passwords))
     user.passwords = list(passwords)
     user.status = "modifying"
     user.modifying_describes = MODIFYING_DESCRIBES

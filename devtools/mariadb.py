@@ -51,6 +51,8 @@ class MariaDBServer(ThrowawayServer):
         self._tls_files: tuple[Path, Path] = (Path(), Path())
         #: The ``mariadbd`` command line, kept so that the server can be started again.
         self.command: list[str] = []
+        #: More ``mariadbd`` options, set before start() (a binary log, a replica's).
+        self.options: list[str] = []
 
     def start(self) -> MariaDBServer:
         self._tls_files = self.make_certificates()
@@ -106,6 +108,7 @@ class MariaDBServer(ThrowawayServer):
             "--max-connections=60",
             "--log-warnings=4",
         ]
+        command += self.options
         self.command = command
         self.spawn()
         try:
@@ -138,12 +141,13 @@ class MariaDBServer(ThrowawayServer):
         position = text.rfind(f" as process {self._process.pid}")
         return text[position:] if position >= 0 else ""
 
-    def bootstrap(self, statements: str) -> None:
+    def bootstrap(self, statements: str) -> str:
         """Run SQL as the socket administrator with the real ``mariadb`` client (the SQL
-        goes over stdin, so that no password appears in a command line or its error)."""
+        goes over stdin, so that no password appears in a command line or its error);
+        returns what it printed (tab-separated rows, no column names)."""
         user = "root" if self.as_root else getpass.getuser()
         result = subprocess.run(
-            [_binary("mariadb"), "--no-defaults", f"--socket={self.socket_path}", "-u", user],
+            [_binary("mariadb"), "--no-defaults", "-N", "-B", f"--socket={self.socket_path}", "-u", user],
             input=statements,
             text=True,
             capture_output=True,
@@ -152,6 +156,7 @@ class MariaDBServer(ThrowawayServer):
         )
         if result.returncode != 0:
             raise RuntimeError(f"mariadb bootstrap failed: {result.stderr.strip()[-1000:]}")
+        return result.stdout
 
     def spawn(self) -> None:
         """Start ``mariadbd`` with :attr:`command`, as the service user when we are root
@@ -245,3 +250,66 @@ class MariaDBServer(ThrowawayServer):
 
     def log_text(self) -> str:
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+
+#: A primary's options: a GTID binary log from its first statement on, as on RDS.
+PRIMARY_OPTIONS = ["--log-bin=mariadb-bin", "--server-id=1", "--binlog-format=ROW"]
+
+
+class MariaDBReplica(MariaDBServer):
+    """A GTID replica of a running :class:`MariaDBServer` started with
+    :data:`PRIMARY_OPTIONS`: its own data directory and port, ``read_only`` (as RDS read
+    replicas), a certificate from the primary's CA for the same names, replicating over
+    TLS (the primary's certificate verified) from the primary's first binary log event, so
+    that it holds everything the primary does, ``admin`` included. Stop it first."""
+
+    REPLICATION_USER = "replicator"
+
+    def __init__(self, primary: MariaDBServer) -> None:
+        super().__init__()
+        self.primary = primary
+        self.admin_password = primary.admin_password
+        self.certificate_hosts = list(primary.certificate_hosts)
+        self.options += ["--server-id=2", "--read-only", "--log-slave-updates=0"]
+
+    def make_certificates(self) -> tuple[Path, Path]:
+        self.root.chmod(0o755)
+        tls_dir = self.root / "tls"
+        tls_dir.mkdir()
+        self.ca = self.primary.ca
+        assert self.ca is not None, "start() the primary first"
+        return self.ca.issue_server(tls_dir, "server", self.certificate_hosts)
+
+    def start(self) -> MariaDBReplica:
+        self._tls_files = self.make_certificates()
+        self.give_to_service_user(self.root)
+        self._install()
+        self.port = start_on_free_port(self._launch, self.port)
+        password = secrets.token_urlsafe(24)
+        self.primary.execute(
+            "CREATE USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (self.REPLICATION_USER, password)
+        )
+        self.primary.execute("GRANT REPLICATION SLAVE ON *.* TO %s@'%%'", (self.REPLICATION_USER,))
+        self.bootstrap(
+            "SET GLOBAL gtid_slave_pos = '';"
+            f"CHANGE MASTER TO MASTER_HOST='{self.primary.host}', MASTER_PORT={self.primary.port}, "
+            f"MASTER_USER='{self.REPLICATION_USER}', MASTER_PASSWORD='{password}', MASTER_SSL=1, "
+            f"MASTER_SSL_CA='{self.primary.ca_file}', MASTER_SSL_VERIFY_SERVER_CERT=1, "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;"
+            "START SLAVE;"
+        )
+        self.catch_up()
+        return self
+
+    def catch_up(self, timeout: float = 30) -> None:
+        """Wait until this replica has applied everything the primary has written so far."""
+        (position,) = self.primary.execute("SELECT @@global.gtid_binlog_pos")[0]
+        # Over the socket: before the first catch-up the replica has no ``admin`` yet.
+        done = self.bootstrap(f"SELECT MASTER_GTID_WAIT('{position}', {timeout:g});").strip()
+        if done != "0":
+            status = self.bootstrap("SHOW SLAVE STATUS\\G")
+            raise TimeoutError(f"the replica has not reached {position} in {timeout:g} s: {status[-1500:]}")
+
+    def set_delay(self, seconds: int) -> None:
+        """Apply every event ``seconds`` late (``MASTER_DELAY``): a lag a test can count on."""
+        self.bootstrap(f"STOP SLAVE; CHANGE MASTER TO MASTER_DELAY={int(seconds)}; START SLAVE;")

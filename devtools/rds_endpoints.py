@@ -49,6 +49,24 @@ def pin_cluster_endpoints(cluster_id: str) -> None:
     rds_backends[ACCOUNT][REGION].clusters[cluster_id].url_identifier = CLUSTER_URL_ID
 
 
+def promote_read_replica(rds: RDSClient, identifier: str) -> None:
+    """Promote a read replica to a standalone instance, as RDS reports it afterwards: no
+    ``ReadReplicaSourceDBInstanceIdentifier``, and gone from its former primary's
+    ``ReadReplicaDBInstanceIdentifiers``. moto's ``PromoteReadReplica`` keeps both (a gap,
+    DESIGN.md section 5): they are cleared here, after the real call."""
+    from moto.rds.models import rds_backends
+
+    rds.promote_read_replica(DBInstanceIdentifier=identifier)
+    backend = rds_backends[ACCOUNT][REGION]
+    promoted = backend.databases[identifier]
+    source = promoted.source_db_instance_identifier
+    if source is not None:
+        primary = backend.find_db_from_id(source)
+        if identifier in primary.replicas:
+            primary.remove_replica(promoted)
+        promoted.source_db_instance_identifier = None
+
+
 class EndpointMap:
     """Host name -> port on 127.0.0.1, applied to database connections while installed."""
 

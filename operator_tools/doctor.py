@@ -45,6 +45,10 @@ ROTATION_ACTIONS = (
     "secretsmanager:UpdateSecretVersionStage",
     "secretsmanager:ListSecretVersionIds",
 )
+#: What the function calls for an RDS-managed master secret or a reader's database.
+RDS_ACTIONS = ("rds:DescribeDBInstances", "rds:DescribeDBClusters")
+RDS_MASTER_TAGS = frozenset({"aws:rds:primaryDBInstanceArn", "aws:rds:primaryDBClusterArn"})
+RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 #: Environment variables of the suite whose names only look like secrets.
 KNOWN_VARIABLES = frozenset(
     {
@@ -488,12 +492,22 @@ def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
     try:
         decisions = _simulate(diagnosis, role, list(ROTATION_ACTIONS), diagnosis.arn, tags)
         master = (diagnosis.value or {}).get("masterarn")
+        rds_need = None
         if isinstance(master, str) and master:
+            actions = ["secretsmanager:GetSecretValue"]
+            if _rds_managed(diagnosis, master):
+                # The function reads an RDS-managed master's tags to find its database.
+                actions.append("secretsmanager:DescribeSecret")
+                rds_need = "the master secret is RDS-managed"
             decisions |= {
                 f"{action} on the master secret": decision
-                for action, decision in _simulate(
-                    diagnosis, role, ["secretsmanager:GetSecretValue"], master, []
-                ).items()
+                for action, decision in _simulate(diagnosis, role, actions, master, []).items()
+            }
+        rds_need = rds_need or _rds_reader(diagnosis)
+        if rds_need:
+            decisions |= {
+                f"{action} ({rds_need})": decision
+                for action, decision in _simulate(diagnosis, role, list(RDS_ACTIONS), "*", []).items()
             }
     except AWS_ERRORS as error:
         return [
@@ -510,17 +524,69 @@ def check_role(diagnosis: Diagnosis, function: dict[str, Any]) -> list[Result]:
             failed(
                 "role permissions",
                 f"role {name} may not: {', '.join(denied)}",
-                "tag the secret RotatedBy=<RotationTag>; check the stack's SecretArnPattern and "
-                "MasterSecretArnPattern",
+                "tag the secret RotatedBy=<RotationTag>; check the stack's SecretArnPattern, "
+                "MasterSecretArnPattern and RdsLookups",
             )
         ]
     return [
         passed(
             "role permissions",
             f"role {name} may {', '.join(a.split(':')[1] for a in ROTATION_ACTIONS)}"
-            + (" and read the master secret" if len(decisions) > len(ROTATION_ACTIONS) else ""),
+            + (" and read the master secret" if any("master secret" in a for a in decisions) else "")
+            + (" and describe RDS databases" if any(a.startswith("rds:") for a in decisions) else ""),
         )
     ]
+
+
+def _rds_managed(diagnosis: Diagnosis, master: str) -> bool:
+    """Whether RDS manages the master secret (its system tags name a database); False when
+    the caller may not describe it (the master check of the preflight says more)."""
+    try:
+        described = diagnosis.aws.client("secretsmanager").describe_secret(SecretId=master)
+    except AWS_ERRORS:
+        return False
+    return any(tag.get("Key") in RDS_MASTER_TAGS for tag in described.get("Tags", []))
+
+
+def _rds_reader(diagnosis: Diagnosis) -> str | None:
+    """Why the function asks RDS about the secret's host, when it does: the secret names its
+    RDS database, or its host is a reader endpoint or (RDS says, to the caller) a read
+    replica or a cluster's reader instance. None otherwise, or when RDS cannot be asked."""
+    value = diagnosis.value or {}
+    for key in ("dbClusterIdentifier", "dbInstanceIdentifier"):
+        if value.get(key):
+            return f"the secret names its RDS database ({key})"
+    host = str(value.get("host", "")).lower().rstrip(".")
+    if not host.endswith(RDS_DOMAINS):
+        return None
+    identifier, _, zone = host.partition(".")
+    if zone.startswith("cluster-ro-"):
+        return "the secret's host is a cluster's reader endpoint"
+    if zone.startswith("cluster-"):
+        return None
+    return _rds_says_reader(diagnosis, identifier)
+
+
+def _rds_says_reader(diagnosis: Diagnosis, identifier: str) -> str | None:
+    """Whether RDS (asked by the caller) lists instance ``identifier`` as a read replica or
+    a cluster's reader instance; None when it does not, or cannot be asked."""
+    rds = diagnosis.aws.client("rds")
+    try:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        if instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return "the secret's host is a read replica"
+        cluster = instance.get("DBClusterIdentifier")
+        if not cluster:
+            return None
+        members = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["DBClusterMembers"]
+    except (*AWS_ERRORS, LookupError):
+        return None
+    writers = {m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")}
+    return (
+        None
+        if instance["DBInstanceIdentifier"] in writers
+        else "the secret's host is a cluster's reader instance"
+    )
 
 
 def check_kms(diagnosis: Diagnosis) -> list[Result]:  # noqa: PLR0911 - one return per finding

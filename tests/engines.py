@@ -166,9 +166,16 @@ class RedisHarness(Harness):
         return int(connection.client.ping() is True)
 
 
+#: Every engine with a harness: the fault matrix runs them all.
+ENGINES = ("postgresql", "mariadb", "mongodb", "redshift", "redis")
+#: The engines of the other shared scenarios: Redis is left out there (its own tests in
+#: tests/redis cover what they check) and runs only the fault matrix.
+SCENARIO_ENGINES = tuple(name for name in ENGINES if name != "redis")
+
+
 def harness_named(name: str, request: pytest.FixtureRequest) -> Harness:
-    """The harness of engine ``name`` ("postgresql", "mariadb", "mongodb", "redshift",
-    "redis") on the session's throwaway server, which ``request`` starts on first use."""
+    """The harness of engine ``name`` (one of :data:`ENGINES`) on the session's throwaway
+    server, which ``request`` starts on first use."""
     if name == "postgresql":
         return PostgresHarness(request.getfixturevalue("postgres"))
     if name == "mariadb":

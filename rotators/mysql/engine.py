@@ -61,6 +61,8 @@ _PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
+#: Seconds one MASTER_GTID_WAIT blocks before the replica wait polls again.
+GTID_WAIT_SLICE = 0.2
 
 
 class MySQLEngine(Engine[MySQLConnection]):
@@ -322,6 +324,35 @@ class MySQLEngine(Engine[MySQLConnection]):
             "ask whether it is a replica",
         )
         return bool(rows and rows[0][0])
+
+    def write_position(self, connection: MySQLConnection) -> str | None:
+        # MariaDB: the writer's binary log position as a GTID list, once the change is
+        # written to it (before its statement returns). MySQL's GTID sets and Aurora's
+        # storage-level replication are not waited on: their readers are retried by login.
+        if _server(connection).flavour != "mariadb":
+            return None
+        try:
+            rows = _rows(connection, "SELECT @@global.gtid_binlog_pos", (), "read the GTID position")
+        except DatabaseOperationError:
+            return None
+        position = str(rows[0][0]) if rows and rows[0][0] else ""
+        return position or None  # no binary log: nothing a replica could be waited on for
+
+    def has_replayed(self, connection: MySQLConnection, position: str) -> bool | None:
+        # MASTER_GTID_WAIT returns 0 once the replica's gtid_slave_pos covers ``position``,
+        # -1 after the time-out (short: the caller polls, and bounds the whole wait), NULL
+        # on a session that cannot wait (not a MariaDB replica, or a malformed position).
+        try:
+            rows = _rows(
+                connection,
+                "SELECT MASTER_GTID_WAIT(%s, %s)",
+                (position, GTID_WAIT_SLICE),
+                "wait for the replica's GTID position",
+            )
+        except DatabaseOperationError:
+            return None
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value) == 0
 
     def verify_privileges(
         self, connection: MySQLConnection, *, original: str, user: str, database: str | None

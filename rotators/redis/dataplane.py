@@ -25,6 +25,19 @@ if TYPE_CHECKING:
     from common.engine import Login
 
 
+def tls_failure(error: BaseException) -> bool:
+    """Whether a failed :func:`connect` failed in the TLS handshake (redis-py wraps the
+    ``ssl.SSLError`` in a ``ConnectionError``), not on the network."""
+    import ssl
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def connect(login: Login) -> Redis:
     """One authenticated connection: verified TLS unless the secret says ``ssl: false``,
     no retries (a retried refused login would be counted twice), no client-side commands

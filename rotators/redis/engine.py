@@ -13,14 +13,15 @@ channel patterns and selectors are left as they are.
 The commands themselves, and how ACL changes are persisted, are in ``dataplane.py``.
 
 A secret with ``user_arn`` (AWS's ElastiCache format) names an ElastiCache or MemoryDB
-user: its passwords change through the service's API, and every step logs in to the
-endpoint the secret names (``host``) or, when it names none, to the one the service's API
-lists for the user's cluster: the current password is proven before the API changes
-anything, the pending one before it becomes current. Where no endpoint can be found or
-reached the secret is refused, unless the deployment accepts rotation checked by the
-user's status only (``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function
-does): finishSecret then re-applies ``[pending, current]`` before the labels move, so that
-what becomes current is held by construction.
+user: its passwords change through the service's API, and every step logs in to an
+endpoint the service's API lists for the user's clusters (the one the secret names in
+``host``, which must be listed, else the first): the current password is proven before
+the API changes anything, the pending one before it becomes current. Where no endpoint
+can be found or reached (a network failure; a TLS failure stops the step) the secret is
+refused, unless the deployment accepts rotation checked by the user's status only
+(``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function does): finishSecret then
+re-applies ``[pending, current]`` before the labels move, so that what becomes current is
+held by construction.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 from common.engine import Capability, Engine, Login, engine_log, require_held
 from common.errors import (
+    ConfigurationError,
     DatabaseConnectionError,
     DatabaseOperationError,
     PermissionDeniedError,
+    SecretMismatchError,
+    TlsConfigurationError,
     VerificationError,
 )
 from common.passwords import PasswordPolicy
 from common.settings import flag, seconds
-from rotators.redis.dataplane import connect, may_change, ping, replication, set_passwords
+from rotators.redis.dataplane import connect, may_change, ping, replication, set_passwords, tls_failure
 from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
 
 if TYPE_CHECKING:
@@ -48,8 +52,11 @@ if TYPE_CHECKING:
 
     from redis import Redis
 
-#: How long a managed user may stay ``modifying`` before a step gives up (seconds).
+#: How long a step may wait for a managed user to turn ``active`` (seconds, all waits).
 DEFAULT_USER_WAIT = 240
+#: The most a step may wait: the function's time-out (600 s) less 120 s for logins and
+#: Secrets Manager calls (the template's MaxValue of ManagedUserWaitSeconds).
+MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
 STATUS_ONLY_VARIABLE = "MANAGED_USER_STATUS_ONLY"
@@ -105,7 +112,13 @@ class RedisEngine(Engine[RedisSession]):
     def user_wait_seconds(self) -> float:
         if self._user_wait_seconds is not None:
             return self._user_wait_seconds
-        return seconds(self._env, USER_WAIT_VARIABLE, DEFAULT_USER_WAIT)
+        wait = seconds(self._env, USER_WAIT_VARIABLE, DEFAULT_USER_WAIT)
+        if wait > MAX_USER_WAIT:
+            raise ConfigurationError(
+                f"{USER_WAIT_VARIABLE} must be at most {MAX_USER_WAIT} seconds: one step waits that "
+                "long in all and must fit the function's 600 s time-out"
+            )
+        return wait
 
     @cached_property
     def status_only(self) -> bool:
@@ -132,31 +145,64 @@ class RedisEngine(Engine[RedisSession]):
             return session
         session.service = self._managed(login.user_arn)
         session.service.require(login.username)
+        endpoints, why_none = self._endpoints(session.service)
         if login.host:
-            session.client = connect(login)
-            return session
-        endpoint = session.service.endpoint()
-        if endpoint is None:
-            self._accept_status_only(session.service, "the service lists no cluster endpoint for it")
+            named = (login.host.lower(), login.port)
+            if not endpoints:
+                # A login at an endpoint the API does not vouch for would prove nothing.
+                self._accept_status_only(session.service, f"{why_none}, so the secret's host is not checked")
+                return session
+            if named not in endpoints:
+                listed = ", ".join(f"{host}:{port}" for host, port in endpoints)
+                raise SecretMismatchError(
+                    f"the secret's host {login.host}:{login.port} is not an endpoint of "
+                    f"{session.service.arn.arn}'s clusters (the service lists {listed}): a login there "
+                    "would not prove the user's password"
+                )
+            target = login
+        elif endpoints:
+            target = dataclasses.replace(login, host=endpoints[0][0], port=endpoints[0][1])
+        else:
+            self._accept_status_only(session.service, why_none)
             return session
         try:
-            session.client = connect(dataclasses.replace(login, host=endpoint[0], port=endpoint[1]))
+            session.client = connect(target)
         except DatabaseConnectionError as error:
+            if tls_failure(error):
+                # Not a network failure: the endpoint answered with a certificate this
+                # function does not trust. Never dropped for a status-only check.
+                raise TlsConfigurationError(f"{error}: set DB_CA_BUNDLE to the CA of the cluster") from error
             # Only an unreachable endpoint: a refused password is an answer, never skipped.
             self._accept_status_only(session.service, str(error))
         return session
 
+    def _endpoints(self, user: ManagedUser) -> tuple[list[tuple[str, int]], str]:
+        """The endpoints the API lists for ``user`` and, when none, why."""
+        try:
+            endpoints = user.endpoints()
+        except PermissionDeniedError as error:
+            if not self.status_only:
+                raise PermissionDeniedError(
+                    f"{error}: grant it on the user's user groups and replication groups (MemoryDB: ACLs "
+                    "and clusters) with the template parameter CacheClusterArns"
+                ) from error
+            return [], f"its endpoints cannot be looked up ({error})"
+        return endpoints, "the service lists no cluster endpoint for it"
+
     def _accept_status_only(self, user: ManagedUser, reason: str) -> None:
-        """Go on without a login (the deployment's opt-in), or refuse naming the opt-in."""
+        """Go on without a login (the deployment's opt-in; logged once, with ``reason``),
+        or refuse naming the opt-in."""
         if not self.status_only:
             raise DatabaseConnectionError(
-                f"no login can prove the password of {user.arn.arn}: {reason}. Name the endpoint in "
-                f"the secret ('host', 'port'), let the function reach it, or set {STATUS_ONLY_VARIABLE}="
-                "true (template parameter ManagedUserStatusOnly) to accept a rotation checked by the "
-                "user's status only, as AWS's ElastiCache function does (the README says what that risks)"
+                f"no login can prove the password of {user.arn.arn}: {reason}. Name a reachable endpoint "
+                f"of its cluster in the secret ('host', 'port'), let the function reach it, or set "
+                f"{STATUS_ONLY_VARIABLE}=true (template parameter ManagedUserStatusOnly) to accept a "
+                "rotation checked by the user's status only, as AWS's ElastiCache function does (the "
+                "README says what that risks)"
             )
         engine_log.warning(
-            "managed user checked by its status only", extra={"user_arn": user.arn.arn, "reason": reason}
+            "password not proven by a login: the managed user is checked by its status only",
+            extra={"user_arn": user.arn.arn, "reason": reason},
         )
 
     def proves_password(self, connection: RedisSession) -> bool:
@@ -174,11 +220,7 @@ class RedisEngine(Engine[RedisSession]):
                 self._require_one_node(connection, strict=False)
             return
         assert connection.service is not None  # open() gives every session one or the other
-        connection.service.wait_until_active()
-        engine_log.warning(
-            "password not proven by a login: no endpoint could be reached; the user is active",
-            extra={"user_arn": connection.service.arn.arn},
-        )
+        connection.service.wait_until_active()  # open() logged why no login proves it
 
     # -- passwords ---------------------------------------------------------------------
 

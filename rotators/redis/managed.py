@@ -5,7 +5,9 @@ user's passwords are set with ElastiCache's ``ModifyUser`` (``Passwords``) or Me
 ``UpdateUser`` (``AuthenticationMode``). Both hold up to two passwords, so a rotation
 sets ``[pending, current]``: the current password keeps working, the one before it goes.
 The user is ``modifying`` for a while afterwards and refuses another change until it is
-``active`` again: every change waits, bounded, before and after.
+``active`` again: every change waits before and after, and all the waits of one
+:class:`ManagedUser` (one session, so one step: a step waits in one session only) share
+one budget, ``wait_seconds`` from its creation, so that a step never waits twice that long.
 
 The service client comes from the handler (``common.clients``): this module never
 imports boto3 and recognises the service's errors by their documented shape
@@ -63,6 +65,7 @@ class ManagedUser:
         self.client = client
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
+        self.deadline = time.monotonic() + wait_seconds
 
     def describe(self) -> dict[str, Any]:
         """The user as ``DescribeUsers`` shows it."""
@@ -105,37 +108,51 @@ class ManagedUser:
             )
         self.wait_until_active()
 
-    def endpoint(self) -> tuple[str, int] | None:
-        """Where a client reaches the user, found through the service's API, or None.
+    def endpoints(self) -> list[tuple[str, int]]:
+        """Every endpoint the service's API lists for the user's clusters, the one to log
+        in to first (host lower-cased; empty when it lists none).
 
-        ElastiCache: the user's user groups, their replication groups, and a group's
-        configuration endpoint (cluster mode) or its first primary endpoint. MemoryDB: the
-        user's ACLs, their clusters, and a cluster's endpoint. Any node of a cluster holds
-        every user of its ACL or user group, so one endpoint proves a password."""
+        ElastiCache: the user's user groups, their replication groups, and each group's
+        configuration endpoint, primary and reader endpoints and its nodes' read endpoints.
+        MemoryDB: the user's ACLs, their clusters, each cluster's endpoint and its shards'
+        node endpoints. Any node of a cluster holds every user of its ACL or user group, so
+        a login at any of them proves a password; a login anywhere else proves nothing."""
         user = self.describe()
         if self.arn.service == "elasticache":
-            for group_id in user.get("UserGroupIds") or []:
-                for group in self._items("DescribeUserGroups", "UserGroups", UserGroupId=group_id):
-                    for replication_group in group.get("ReplicationGroups") or []:
-                        found = self._items(
-                            "DescribeReplicationGroups",
-                            "ReplicationGroups",
-                            ReplicationGroupId=replication_group,
-                        )
-                        for item in found:
-                            nodes = item.get("NodeGroups") or [{}]
-                            address = item.get("ConfigurationEndpoint") or nodes[0].get("PrimaryEndpoint")
-                            if address and address.get("Address"):
-                                return str(address["Address"]), int(address.get("Port") or 6379)
-            return None
+            found = self._elasticache_endpoints(user)
+        else:
+            found = self._memorydb_endpoints(user)
+        endpoints: list[tuple[str, int]] = []
+        for address in found:
+            if address and address.get("Address"):
+                endpoint = (str(address["Address"]).lower(), int(address.get("Port") or 6379))
+                if endpoint not in endpoints:
+                    endpoints.append(endpoint)
+        return endpoints
+
+    def _elasticache_endpoints(self, user: dict[str, Any]) -> list[dict[str, Any] | None]:
+        found: list[dict[str, Any] | None] = []
+        for group_id in user.get("UserGroupIds") or []:
+            for group in self._items("DescribeUserGroups", "UserGroups", UserGroupId=group_id):
+                for name in group.get("ReplicationGroups") or []:
+                    kind = "ReplicationGroups"
+                    for item in self._items(f"Describe{kind}", kind, ReplicationGroupId=name):
+                        found.append(item.get("ConfigurationEndpoint"))
+                        for nodes in item.get("NodeGroups") or []:
+                            found += [nodes.get("PrimaryEndpoint"), nodes.get("ReaderEndpoint")]
+                            found += [m.get("ReadEndpoint") for m in nodes.get("NodeGroupMembers") or []]
+        return found
+
+    def _memorydb_endpoints(self, user: dict[str, Any]) -> list[dict[str, Any] | None]:
+        found: list[dict[str, Any] | None] = []
         for acl in user.get("ACLNames") or []:
             for item in self._items("DescribeACLs", "ACLs", ACLName=acl):
                 for cluster in item.get("Clusters") or []:
                     for described in self._items("DescribeClusters", "Clusters", ClusterName=cluster):
-                        endpoint = described.get("ClusterEndpoint") or {}
-                        if endpoint.get("Address"):
-                            return str(endpoint["Address"]), int(endpoint.get("Port") or 6379)
-        return None
+                        found.append(described.get("ClusterEndpoint"))
+                        for shard in described.get("Shards") or []:
+                            found += [node.get("Endpoint") for node in shard.get("Nodes") or []]
+        return found
 
     def _items(self, operation: str, key: str, **parameters: str) -> list[dict[str, Any]]:
         """The ``key`` list of a Describe call (its boto3 method: the operation in snake case)."""
@@ -144,18 +161,19 @@ class ManagedUser:
         return items
 
     def wait_until_active(self) -> dict[str, Any]:
-        """Poll ``DescribeUsers`` until the user is ``active``; bounded by ``wait_seconds``."""
-        deadline = time.monotonic() + self.wait_seconds
+        """Poll ``DescribeUsers`` until the user is ``active``; bounded by what is left of
+        the budget (``wait_seconds`` from this object's creation)."""
         while True:
             user = self.describe()
             status = user.get("Status")
             if status == ACTIVE:
                 return user
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= self.deadline:
                 raise DatabaseOperationError(
-                    f"user {self.arn.arn} is still {status!r} after {self.wait_seconds:g} s"
+                    f"user {self.arn.arn} is still {status!r}: the step's {self.wait_seconds:g} s "
+                    f"for the user to turn {ACTIVE!r} are spent (MANAGED_USER_WAIT_SECONDS)"
                 )
-            time.sleep(self.poll_seconds)
+            time.sleep(max(0.0, min(self.poll_seconds, self.deadline - time.monotonic())))
 
     def _call(self, operation: str, method: Callable[..., Any], **parameters: Any) -> dict[str, Any]:
         try:

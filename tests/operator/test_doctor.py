@@ -17,6 +17,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from common.handler import RotationFunction
+from devtools.rds_endpoints import EndpointMap, instance_address, managed_cluster, managed_instance
 from devtools.service import DEFAULT_ACCOUNT
 from operator_tools.aws import Aws, ToolError
 from operator_tools.cli import main
@@ -334,6 +335,74 @@ def test_the_role_and_the_master_secret(
             "secretsmanager:GetSecretValue on the master secret"
             in only_failure(checks, "role permissions")["reason"]
         )
+
+
+RDS_ACTIONS = ["rds:DescribeDBInstances", "rds:DescribeDBClusters"]
+
+
+@pytest.mark.parametrize("decision", ["allowed", "implicitDeny"])
+def test_the_role_and_an_rds_managed_master_secret(
+    world: World, postgres: PostgresServer, user: tuple[str, str, str], decision: str
+) -> None:
+    """An RDS-managed master: the function reads its tags (DescribeSecret) and asks RDS."""
+    database = managed_instance(boto3.client("rds", region_name=REGION), world.sm, EndpointMap(), (1, 2))
+    arn = make_secret(world, postgres, user, masterarn=database.master_arn)
+    world.deploy()
+    world.allow_rotation(arn)
+    master_actions = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    world.simulate(master_actions, database.master_arn, decision, ContextEntries=[])
+    world.simulate(RDS_ACTIONS, "*", decision, ContextEntries=[])
+    _, checks = doctor(world, arn)
+    role = checks["role permissions"]
+    if decision == "allowed":
+        assert role["status"] == "pass", role
+        assert role["reason"].endswith("and read the master secret and describe RDS databases")
+    else:
+        reason = role["reason"]  # the preflight's master check fails too: another host
+        assert role["status"] == "fail"
+        assert "secretsmanager:DescribeSecret on the master secret" in reason
+        assert "rds:DescribeDBClusters (the master secret is RDS-managed)" in reason
+        assert "rds:DescribeDBInstances" in reason and "RdsLookups" in role["fix"]
+
+
+@pytest.mark.parametrize(
+    ("where", "need"),
+    [
+        ("replica", "the secret's host is a read replica"),
+        ("cluster reader instance", "the secret's host is a cluster's reader instance"),
+        ("cluster reader endpoint", "the secret's host is a cluster's reader endpoint"),
+        ("key", "the secret names its RDS database (dbInstanceIdentifier)"),
+        ("writer instance", None),
+        ("cluster writer instance", None),
+    ],
+)
+def test_the_role_and_a_secret_on_a_reader(
+    world: World, postgres: PostgresServer, user: tuple[str, str, str], where: str, need: str | None
+) -> None:
+    """RDS is asked about a reader's database (its writer, the wait on it) only: the RDS
+    actions are checked then, and not for a writer."""
+    rds = boto3.client("rds", region_name=REGION)
+    instance = managed_instance(rds, world.sm, EndpointMap(), (1, 2))
+    cluster = managed_cluster(rds, world.sm, EndpointMap(), (1, 2))
+    host: dict[str, Any] = {
+        "replica": {"host": instance.reader},
+        "cluster reader instance": {"host": instance_address(f"{cluster.identifier}-b")},
+        "cluster reader endpoint": {"host": cluster.reader},
+        "key": {"dbInstanceIdentifier": instance.identifier},
+        "writer instance": {"host": instance.writer},
+        "cluster writer instance": {"host": instance_address(f"{cluster.identifier}-a")},
+    }[where]
+    arn = make_secret(world, postgres, user, **host)
+    world.deploy()
+    world.allow_rotation(arn)
+    if need is not None:
+        world.simulate(RDS_ACTIONS, "*", "implicitDeny", ContextEntries=[])
+    _, checks = doctor(world, arn)
+    role = checks["role permissions"]
+    if need is None:
+        assert role["status"] == "pass" and "RDS" not in role["reason"], role
+    else:
+        assert role["status"] == "fail" and f"rds:DescribeDBInstances ({need})" in role["reason"]
 
 
 def customer_key(world: World, policy: dict[str, Any] | None = None, enabled: bool = True) -> str:

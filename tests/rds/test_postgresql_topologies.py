@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.stub import Stubber
 
-from common.errors import DatabaseLoginError, RdsError, SecretMismatchError
+from common.errors import DatabaseLoginError, RdsError, SecretMismatchError, StepTimeLimitError
 from common.replicas import FIRST_DELAY
-from devtools.rds_endpoints import instance_address
+from common.rotation import STEPS
+from devtools.rds_endpoints import instance_address, promote_read_replica
 from devtools.service import LambdaContext
 from tests.helpers import value
 
@@ -172,10 +173,17 @@ def test_replica_without_a_known_writer_is_refused_and_nothing_changes(
     assert sum(handler.rds_calls.values()) == 0
 
 
-def test_pending_refused_on_the_writer_fails_at_once(world: World) -> None:
-    """testSecret waits only on a reader: on the writer a refused login is final."""
-    database = world.instance()
-    user = world.user_on(database.writer)
+@pytest.mark.parametrize("kind", ["instance", "cluster writer instance"])
+def test_pending_refused_on_the_writer_fails_at_once(kind: str, world: World) -> None:
+    """testSecret waits only on a reader: on the writer (an instance, or a cluster's writer
+    instance, which RDS lists among the cluster's members) a refused login is final."""
+    if kind == "instance":
+        user = world.user_on(world.instance().writer)
+    else:
+        cluster = world.cluster()
+        user = world.user_on(
+            instance_address(f"{cluster.identifier}-a"), dbClusterIdentifier=cluster.identifier
+        )
     handler = world.handler(REPLICA_WAIT_SECONDS="30")
     request = world.service.start(user.arn)
     for step in ("createSecret", "setSecret"):
@@ -184,6 +192,38 @@ def test_pending_refused_on_the_writer_fails_at_once(world: World) -> None:
     with pytest.raises(DatabaseLoginError):
         handler(request.event("testSecret"), LambdaContext())
     assert handler.rotator.replica_wait.waits == []
+
+
+def test_a_replica_promoted_between_two_rotations_is_refused(world: World, standby: PostgresStandby) -> None:
+    """One container: the first rotation of each secret on the replica passes; the replica
+    is promoted (in RDS: the throwaway standby stays one); the next rotation asks RDS
+    again and refuses, changing nothing. Steps after the first of a rotation ask RDS
+    nothing."""
+    database = world.instance()
+    world.master_user(database)
+    pair = world.user_on(database.reader, masterarn=database.master_arn)
+    single = world.user_on(database.reader)
+    handler = world.handler()
+    # The pair meets RDS at createSecret (its master), the single user at setSecret (its writer).
+    for arn, first in ((pair.arn, "createSecret"), (single.arn, "setSecret")):
+        request = world.service.start(arn)
+        standby.catch_up()
+        asked: list[int] = []
+        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+            before = sum(handler.rds_calls.values())
+            handler(request.event(step), LambdaContext())
+            asked += [sum(handler.rds_calls.values()) - before]
+        assert [step for step, calls in zip(STEPS, asked, strict=True) if calls] == [first]
+
+    promote_read_replica(world.rds, f"{database.identifier}-replica")
+    with pytest.raises(SecretMismatchError, match=f"RDS does not list {database.reader}"):
+        world.refused_at_create(handler, pair.arn)
+    current = value(world.sm, single.arn, "AWSCURRENT")
+    request = world.service.start(single.arn)
+    handler(request.event("createSecret"), LambdaContext())  # a login on the host: no RDS yet
+    with pytest.raises(RdsError, match=f"host '{database.reader}' is not one of the hosts"):
+        handler(request.event("setSecret"), LambdaContext())
+    assert world.writer.can_login(single.name, current["password"], single.dbname)  # unchanged
 
 
 def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
@@ -208,3 +248,33 @@ def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     assert denied is not None and denied["ok"] is False
     master = next(check for check in denied["checks"] if check["check"] == "master secret")
     assert "rds:DescribeDBInstances was refused" in master["detail"] and "RdsLookups" in master["fix"]
+
+
+def test_waits_on_a_lagging_replica_stop_before_the_functions_time_out(
+    world: World, standby: PostgresStandby
+) -> None:
+    """A 12 s function with REPLICA_WAIT_SECONDS=9 (it fits, with the margin) and a standby
+    20 s behind: setSecret stops its wait in time and succeeds (the change is made);
+    testSecret fails with the named error, inside the time-out, never killed."""
+    database = world.instance()
+    user = world.user_on(database.reader)
+    handler = world.handler(REPLICA_WAIT_SECONDS="9", DB_STATEMENT_TIMEOUT="5")
+    standby.catch_up()
+    standby.set_apply_delay(20_000)
+    try:
+        request = world.service.start(user.arn)
+        for step in ("createSecret", "setSecret"):
+            context = LambdaContext(timeout_s=12)
+            handler(request.event(step), context)
+            assert context.get_remaining_time_in_millis() > 0
+        context = LambdaContext(timeout_s=12)
+        with pytest.raises(StepTimeLimitError, match="still refused the pending credentials"):
+            handler(request.event("testSecret"), context)
+        # Stopped with the margin and one login's time (DB_CONNECT_TIMEOUT, 5 s) to spare.
+        assert 3_000 <= context.get_remaining_time_in_millis() <= 8_500
+    finally:
+        standby.set_apply_delay(0)
+        standby.catch_up()
+    position, login = handler.rotator.replica_wait.waits
+    assert position[0] == "position" and 8 < position[1] < 9  # cut below REPLICA_WAIT_SECONDS
+    assert login[0] == "login" and login[1] < 9

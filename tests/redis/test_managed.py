@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,32 +20,43 @@ from common.errors import (
     DatabaseConnectionError,
     DatabaseLoginError,
     DatabaseOperationError,
-    RotationError,
+    PermissionDeniedError,
+    SecretMismatchError,
+    TlsConfigurationError,
 )
 from common.observability import logger
-from devtools.managed_users import DataPlane, add_cluster, behave_like_aws_users, user_of
+from devtools.certs import CertificateAuthority
+from devtools.managed_users import DataPlane, add_cluster, behave_like_aws_users, reset, user_of
 from devtools.ports import free_port
-from devtools.redis_server import password_rule
+from devtools.redis_server import RedisServer, password_rule
 from devtools.service import STEPS, LambdaContext
 from rotators.redis.engine import RedisEngine
 from tests.conftest import REGION, new_password, unique
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
-    from devtools.redis_server import RedisServer
-    from devtools.service import RotationService
+    from devtools.service import RotationRequest, RotationService
 
 
 def clients(service: str, region: str) -> Any:
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
 
-@pytest.fixture
-def engine(sm_client: SecretsManagerClient) -> RedisEngine:
+@pytest.fixture(autouse=True)
+def aws_users(sm_client: SecretsManagerClient) -> Iterator[None]:
+    """moto with the model of users; its user groups, ACLs and clusters forgotten after."""
     behave_like_aws_users()
+    yield
+    reset()
+
+
+@pytest.fixture
+def engine() -> RedisEngine:
     return RedisEngine(clients, user_wait_seconds=5, poll_seconds=0.01)
 
 
@@ -139,12 +151,18 @@ def test_two_passwords_newest_first_proven_by_real_logins(
     monkeypatch.setattr(logger.registered_handler, "stream", lines)
     first, original = managed.password, value(sm_client, managed.arn, "AWSCURRENT")
     refused_before = redis_server.failed_logins()
-    service.rotate(handler, managed.arn)
-    second = value(sm_client, managed.arn, "AWSCURRENT")["password"]
+    request = service.start(managed.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    handler(request.event("setSecret"), LambdaContext())
     user = user_of(managed.kind, managed.key)
-    assert user.passwords == [second, first]
-    assert user.status == "active"  # setSecret waited until the change was done
+    # setSecret waited: the model applies the change to the data plane only when active.
+    assert user.status == "active"
+    second = pending_password(sm_client, managed.arn, request.token)
     assert redis_server.can_login(managed.name, second) and redis_server.can_login(managed.name, first)
+    handler(request.event("testSecret"), LambdaContext())
+    handler(request.event("finishSecret"), LambdaContext())
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == second
+    assert user.passwords == [second, first]
     service.rotate(handler, managed.arn)
     third = value(sm_client, managed.arn, "AWSCURRENT")
     assert user.passwords == [third["password"], second]  # the first one is gone
@@ -172,16 +190,40 @@ def test_each_step_twice_changes_the_user_once_per_step(
     assert user_of(managed.kind, managed.key).passwords == [current, managed.password]
 
 
+def pending_password(client: SecretsManagerClient, arn: str, token: str) -> str:
+    return str(json.loads(client.get_secret_value(SecretId=arn, VersionId=token)["SecretString"])["password"])
+
+
+def plant_pending(client: SecretsManagerClient, arn: str, token: str, body: dict[str, Any]) -> None:
+    """A pending version under ``token`` (as a createSecret would have left it), so that the
+    later steps meet their own checks, not a missing value."""
+    pending = {**body, "password": new_password()}
+    client.put_secret_value(
+        SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]
+    )
+
+
+@pytest.fixture(params=["login", "status-only"])
+def either_mode(
+    request: pytest.FixtureRequest, sm_client: SecretsManagerClient, redis_server: RedisServer
+) -> RotationFunction[Any]:
+    """The default deployment, and one that opted in to status-only checks."""
+    environ = {"MANAGED_USER_STATUS_ONLY": "true" if request.param == "status-only" else "false"}
+    engine = RedisEngine(clients, user_wait_seconds=5, poll_seconds=0.01, environ=environ)
+    return handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
+
+
 @pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
 def test_a_secret_with_a_guessed_password_cannot_take_the_user_over(
     kind: str,
     sm_client: SecretsManagerClient,
     service: RotationService,
-    handler: RotationFunction[Any],
+    either_mode: RotationFunction[Any],
     redis_server: RedisServer,
 ) -> None:
     """Whoever may write a secret naming a user in CacheUserArns must not get that user's
-    passwords set: the current password is proven by a login before the API is called."""
+    passwords set: the current password is proven by a login before the API is called, in
+    the status-only mode too (a refused password is an answer, never skipped)."""
     name, real = unique("victim"), new_password()
     key, user_arn = new_user(kind, name, real)
     serve_on(redis_server, kind, key, name, real)
@@ -189,14 +231,58 @@ def test_a_secret_with_a_guessed_password_cannot_take_the_user_over(
     arn = store_secret(sm_client, service, unique("cache"), guessed)
     request = service.start(arn)
     with pytest.raises(DatabaseLoginError, match=f"endpoint of {user_arn}"):
-        handler(request.event("createSecret"), LambdaContext())
-    for step in STEPS[1:]:  # a caller that goes on regardless
-        with pytest.raises(RotationError):
-            handler(request.event(step), LambdaContext())
+        either_mode(request.event("createSecret"), LambdaContext())
+    plant_pending(sm_client, arn, request.token, guessed)  # a caller that goes on regardless
+    with pytest.raises(DatabaseLoginError, match=f"endpoint of {user_arn}"):
+        either_mode(request.event("setSecret"), LambdaContext())
+    for step in STEPS[2:]:
+        with pytest.raises(DatabaseLoginError):
+            either_mode(request.event(step), LambdaContext())
     user = user_of(kind, key)
     assert user.passwords == [real] and getattr(user, "modifications", 0) == 0
     assert redis_server.can_login(name, real)
     assert labels(sm_client, arn)["AWSCURRENT"] != request.token
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+def test_a_host_that_is_not_the_users_endpoint_cannot_take_the_user_over(
+    kind: str,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """A secret naming the victim's user ARN and a Redis its writer controls (a user of
+    the same name, a password they know, a certificate the function trusts) must not
+    prove anything: the host is refused unless the service lists it for the user."""
+    name, real = unique("victim"), new_password()
+    key, user_arn = new_user(kind, name, real)
+    serve_on(redis_server, kind, key, name, real)
+    decoy = RedisServer().start()
+    try:
+        known = new_password()
+        decoy.create_user(name, known, None, "~*", "+@all")
+        bundle = tmp_path / "bundle.pem"
+        bundle.write_text(Path(redis_server.ca_file).read_text() + Path(decoy.ca_file).read_text())
+        engine = RedisEngine(clients, user_wait_seconds=5, poll_seconds=0.01)
+        handler = handler_for(engine, sm_client, DB_CA_BUNDLE=str(bundle))
+        body: dict[str, Any] = {"user_arn": user_arn, "username": name, "password": known}
+        body |= {"host": decoy.host, "port": decoy.port}
+        arn = store_secret(sm_client, service, unique("cache"), body)
+        request = service.start(arn)
+        refused = f"{decoy.host}:{decoy.port} is not an endpoint of {user_arn}"
+        with pytest.raises(SecretMismatchError, match=refused):
+            handler(request.event("createSecret"), LambdaContext())
+        plant_pending(sm_client, arn, request.token, body)
+        for step in ("setSecret", "finishSecret"):
+            with pytest.raises(SecretMismatchError, match=refused):
+                handler(request.event(step), LambdaContext())
+        user = user_of(kind, key)
+        assert user.passwords == [real] and getattr(user, "modifications", 0) == 0
+        assert redis_server.can_login(name, real)
+        assert labels(sm_client, arn)["AWSCURRENT"] != request.token
+    finally:
+        decoy.stop()
 
 
 def test_finish_before_set_is_refused_by_a_login(
@@ -214,7 +300,7 @@ def test_finish_before_set_is_refused_by_a_login(
 
 
 @pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
-@pytest.mark.parametrize("where", ["no cluster", "unreachable"])
+@pytest.mark.parametrize("where", ["no cluster", "unreachable", "host unreachable"])
 def test_without_a_reachable_endpoint_create_secret_names_the_opt_in(
     kind: str,
     where: str,
@@ -224,11 +310,13 @@ def test_without_a_reachable_endpoint_create_secret_names_the_opt_in(
 ) -> None:
     name, password = unique("app"), new_password()
     key, user_arn = new_user(kind, name, password)
-    if where == "unreachable":
-        add_cluster(kind, key, DataPlane("127.0.0.1", free_port()))  # nothing listens there
-    arn = store_secret(
-        sm_client, service, unique("cache"), {"user_arn": user_arn, "username": name, "password": password}
-    )
+    body: dict[str, Any] = {"user_arn": user_arn, "username": name, "password": password}
+    if where != "no cluster":
+        port = free_port()  # nothing listens there
+        add_cluster(kind, key, DataPlane("127.0.0.1", port))
+        if where == "host unreachable":
+            body |= {"host": "127.0.0.1", "port": port}
+    arn = store_secret(sm_client, service, unique("cache"), body)
     request = service.start(arn)
     with pytest.raises(DatabaseConnectionError, match="MANAGED_USER_STATUS_ONLY=true"):
         handler(request.event("createSecret"), LambdaContext())
@@ -296,6 +384,7 @@ def test_the_wait_for_active_is_a_setting(raw: str | None, expected: int) -> Non
     [
         ("MANAGED_USER_WAIT_SECONDS", "4 min"),
         ("MANAGED_USER_WAIT_SECONDS", "0"),
+        ("MANAGED_USER_WAIT_SECONDS", "481"),
         ("MANAGED_USER_STATUS_ONLY", "y"),
     ],
 )
@@ -305,6 +394,26 @@ def test_a_bad_managed_user_setting_is_named(name: str, raw: str) -> None:
         _ = engine.user_wait_seconds, engine.status_only
 
 
+def busy_after_create(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    wait: float,
+    poll: float,
+    describes: int,
+) -> tuple[RotationFunction[Any], RotationRequest, Any]:
+    """A handler waiting ``wait`` s (polling every ``poll`` s), a rotation past
+    createSecret, and the model's user then ``modifying`` for ``describes`` DescribeUsers."""
+    engine = RedisEngine(clients, user_wait_seconds=wait, poll_seconds=poll)
+    handler = handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
+    request = service.start(managed.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    user = user_of(managed.kind, managed.key)
+    user.status, user.modifying_describes = "modifying", describes
+    return handler, request, user
+
+
 def test_a_user_stuck_modifying_fails_set_secret_within_the_bound(
     sm_client: SecretsManagerClient,
     service: RotationService,
@@ -312,15 +421,8 @@ def test_a_user_stuck_modifying_fails_set_secret_within_the_bound(
     managed: Managed,
     redis_server: RedisServer,
 ) -> None:
-    handler = handler_for(
-        RedisEngine(clients, user_wait_seconds=0.2, poll_seconds=0.05),
-        sm_client,
-        DB_CA_BUNDLE=redis_server.ca_file,
-    )
-    request = service.start(managed.arn)
-    handler(request.event("createSecret"), LambdaContext())
-    stuck = user_of(managed.kind, managed.key)  # e.g. an operator's change still in progress
-    stuck.status, stuck.modifying_describes = "modifying", 10**6
+    # e.g. an operator's change still in progress
+    handler, request, stuck = busy_after_create(sm_client, service, managed, redis_server, 0.2, 0.05, 10**6)
     with pytest.raises(DatabaseOperationError, match="still 'modifying'"):
         handler(request.event("setSecret"), LambdaContext())
     assert stuck.passwords == [managed.password]
@@ -419,3 +521,179 @@ def test_a_managed_user_with_a_master_secret_is_refused_before_anything_changes(
     assert labels(sm_client, arn)["AWSPENDING"] == request.token
     with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
         sm_client.get_secret_value(SecretId=arn, VersionId=request.token)
+
+
+def status_only_handler(sm_client: SecretsManagerClient, ca_bundle: str) -> RotationFunction[Any]:
+    engine = RedisEngine(clients, poll_seconds=0.01, environ={"MANAGED_USER_STATUS_ONLY": "true"})
+    return handler_for(engine, sm_client, DB_CA_BUNDLE=ca_bundle)
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+def test_status_only_with_an_unreachable_endpoint_rotates_and_says_why_once(
+    kind: str,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    status_only: RotationFunction[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A genuine network failure (nothing listens at the listed endpoint) is what the
+    opt-in accepts: the rotation completes on the user's status, and each session says
+    once, with that reason, that no login proved the password."""
+    lines = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", lines)
+    name, password = unique("app"), new_password()
+    key, user_arn = new_user(kind, name, password)
+    port = free_port()
+    add_cluster(kind, key, DataPlane("127.0.0.1", port))
+    body = {"user_arn": user_arn, "username": name, "password": password}
+    arn = store_secret(sm_client, service, unique("cache"), body)
+    request = service.start(arn)
+    status_only(request.event("createSecret"), LambdaContext())
+    warnings = [line for line in lines.getvalue().splitlines() if "not proven by a login" in line]
+    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0]
+    for step in STEPS[1:]:
+        status_only(request.event(step), LambdaContext())
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    assert user_of(kind, key).passwords == [current, password]
+    assert not any(p in lines.getvalue() for p in (password, current))
+
+
+def test_status_only_stops_at_a_tls_failure(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """A certificate the function does not trust is not an unreachable endpoint: the step
+    stops at once and the proof is never dropped for a status-only check."""
+    other = CertificateAuthority.create(tmp_path, "other-ca")
+    handler = status_only_handler(sm_client, str(other.cert_path))
+    request = service.start(managed.arn)
+    with pytest.raises(TlsConfigurationError, match="certificate verify failed"):
+        handler(request.event("createSecret"), LambdaContext())
+    plant_pending(sm_client, managed.arn, request.token, value(sm_client, managed.arn, "AWSCURRENT"))
+    with pytest.raises(TlsConfigurationError):
+        handler(request.event("setSecret"), LambdaContext())
+    assert getattr(user_of(managed.kind, managed.key), "modifications", 0) == 0
+
+
+class DeniedDescribes:
+    """A service client whose role lacks the describe calls of CacheClusterArns."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("describe_user_groups", "describe_acls"):
+            operation = "DescribeUserGroups" if name == "describe_user_groups" else "DescribeACLs"
+
+            def denied(**_: Any) -> Any:
+                from botocore.exceptions import ClientError
+
+                error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+                raise ClientError(error, operation)  # type: ignore[arg-type]
+
+            return denied
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize("kind", ["elasticache", "memorydb"])
+@pytest.mark.parametrize("mode", ["login", "status-only"])
+def test_a_denied_endpoint_lookup(
+    kind: str,
+    mode: str,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    redis_server: RedisServer,
+) -> None:
+    """Without CacheClusterArns: the default mode names the template parameter; the
+    status-only mode treats it as no endpoint found (and says so)."""
+    name, password = unique("app"), new_password()
+    key, user_arn = new_user(kind, name, password)
+    serve_on(redis_server, kind, key, name, password)
+    engine = RedisEngine(
+        lambda service, region: DeniedDescribes(clients(service, region)),
+        poll_seconds=0.01,
+        environ={"MANAGED_USER_STATUS_ONLY": "true" if mode == "status-only" else "false"},
+    )
+    handler = handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
+    body = {"user_arn": user_arn, "username": name, "password": password}
+    arn = store_secret(sm_client, service, unique("cache"), body)
+    if mode == "login":
+        request = service.start(arn)
+        with pytest.raises(PermissionDeniedError, match="CacheClusterArns"):
+            handler(request.event("createSecret"), LambdaContext())
+        assert getattr(user_of(kind, key), "modifications", 0) == 0
+        return
+    service.rotate(handler, arn)
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    assert user_of(kind, key).passwords == [current, password]
+
+
+def test_the_model_applies_a_change_only_when_the_user_is_active(
+    engine: RedisEngine, redis_server: RedisServer
+) -> None:
+    """The model is part of the judge: a step that did not wait for ``active`` must not
+    find the new password on the data plane."""
+    name, password = unique("app"), new_password()
+    user_id, _ = elasticache_user(name, password)
+    serve_on(redis_server, "elasticache", user_id, name, password)
+    client = clients("elasticache", REGION)
+    client.modify_user(UserId=user_id, Passwords=[password + "new", password])
+    assert not redis_server.can_login(name, password + "new")
+    while client.describe_users(UserId=user_id)["Users"][0]["Status"] != "active":
+        pass
+    assert redis_server.can_login(name, password + "new")
+
+
+class Clock:
+    """Time that passes only while the code sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_set_secret_waits_at_most_one_budget_in_all(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait before the change and the wait after it share one budget: a step never
+    waits twice MANAGED_USER_WAIT_SECONDS (the function's time-out would cut it short)."""
+    clock = Clock()
+    monkeypatch.setattr("rotators.redis.managed.time", clock)
+    monkeypatch.setattr("devtools.managed_users.MODIFYING_DESCRIBES", 7)  # about 7 s after the change
+    # an operator's change, several seconds from done
+    handler, request, _ = busy_after_create(sm_client, service, managed, redis_server, 10, 1, 12)
+    start = clock.now
+    with pytest.raises(DatabaseOperationError, match="are spent"):
+        handler(request.event("setSecret"), LambdaContext())
+    assert clock.now - start <= 10 + 1  # one poll past the budget at most
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
+
+
+def test_a_pending_version_for_another_user_arn_names_both(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    managed: Managed,
+) -> None:
+    """Versions without a host differ only by their user ARN: the refusal names both."""
+    other = f"{new_user(managed.kind, unique('other'), new_password())[1]}"
+    request = service.start(managed.arn)
+    body = {**value(sm_client, managed.arn, "AWSCURRENT"), "user_arn": other}
+    plant_pending(sm_client, managed.arn, request.token, body)
+    user_arn = value(sm_client, managed.arn, "AWSCURRENT")["user_arn"]
+    with pytest.raises(SecretMismatchError) as refused:
+        handler(request.event("setSecret"), LambdaContext())
+    assert f"user_arn {other}" in str(refused.value) and f"user_arn {user_arn}" in str(refused.value)
+    assert getattr(user_of(managed.kind, managed.key), "modifications", 0) == 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.engines import Harness, harness_named, store_master_secret
+from tests.engines import SCENARIO_ENGINES, Harness, harness_named, store_master_secret
 from tests.helpers import handler_for, store_secret
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.fixture(params=["postgresql", "mariadb", "mongodb", "redshift"])
+@pytest.fixture(params=SCENARIO_ENGINES)
 def harness(request: pytest.FixtureRequest) -> Harness:
     return harness_named(request.param, request)
 

@@ -31,7 +31,7 @@ from common.errors import RotationError
 from devtools.faults import DurableMariaDB, DurablePostgres, Halt
 from devtools.redis_server import RedisServer
 from devtools.service import STEPS, LambdaContext
-from tests.engines import Harness, MariaDBHarness, PostgresHarness, RedisHarness, harness_named
+from tests.engines import ENGINES, Harness, MariaDBHarness, PostgresHarness, RedisHarness, harness_named
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def _json(text: str) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture(params=["postgresql", "mariadb", "mongodb", "redshift", "redis"])
+@pytest.fixture(params=ENGINES)
 def harness(request: pytest.FixtureRequest) -> Harness:
     """Every engine's, Redis's included (the other shared scenarios leave it out)."""
     return harness_named(request.param, request)

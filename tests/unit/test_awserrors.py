@@ -51,7 +51,9 @@ def test_every_client_reads_an_aws_error_the_same_way(error: Exception, code: st
         SecretStore(Failing(error)).describe("app")  # type: ignore[arg-type]
     assert (secrets.value.code, str(secrets.value)) == (code, f"DescribeSecret failed with {code}")
     with pytest.raises(RdsError) as rds:
-        RdsDirectory(Failing(error))._call("DescribeDBInstances")  # type: ignore[arg-type]
+        RdsDirectory(Failing(error))._shaped(  # type: ignore[arg-type]
+            "DescribeDBInstances", lambda client: client.describe_db_instances()
+        )
     assert rds.value.code == code
     expected = f"rds:DescribeDBInstances was refused ({code})" if denied else f"failed with {code}"
     assert expected in str(rds.value)
@@ -66,7 +68,9 @@ def test_an_error_that_is_not_aws_is_left_alone() -> None:
     with pytest.raises(ValueError, match="not aws"):
         SecretStore(Failing(ValueError("not aws"))).describe("app")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not aws"):
-        RdsDirectory(Failing(ValueError("not aws")))._call("DescribeDBInstances")  # type: ignore[arg-type]
+        RdsDirectory(Failing(ValueError("not aws")))._shaped(  # type: ignore[arg-type]
+            "DescribeDBInstances", lambda client: client.describe_db_instances()
+        )
 
 
 def test_a_message_is_masked() -> None:

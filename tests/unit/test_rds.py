@@ -12,7 +12,13 @@ from common.errors import DatabaseLoginError, RdsError
 from common.rds import RdsDirectory, database_of_secret, database_of_tags
 from common.replicas import ReplicaWait
 from common.secret import DatabaseSecret
-from devtools.rds_endpoints import EndpointMap, instance_address, managed_cluster, managed_instance
+from devtools.rds_endpoints import (
+    EndpointMap,
+    instance_address,
+    managed_cluster,
+    managed_instance,
+    promote_read_replica,
+)
 from tests.conftest import REGION
 from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession
 
@@ -169,3 +175,41 @@ def test_position_wait_gives_up_in_time_without_failing_the_step() -> None:
     assert wait.waits == [("position", 2.0)]
     wait.for_position(FakeSession("u"), None)  # an engine that cannot tell: no wait at all
     assert len(wait.waits) == 1
+
+
+def test_a_clusters_writer_instance_is_not_a_reader(rds: RDSClient, sm_client: SecretsManagerClient) -> None:
+    database = managed_cluster(rds, sm_client, EndpointMap(), (1, 2))
+    directory = RdsDirectory(rds)
+    named = {"dbClusterIdentifier": database.identifier}
+    assert not directory.is_reader(secret(instance_address(f"{database.identifier}-a"), **named))
+    assert directory.is_reader(secret(instance_address(f"{database.identifier}-b"), **named))
+    assert directory.is_reader(secret(database.reader)) and not directory.is_reader(secret(database.writer))
+
+
+def test_a_promoted_replica_is_looked_up_again_once_per_rotation(
+    rds: RDSClient, sm_client: SecretsManagerClient
+) -> None:
+    database = managed_instance(rds, sm_client, EndpointMap(), (1, 2))
+    directory = RdsDirectory(rds)  # kept answers live 15 minutes: far longer than this test
+    on_replica = secret(database.reader)
+    directory.begin("rotation-1")
+    assert directory.writer_for(on_replica).host == database.writer
+    calls = directory.calls.total()
+    for _ in range(3):  # the later steps of the same rotation: nothing asked again
+        assert directory.is_reader(on_replica) and directory.writer_for(on_replica).host == database.writer
+    assert directory.calls.total() == calls
+    directory.begin("rotation-2")  # unchanged: one look-up, accepted again
+    assert directory.is_reader(on_replica)
+    assert directory.calls.total() == calls + 1
+
+    promote_read_replica(rds, f"{database.identifier}-replica")
+    assert directory.is_reader(on_replica)  # still rotation 2: its answer stands
+    directory.begin("rotation-3")
+    with pytest.raises(RdsError, match=f"host '{database.reader}' is not one of the hosts"):
+        directory.writer_for(on_replica)
+    assert not directory.is_reader(on_replica)
+    # The database's own name needs no fresh answer: it never leads to another database.
+    calls = directory.calls.total()
+    directory.begin("rotation-4")
+    assert directory.serves(directory.topology("instance", database.identifier), database.writer)
+    assert directory.calls.total() == calls
