@@ -15,8 +15,9 @@ The commands themselves, and how ACL changes are persisted, are in ``dataplane.p
 A secret with ``user_arn`` (AWS's ElastiCache format) names an ElastiCache or MemoryDB
 user: its passwords change through the service's API, and every step logs in to an
 endpoint the service's API lists for the user's clusters (the one the secret names in
-``host``, which must be listed, else the first): the current password is proven before
-the API changes anything, the pending one before it becomes current. Where no endpoint
+``host``, which must be listed, else each in turn until one answers: a refused password
+is an answer): the current password is proven before the API changes anything, the
+pending one before it becomes current. Where no endpoint
 can be found or reached (a network failure; a TLS failure stops the step) the secret is
 refused, unless the deployment accepts rotation checked by the user's status only
 (``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function does): finishSecret then
@@ -102,6 +103,8 @@ class RedisEngine(Engine[RedisSession]):
         first needed, so that a bad value fails a step."""
         self._service_clients = service_clients
         self._clients: dict[tuple[str, str], Any] = {}
+        #: A managed user's ARN -> the listed endpoint that last answered a login.
+        self._answered: dict[str, tuple[str, int]] = {}
         self._user_wait_seconds = user_wait_seconds
         self._status_only = status_only
         self._named_node_only = named_node_only
@@ -159,22 +162,43 @@ class RedisEngine(Engine[RedisSession]):
                     f"{session.service.arn.arn}'s clusters (the service lists {listed}): a login there "
                     "would not prove the user's password"
                 )
-            target = login
+            targets = [login]
         elif endpoints:
-            target = dataclasses.replace(login, host=endpoints[0][0], port=endpoints[0][1])
+            targets = [
+                dataclasses.replace(login, host=host, port=port)
+                for host, port in self._answered_first(session.service, endpoints)
+            ]
         else:
             self._accept_status_only(session.service, why_none)
             return session
-        try:
-            session.client = connect(target)
-        except DatabaseConnectionError as error:
-            if tls_failure(error):
-                # Not a network failure: the endpoint answered with a certificate this
-                # function does not trust. Never dropped for a status-only check.
-                raise TlsConfigurationError(f"{error}: set DB_CA_BUNDLE to the CA of the cluster") from error
-            # Only an unreachable endpoint: a refused password is an answer, never skipped.
-            self._accept_status_only(session.service, str(error))
+        unreachable: list[str] = []
+        for target in targets:
+            try:
+                session.client = connect(target)
+            except DatabaseConnectionError as error:
+                if tls_failure(error):
+                    # Not a network failure: the endpoint answered with a certificate this
+                    # function does not trust. Never dropped for a status-only check.
+                    raise TlsConfigurationError(
+                        f"{error}: set DB_CA_BUNDLE to the CA of the cluster"
+                    ) from error
+                # Only an unreachable endpoint moves on: a refused password (the login's
+                # DatabaseLoginError) is an answer, never skipped.
+                unreachable.append(str(error))
+                continue
+            self._answered[session.service.arn.arn] = (target.host, target.port)
+            return session
+        self._accept_status_only(session.service, "; ".join(unreachable))
         return session
+
+    def _answered_first(self, user: ManagedUser, endpoints: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """``endpoints`` in the service's order, the one that last answered for ``user`` in
+        this container first: a user in several user groups or ACLs may have clusters the
+        function cannot reach, and each of those costs a connect time-out per session."""
+        answered = self._answered.get(user.arn.arn)
+        if answered in endpoints:
+            return [answered, *(endpoint for endpoint in endpoints if endpoint != answered)]
+        return endpoints
 
     def _endpoints(self, user: ManagedUser) -> tuple[list[tuple[str, int]], str]:
         """The endpoints the API lists for ``user`` and, when none, why."""
