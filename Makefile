@@ -77,12 +77,22 @@ clean:
 # The architecture: SAM CLI (1.170) passes a makefile build nothing but ARTIFACTS_DIR, so
 # it comes from the environment, LAMBDA_ARCHITECTURE (x86_64 or arm64), and must match
 # the template's Architecture parameter: `make build LAMBDA_ARCHITECTURE=arm64` sets both.
+# Under a plain `sam build` it has no default: a default would package x86_64 wheels for
+# `sam build --parameter-overrides Architecture=arm64` without a word. Each artifact
+# records what it was built for (lambda-architecture); `make build` then pins the built
+# template's Architecture to it (devtools/pin_architecture.py), so a plain `sam deploy`
+# deploys what was built and an override to the other architecture is refused.
 LAMBDA_PYTHON ?= 3.13
+ifeq ($(origin ARTIFACTS_DIR),undefined)
 LAMBDA_ARCHITECTURE ?= x86_64
+endif
 LAMBDA_PLATFORM_x86_64 := manylinux2014_x86_64
 LAMBDA_PLATFORM_arm64 := manylinux2014_aarch64
-LAMBDA_PLATFORM = $(or $(LAMBDA_PLATFORM_$(LAMBDA_ARCHITECTURE)),$(error \
-	LAMBDA_ARCHITECTURE must be x86_64 or arm64, not "$(LAMBDA_ARCHITECTURE)"))
+LAMBDA_PLATFORM = $(if $(LAMBDA_ARCHITECTURE),$(or $(LAMBDA_PLATFORM_$(LAMBDA_ARCHITECTURE)),$(error \
+	LAMBDA_ARCHITECTURE must be x86_64 or arm64, not "$(LAMBDA_ARCHITECTURE)")),$(error \
+	LAMBDA_ARCHITECTURE is not set: SAM does not tell a makefile build the template's \
+	Architecture, and the wheels must match it. Run `make build [LAMBDA_ARCHITECTURE=arm64]`, \
+	or `LAMBDA_ARCHITECTURE=<same as Architecture> sam build`))
 # pip for the wheels: a virtualenv's of this repository when there is one (Debian's
 # python3 has no pip module without python3-pip).
 LAMBDA_PIP_PYTHON ?= $(firstword $(wildcard $(SAM_VENV)/bin/python $(VENV)/bin/python) python3)
@@ -104,6 +114,12 @@ endef
 # sam build for one architecture (the default x86_64, or LAMBDA_ARCHITECTURE=arm64).
 build: $(SAM)
 	LAMBDA_ARCHITECTURE=$(LAMBDA_ARCHITECTURE) $(SAM) build --parameter-overrides Architecture=$(LAMBDA_ARCHITECTURE)
+	$(SAM_VENV)/bin/python -m devtools.pin_architecture .aws-sam/build $(LAMBDA_ARCHITECTURE)
+
+# What an artifact's wheels were built for (see LAMBDA_ARCHITECTURE above).
+define record-architecture
+	echo $(LAMBDA_ARCHITECTURE) > $(ARTIFACTS_DIR)/lambda-architecture
+endef
 
 build-SharedLayer:
 	mkdir -p $(ARTIFACTS_DIR)/python $(ARTIFACTS_DIR)/certs
@@ -111,6 +127,7 @@ build-SharedLayer:
 	find certs -maxdepth 1 -name '*.pem' -exec cp {} $(ARTIFACTS_DIR)/certs/ \;
 	$(LAMBDA_PIP) -r common/requirements.txt -t $(ARTIFACTS_DIR)/python
 	$(compile-bytecode)
+	$(record-architecture)
 
 # $(call build-function,<package under rotators/>)
 define build-function
@@ -119,6 +136,7 @@ define build-function
 	cp -r rotators/$(1) $(ARTIFACTS_DIR)/rotators/
 	$(LAMBDA_PIP) $(PIP_FLAGS_$(1)) -r rotators/$(1)/requirements.txt -t $(ARTIFACTS_DIR)
 	$(compile-bytecode)
+	$(record-architecture)
 endef
 
 # redshift_connector depends on boto3 (the runtime's) and on IdP plugins' packages.
@@ -155,6 +173,7 @@ build-ApplicationLayer:
 	find certs -maxdepth 1 -name '*.pem' -exec cp {} $(ARTIFACTS_DIR)/certs/ \;
 	$(LAMBDA_PIP) -r appkit/requirements.txt -t $(ARTIFACTS_DIR)/python
 	$(compile-bytecode)
+	$(record-architecture)
 
 # The example application: its handler package and its driver (the layer has the rest).
 build-ExampleReaderFunction:
@@ -163,3 +182,4 @@ build-ExampleReaderFunction:
 	cp -r apps/reader $(ARTIFACTS_DIR)/apps/
 	$(LAMBDA_PIP) -r rotators/postgresql/requirements.txt -t $(ARTIFACTS_DIR)
 	$(compile-bytecode)
+	$(record-architecture)

@@ -52,6 +52,7 @@ class RotationFunction(Generic[ConnectionT]):
         self._rds_client = rds_client
         self._settings = settings
         self._rotator: Rotator[ConnectionT] | None = None
+        self._built_store: SecretStore | None = None
         # Never Powertools' event logging (POWERTOOLS_LOGGER_LOG_EVENT): it would write the
         # event, RotationToken included, before the step has registered it for masking.
         self._in_lambda = logger.inject_lambda_context(self._invoke, log_event=False)
@@ -65,13 +66,20 @@ class RotationFunction(Generic[ConnectionT]):
         if self._rotator is None:
             # The logger took its level at import, where a bad one cannot fail a step.
             log_level(os.environ)
+            # Settings first: a bad one fails every step before anything is built.
+            settings = self._settings or Settings.from_environ()
+            self._rotator = Rotator(self._engine, self._store(), settings, RdsDirectory(self._rds_client))
+        return self._rotator
+
+    def _store(self) -> SecretStore:
+        """The container's one Secrets Manager store: built once, even when a later part
+        of the configuration fails, so that failing warm invocations build (and freeze)
+        nothing new."""
+        if self._built_store is None:
             # boto3 and its client live as long as the container (see common.coldstart).
             with long_lived():
-                store = SecretStore(self._client or build_client())
-            self._rotator = Rotator(
-                self._engine, store, self._settings or Settings.from_environ(), RdsDirectory(self._rds_client)
-            )
-        return self._rotator
+                self._built_store = SecretStore(self._client or build_client())
+        return self._built_store
 
     @property
     def secrets_manager_calls(self) -> Counter[str]:

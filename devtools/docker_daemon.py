@@ -7,8 +7,9 @@ IP forwarding on, their traffic would be routed off the machine. The bridge is c
 here (a name and a /24 no other interface uses, so that two daemons can run side by
 side) and removed by :meth:`DockerDaemon.stop`, which stops the daemon by its PID. Ports
 that SAM CLI publishes are served by ``docker-proxy`` on 127.0.0.1. The daemon dies with
-the process that started it; a bridge whose owners were killed before they could remove
-it is removed by the next start (:func:`remove_stale_bridges`).
+the process that started it (whichever thread started it); a bridge and a temp dir whose
+owners were killed before they could remove them are removed by the next start
+(:func:`remove_stale_bridges`, :func:`devtools.scratch.reclaim_stale`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from devtools.processes import start_child, stop_child
+from devtools.processes import process_identity, runs, start_child, stop_child
+from devtools.scratch import owned_scratch_dir, reclaim_stale, record_owners
 
 #: Where the bridge's /24 is chosen (an address range for this machine's own bridges).
 BRIDGE_RANGE = ipaddress.IPv4Network("172.29.0.0/16")
@@ -37,6 +38,9 @@ BRIDGE_PREFIX = "srbr"
 #: one that made it, then its daemon) as ``PID:start-time``. Under /run: cleared at boot,
 #: as the bridges are.
 STATE_DIR = Path("/run/secrets-rotation/docker-bridges")
+#: How a daemon's temp dir (data root, exec root, socket, log) is named; one a killed
+#: run left is removed by the next start (:func:`devtools.scratch.reclaim_stale`).
+ROOT_PREFIX = "dockerd-"
 
 
 class DaemonUnavailable(RuntimeError):  # noqa: N818 - a reason to skip, not a failure
@@ -59,21 +63,6 @@ def _ip(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *arguments], capture_output=True, text=True, check=False)
 
 
-def process_identity(pid: int) -> str | None:
-    """``PID:start-time`` of a running process (a reused PID has another start time)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22 (start time); the command name before it may hold spaces: count from ")".
-    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
-
-
-def _runs(identity: str) -> bool:
-    pid, _, _ = identity.partition(":")
-    return pid.isdigit() and process_identity(int(pid)) == identity
-
-
 def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
     """Delete the bridges a killed run left behind; their names.
 
@@ -94,7 +83,7 @@ def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
             owners = record.read_text().split()
         except OSError:
             continue
-        if any(_runs(owner) for owner in owners):
+        if any(runs(owner) for owner in owners):
             continue
         if record.name in bridges:
             if _ip("link", "delete", record.name).returncode != 0:
@@ -155,7 +144,9 @@ class DockerDaemon:
         self.check()
         for stale in remove_stale_bridges(self.state_dir):
             print(f"removed the bridge {stale} of a Docker daemon that is gone")
-        self.root = Path(tempfile.mkdtemp(prefix="dockerd-"))
+        for stale_root in reclaim_stale(ROOT_PREFIX):
+            print(f"removed the state {stale_root} of a Docker daemon that is gone")
+        self.root = owned_scratch_dir(ROOT_PREFIX)
         self._create_bridge()
         log = (self.root / "dockerd.log").open("wb")
         # Dies with this process; a bridge left by a killed run is removed by the next
@@ -182,6 +173,7 @@ class DockerDaemon:
         )
         log.close()
         self._record_owners(os.getpid(), self.process.pid)
+        record_owners(self.root, os.getpid(), self.process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

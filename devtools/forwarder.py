@@ -1,6 +1,12 @@
 """A TCP forwarder: listens on one of this machine's addresses (a container bridge's),
 connects each client to a server on 127.0.0.1.
 
+Given the bridge's device, the listening socket is bound to it (``SO_BINDTODEVICE``):
+Linux (the weak host model) accepts packets for any of its addresses on *any*
+interface, so an address alone would let a neighbour on another network that routes the
+bridge's range here reach the suite's servers (moto with every test secret, databases).
+Bound to the device, only packets that arrive on the bridge (its containers) connect.
+
 The suite's servers listen on loopback only; containers reach them through this, on the
 bridge's address and the server's own port. Bytes pass through untouched, so TLS stays
 end to end (the server's certificate must name the address the client dialled).
@@ -27,12 +33,16 @@ from devtools.processes import start_child, stop_child
 
 class Forwarder:
     """``listen_host:port`` -> ``127.0.0.1:target_port`` in a child process;
-    ``port`` defaults to ``target_port``."""
+    ``port`` defaults to ``target_port``; ``device`` (an interface name) restricts the
+    clients to those whose packets arrive on that interface."""
 
-    def __init__(self, listen_host: str, target_port: int, port: int | None = None) -> None:
+    def __init__(
+        self, listen_host: str, target_port: int, port: int | None = None, device: str | None = None
+    ) -> None:
         self.listen_host = listen_host
         self.target_port = target_port
         self.port = port or target_port
+        self.device = device
         self.process: subprocess.Popen[Any] | None = None
 
     def start(self) -> Forwarder:
@@ -44,6 +54,7 @@ class Forwarder:
                 self.listen_host,
                 str(self.port),
                 str(self.target_port),
+                *([self.device] if self.device else []),
             ],
             cwd=Path(__file__).resolve().parents[1],
             stdin=subprocess.PIPE,  # closed when this process ends, however it ends
@@ -56,6 +67,10 @@ class Forwarder:
             raise RuntimeError(f"the forwarder to port {self.target_port} did not start")
         return self
 
+    def running(self) -> bool:
+        """Whether the child still runs (it may have been killed: OOM, a crash)."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         """Stop the child by its PID."""
         if self.process is not None and self.process.stdin is not None:
@@ -63,9 +78,15 @@ class Forwarder:
         stop_child(self.process, timeout=10)
 
 
-def serve(listen_host: str, port: int, target_port: int) -> None:
-    """Accept and forward until terminated; prints ``listening`` once bound."""
-    listener = socket.create_server((listen_host, port))
+def serve(listen_host: str, port: int, target_port: int, device: str | None = None) -> None:
+    """Accept and forward until terminated; prints ``listening`` once bound (to
+    ``device`` too when given)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if device is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    listener.bind((listen_host, port))
+    listener.listen()
     print("listening", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # The parent holds our stdin: end of file means it is gone, and so are we.
@@ -102,4 +123,4 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:5])

@@ -20,7 +20,10 @@ version, the packages and the files written. An archive is written under a temp 
 renamed into place, so a reader sees it whole or not at all; builds may run side by side.
 Other recipes' archives are left alone unless unused for :data:`STALE_AFTER` (another
 run may be importing one). Importing it into a daemon takes seconds; building it takes
-about a minute. Differences from AWS's image are listed in the README ("`sam local
+about a minute. Every command of a build runs in PID and mount namespaces of its own
+that die with the build (:func:`devtools.processes.start_child`, ``contained``): a
+killed build leaves no ``debootstrap`` running and nothing mounted; its scratch dir is
+removed by the next build. Differences from AWS's image are listed in the README ("`sam local
 invoke` for real").
 """
 
@@ -36,6 +39,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from devtools.processes import run_child
+from devtools.scratch import owned_scratch_dir, reclaim_stale, unmount_below
 
 PYTHON_VERSION = "3.13"
 #: Raise when the way the image is built changes in a way the values below do not show.
@@ -67,6 +73,9 @@ ARCHITECTURES = {
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 #: Another recipe's archive (or a partial one) untouched this long is no run's: removed.
 STALE_AFTER = 7 * 24 * 3600.0
+#: How a build's scratch dir (in the temp dir) is named; a killed build's is removed by
+#: the next build (:func:`devtools.scratch.reclaim_stale`).
+SCRATCH_PREFIX = "lambda-root-"
 #: What a function sees in AWS (the Lambda documentation's reserved variables).
 ENVIRONMENT = {
     "LANG": "en_US.UTF-8",
@@ -219,12 +228,14 @@ def root_filesystem(progress: Progress = print, architecture: str | None = None)
     archive.parent.mkdir(parents=True, exist_ok=True)
     for stale in prune_cache(archive.parent):
         progress(f"Lambda image: removed {stale.name} (unused for {STALE_AFTER / 86400:.0f} days)")
-    with tempfile.TemporaryDirectory(prefix="lambda-root-") as scratch:
-        root = Path(scratch) / "root"
-        try:
-            _build_root(root, python, architecture, archive, progress)
-        finally:
-            _unmount_below(root)  # debootstrap mounts /proc and /sys while it installs
+    for stale in reclaim_stale(SCRATCH_PREFIX):
+        progress(f"Lambda image: removed {stale}, left by a build that was killed")
+    scratch = owned_scratch_dir(SCRATCH_PREFIX)
+    try:
+        _build_root(scratch / "root", python, architecture, archive, progress)
+    finally:
+        if unmount_below(scratch):  # none expected: the build's mounts are its namespace's
+            shutil.rmtree(scratch, ignore_errors=True)
     progress(f"Lambda image: root file system cached at {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
     return archive, key
 
@@ -259,13 +270,6 @@ def publish(archive: Path, write: Callable[[Path], None]) -> None:
         partial.rename(archive)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _unmount_below(root: Path) -> None:
-    with open("/proc/mounts") as mounts:
-        points = [line.split()[1] for line in mounts]
-    for point in sorted((p for p in points if p.startswith(f"{root}/")), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 def _build_root(root: Path, python: Path, architecture: str, archive: Path, progress: Progress) -> None:
@@ -358,7 +362,10 @@ def _copy_python(prefix: Path, target: Path) -> None:
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    # Contained: the command and all it starts (debootstrap's dpkg, wget, chroot) die
+    # with this build however it ends, and what they mount (/proc, /sys in the root)
+    # exists only in their mount namespace.
+    result = run_child(command, contained=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
 

@@ -6,7 +6,8 @@ Python image, ``sam build``), a PostgreSQL server whose certificate names the Do
 bridge's address, and moto's server as Secrets Manager; creates a user and its secret,
 runs createSecret, setSecret, testSecret and finishSecret with the ``sam/`` event files,
 and lets the database judge: the new password logs in, the old one is refused. Then
-everything it started is stopped. Needs root (the daemon) and Python 3.13 (the image).
+everything it started is stopped, on SIGTERM and SIGHUP too. Needs root (the daemon)
+and Python 3.13 (the image).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from devtools.embedded import local_secrets_manager
 from devtools.postgres import PostgresServer
+from devtools.processes import exit_on_termination
 from devtools.sam_local import REGION, ROOT, SamLocalStack
 from devtools.service import STEPS, RotationService
 
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--built", type=Path, help="an existing `sam build` output directory")
     arguments = parser.parse_args(argv)
+    # `timeout`, a CI runner's cancel and `kill PID` send SIGTERM; a closed terminal
+    # SIGHUP: either one tears the stack down as ^C does.
+    exit_on_termination()
     began = time.perf_counter()
 
     def progress(line: str) -> None:

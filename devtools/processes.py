@@ -7,10 +7,17 @@ the kernel sends the child SIGTERM when its parent dies, however it dies (a test
 killed with SIGKILL included), so that no server outlives the run. ``user`` runs the
 child as that account, set by the same ``setpriv`` *before* the signal is armed (a
 process that changes its own user, such as ``mariadbd --user``, would lose the
-setting). Two limits of the kernel's mechanism: the signal follows the *thread* that
-started the child (start children from a thread that lives as long as they should), and
-a command that daemonizes escapes it (``pg_ctl start``: its server is a grandchild, which
-is why the throwaway PostgreSQL starts ``postgres`` itself).
+setting). The kernel's signal follows the *thread* that started the child, not the
+process: every child is therefore started by one daemon thread that lives as long as
+this process (a child started from a worker thread, a ``ThreadPoolExecutor`` setting up
+stacks side by side, would otherwise be sent SIGTERM when that thread ends). A command
+that daemonizes escapes the mechanism (``pg_ctl start``: its server is a grandchild,
+which is why the throwaway PostgreSQL starts ``postgres`` itself); so does whatever a
+child starts. ``contained=True`` closes that gap for a command that starts a tree of
+its own and mounts things (``debootstrap``): it runs in new PID and mount namespaces
+(``unshare --pid --mount --fork --kill-child``) whose ``unshare`` gets SIGKILL when we
+die (SIGTERM it would ignore while it waits); its end kills every process of the
+namespace, and the namespace's mounts go with it, never visible outside it.
 
 :func:`stop_child` sends a signal (SIGTERM: a clean shutdown), waits a bounded time,
 then SIGKILLs and reaps the child.
@@ -18,31 +25,130 @@ then SIGKILLs and reaps the child.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import signal
 import subprocess
-from typing import TYPE_CHECKING, Any
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+T = TypeVar("T")
 
 
-def dies_with_parent(command: Sequence[str], user: str | None = None) -> list[str]:
+def dies_with_parent(
+    command: Sequence[str], user: str | None = None, *, contained: bool = False
+) -> list[str]:
     """``command`` prefixed so that it gets SIGTERM when its parent dies (and runs as
-    ``user`` when given); as is where ``setpriv`` is missing and no ``user`` is asked."""
+    ``user`` when given; in namespaces of its own when ``contained``: see the module's
+    docstring); as is where ``setpriv`` is missing and neither is asked."""
     setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        if user is not None:
-            raise RuntimeError(f"running a child as {user} needs setpriv (apt-get install util-linux)")
+    unshare = shutil.which("unshare")
+    if setpriv is None or (contained and unshare is None):
+        if user is not None or contained:
+            raise RuntimeError("this child needs setpriv and unshare (apt-get install util-linux)")
         return list(command)
     as_user = ["--reuid", user, "--regid", user, "--init-groups"] if user is not None else []
+    if contained:
+        assert unshare is not None
+        inner = [unshare, "--pid", "--mount", "--fork", "--kill-child", "--", *command]
+        return [setpriv, *as_user, "--pdeathsig", "KILL", "--", *inner]
     return [setpriv, *as_user, "--pdeathsig", "TERM", "--", *command]
 
 
-def start_child(command: Sequence[str], *, user: str | None = None, **options: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen(command, **options)`` that dies with this process (see the
-    module's docstring); ``user`` runs it as that account (we must be root)."""
-    return subprocess.Popen(dies_with_parent(command, user), **options)
+def start_child(
+    command: Sequence[str], *, user: str | None = None, contained: bool = False, **options: Any
+) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(command, **options)`` that dies with this process, whichever
+    thread calls it (see the module's docstring); ``user`` runs it as that account (we
+    must be root); ``contained`` takes everything it starts and mounts with it."""
+    argv = dies_with_parent(command, user, contained=contained)
+    return _from_spawner(lambda: subprocess.Popen(argv, **options))
+
+
+def run_child(
+    command: Sequence[str], *, contained: bool = False, timeout: float | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(command, capture_output=True, text=True)`` through
+    :func:`start_child`: the command (and, ``contained``, all it starts) ends with us."""
+    process = start_child(
+        command, contained=contained, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        stop_child(process, timeout=5, how=signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(list(command), process.returncode, stdout, stderr)
+
+
+class _Spawner:
+    """The process's one spawning thread: a daemon thread, started on first use, that
+    ends only with the process (and with it, the children's signal)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, call: Callable[[], T]) -> T:
+        """``call()`` run by the spawning thread; its result, or its exception raised here."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._serve, name="child-spawner", daemon=True)
+                self._thread.start()
+        done: Future[T] = Future()
+        self._requests.put((call, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            call, done = self._requests.get()
+            try:
+                done.set_result(call())
+            except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+                done.set_exception(error)
+
+
+_from_spawner = _Spawner().run
+
+
+def process_identity(pid: int) -> str | None:
+    """``PID:start-time`` of a running process (a reused PID has another start time);
+    ``None`` for a zombie (it has ended: an orphan's may never be reaped in a container
+    whose init does not reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields 3 (state) and 22 (start time); the command name before them may hold
+    # spaces: count from ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in {"Z", "X"} else f"{pid}:{fields[19]}"
+
+
+def runs(identity: str) -> bool:
+    """Whether the process :func:`process_identity` named so still runs."""
+    pid, _, _ = identity.partition(":")
+    return pid.isdigit() and process_identity(int(pid)) == identity
+
+
+def exit_on_termination(*signals: signal.Signals) -> None:
+    """Make SIGTERM and SIGHUP (or ``signals``) end this process the way ^C does: a
+    ``SystemExit`` (status 128 + the signal's number) raised in the main thread, so that
+    every ``with`` and ``finally`` on the way out runs (Python's default for them ends
+    the process at once, leaving servers' data dirs, bridges and daemons' state behind).
+    Call it from the main thread of a command-line tool."""
+
+    def leave(number: int, _frame: object) -> None:
+        raise SystemExit(128 + number)
+
+    for each in signals or (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(each, leave)
 
 
 def stop_child(

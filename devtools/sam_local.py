@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -46,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 #: The Python versions pyenv offers to ``sam build`` (it checks for the runtime's).
 PYENV_VERSION = "3.11.7:3.12.1:3.13.0"
-#: The file name a CA bundle gets in a function's build output.
-LOCAL_CA_BUNDLE = "local-ca-bundle.pem"
+#: How the file names of CA bundles placed in a function's build output begin.
+LOCAL_CA_BUNDLE_PREFIX = "local-ca-bundle-"
 
 
 def emulated_function_arn(function: str) -> str:
@@ -215,12 +216,17 @@ class SamLocalStack:
 
     def place_ca_bundle(self, function: str, ca_file: str) -> str:
         """Copy ``ca_file`` into ``function``'s build output (``/var/task`` in the
-        container); the name to set as ``DB_CA_BUNDLE`` (relative to the function)."""
+        container); the name to set as ``DB_CA_BUNDLE`` (relative to the function).
+
+        The name is this stack's own: two stacks on one build output (two ``make
+        local-invoke --built DIR``, the suite beside a user's run) neither overwrite nor
+        delete each other's CA; :meth:`stop` removes only what this stack placed."""
         assert self.built is not None, "start() the stack first"
-        target = self.built / function / LOCAL_CA_BUNDLE
+        name = f"{LOCAL_CA_BUNDLE_PREFIX}{secrets.token_hex(6)}.pem"
+        target = self.built / function / name
         shutil.copyfile(ca_file, target)
         self._placed.append(target)
-        return LOCAL_CA_BUNDLE
+        return name
 
     def start_server(self, server: ServerT) -> ServerT:
         """Start a throwaway ``server`` with a certificate that also names the bridge's
@@ -231,9 +237,14 @@ class SamLocalStack:
         return server
 
     def expose(self, port: int) -> tuple[str, int]:
-        """Make the loopback server on ``port`` reachable from containers: (host, port)."""
-        if port not in self._forwarders:
-            self._forwarders[port] = Forwarder(self.bridge_address, port).start()
+        """Make the loopback server on ``port`` reachable from containers on the bridge,
+        and from nowhere else (the forwarder is bound to the bridge's device): (host,
+        port). A forwarder that died since (OOM killer, a crash, a kill) is replaced."""
+        forwarder = self._forwarders.get(port)
+        if forwarder is None or not forwarder.running():
+            if forwarder is not None:
+                forwarder.stop()  # reaps it
+            self._forwarders[port] = Forwarder(self.bridge_address, port, device=self.daemon.bridge).start()
         return self.bridge_address, port
 
     def invoke(

@@ -61,12 +61,12 @@ def test_powertools_log_event_writes_the_rotation_token_in_clear(
 def test_a_failing_configuration_freezes_a_new_client_on_every_warm_invocation(
     monkeypatch: pytest.MonkeyPatch, sm_client: SecretsManagerClient, service: RotationService
 ) -> None:
-    """With a bad setting (DB_CONNECT_TIMEOUT=abc) every invocation fails, as it should,
-    but each one builds a Secrets Manager client inside long_lived() and gc.freeze()s
-    everything alive, including the previous invocations' garbage (the dropped client,
-    the exception and its frames): the permanent generation grows without bound across
-    warm invocations. Expected: the frozen set stops growing after the first
-    invocation; actual: it grows by thousands of objects per invocation."""
+    """Regression (attack 3, was: thousands of objects frozen per failing invocation).
+    With a bad setting (DB_CONNECT_TIMEOUT=abc) every invocation fails, as it should,
+    and the frozen set stops growing after the first: the settings are read before the
+    Secrets Manager client is built, the client is built once per container, and a warm
+    long_lived() collects before it freezes, so no invocation's garbage (a dropped
+    client, the exception and its frames) is frozen for the container's life."""
     monkeypatch.setenv("DB_CONNECT_TIMEOUT", "abc")
     database = FakeDatabase(host=HOST, passwords={"app": "initial-Pass-1"})
     value = {"engine": "postgres", "host": HOST, "username": "app", "password": "initial-Pass-1"}

@@ -18,9 +18,9 @@ from devtools.docker_daemon import (
     BRIDGE_PREFIX,
     DaemonUnavailable,
     DockerDaemon,
-    process_identity,
     remove_stale_bridges,
 )
+from devtools.processes import process_identity
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -44,6 +44,26 @@ def test_the_collector_is_back_on_after_a_failed_block() -> None:
     assert gc.isenabled()
 
 
+def test_a_warm_freeze_makes_no_garbage_permanent() -> None:
+    """Once something is frozen, long_lived() collects before freezing again: the
+    cycles dropped since (a failed invocation's client, exception and frames) are freed,
+    not frozen for the container's life."""
+    with long_lived():
+        kept = Node()  # something frozen: a warm container
+    gc.disable()  # no automatic collection may free the garbage first
+    try:
+        garbage = [Node() for _ in range(5000)]
+        del garbage
+        frozen_before = gc.get_freeze_count()
+        with long_lived():
+            pass
+        assert gc.get_freeze_count() - frozen_before < 5000
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert kept.me is kept
+
+
 def test_a_collector_switched_off_by_the_caller_stays_off() -> None:
     gc.disable()
     try:
