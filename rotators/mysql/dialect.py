@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from common.errors import DatabaseOperationError
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 Flavour = Literal["mysql", "mariadb"]
 
@@ -47,9 +49,13 @@ class Batch(NamedTuple):
 #: The session variable in which a MariaDB batch records the statement it has reached,
 #: so that a failure names the statement that failed.
 BATCH_STEP = "@secrets_rotation_step"
-#: Statements per batch: 500 grant lines fit in one round trip, and no batch comes near
-#: ``max_allowed_packet`` (4 MiB on the oldest supported servers).
+#: Statements per batch: 500 grant lines fit in one round trip.
 STEPS_PER_BATCH = 1000
+#: Bytes of statement text per batch (parameters counted at their quoted worst): a batch
+#: stays under ``max_allowed_packet`` however long its grant lines are, even where an
+#: operator set it to 1 MiB (MySQL 5.5's and older MariaDB's default; 4 MiB and more
+#: since).
+BYTES_PER_BATCH = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -127,19 +133,40 @@ class Server:
         """
         return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"
 
-    def set_password(self, hashed: bool = False) -> str:
-        """The master user's statement for another account (parameters: user, host, password)."""
+    def set_password(self, hashed: bool = False, require: str = "") -> str:
+        """The master user's statement for another account (parameters: user, host,
+        password, then ``require``'s own). ``require`` (a ``REQUIRE ...`` clause) goes in
+        the same statement, so that the password never opens the account without it;
+        a server without ``ALTER USER`` takes none (:attr:`requires_apart`)."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
         if self.has_alter_user_password:
-            return "ALTER USER %s@%s IDENTIFIED BY %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY %s{clause}"
+        if require:
+            raise ValueError("this server takes no REQUIRE with a password")
         return "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
 
-    def create_user(self, hashed: bool = False) -> str:
-        """CREATE USER for an account (parameters: user, host, password)."""
+    def create_user(self, hashed: bool = False, require: str = "") -> str:
+        """CREATE USER for an account (parameters: user, host, password, then
+        ``require``'s own), with its TLS requirement where the server takes it there."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
-        return "CREATE USER %s@%s IDENTIFIED BY %s"
+            return f"CREATE USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
+        return f"CREATE USER %s@%s IDENTIFIED BY %s{clause}"
+
+    @property
+    def requires_apart(self) -> bool:
+        """Whether a TLS requirement needs a statement of its own (``GRANT USAGE ... REQUIRE``):
+        servers older than ``CREATE/ALTER USER ... REQUIRE`` (MySQL 5.7.6, MariaDB 10.2)."""
+        return not self.has_alter_user_password
+
+    def require_statement(self, require: str) -> str:
+        """The statement that sets only an account's TLS requirement (parameters: user,
+        host, then ``require``'s own)."""
+        if self.requires_apart:
+            return f"GRANT USAGE ON *.* TO %s@%s {require}"
+        return f"ALTER USER %s@%s {require}"
 
     @property
     def has_anonymous_blocks(self) -> bool:
@@ -147,20 +174,34 @@ class Server:
         return self.flavour == "mariadb" and self.version >= (10, 1, 1)
 
     def batches(self, steps: Sequence[Step]) -> list[Batch]:
-        """``steps`` in as few round trips as the server allows, in order.
+        """``steps`` in as few round trips as the server allows, in order: at most
+        :data:`STEPS_PER_BATCH` statements and about :data:`BYTES_PER_BATCH` bytes each.
 
         MariaDB: one anonymous compound statement (``BEGIN NOT ATOMIC ... END``), a single
         statement that needs no multi-statement flag; before each statement it records
         its position in :data:`BATCH_STEP`. MySQL has no anonymous blocks: the statements
         are joined by ``;`` and sent while the session allows multi-statements (the
-        caller switches them on for the batch only, on the master user's session, whose
-        statements are all the function's own). Either way the server stops at the first
-        failing statement and keeps what the ones before it did: every statement is a
-        GRANT, REVOKE or account change that a later rotation recomputes from the
-        catalog, so a batch that fails part-way leaves nothing the next one cannot fix."""
+        caller switches them on for the batch only, on the master user's session).
+        Either way the server stops at the first failing statement and keeps what the
+        ones before it did: every statement is a GRANT, REVOKE or account change that a
+        later rotation recomputes from the catalog, so a batch that fails part-way leaves
+        nothing the next one cannot fix.
+
+        A statement's text holds names read from the server's catalog (``SHOW GRANTS``
+        lines: database, table, column and role names any user with CREATE may choose),
+        so it is checked before it is joined: a ``;`` or a comment opener outside quotes
+        would let a name end the statement and start another run by the master user.
+        Such a step is refused (:class:`~common.errors.DatabaseOperationError`, naming
+        the step clipped), never sent."""
+        for step in steps:
+            unquoted = unquoted_text(step.statement)
+            if any(token in unquoted for token in _STATEMENT_BREAKS):
+                raise DatabaseOperationError(
+                    f"refused to batch {_clipped(step.what)}: its text holds ';' or a comment "
+                    "outside quotes (a name read from the catalog that would end the statement)"
+                )
         found = []
-        for start in range(0, len(steps), STEPS_PER_BATCH):
-            chunk = tuple(steps[start : start + STEPS_PER_BATCH])
+        for chunk in _chunks(steps):
             params = tuple(param for step in chunk for param in step.params)
             if self.has_anonymous_blocks:
                 body = " ".join(
@@ -225,6 +266,18 @@ def require_clause(ssl_type: str, cipher: str, issuer: str, subject: str) -> tup
     return "REQUIRE " + (" AND ".join(parts) if parts else "SSL"), params
 
 
+def limits_clause(limits: tuple[int, int, int, int]) -> tuple[str, list[object]]:
+    """``WITH MAX_...`` for an account's resource limits (``mysql.user``'s max_questions,
+    max_updates, max_connections, max_user_connections; 0 is none), bound."""
+    names = (
+        "MAX_QUERIES_PER_HOUR",
+        "MAX_UPDATES_PER_HOUR",
+        "MAX_CONNECTIONS_PER_HOUR",
+        "MAX_USER_CONNECTIONS",
+    )
+    return "WITH " + " ".join(f"{name} %s" for name in names), list(limits)
+
+
 def account_forms(user: str, host: str) -> tuple[str, ...]:
     """How ``SHOW GRANTS`` writes an account: back-quoted (MySQL 8, MariaDB) or quoted
     (MySQL 5.7)."""
@@ -238,7 +291,9 @@ def account_forms(user: str, host: str) -> tuple[str, ...]:
     return (f"{backquoted(user)}@{backquoted(host)}", f"{quoted(user)}@{quoted(host)}")
 
 
-_ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
+#: What a grant line may carry after its account that belongs to the grant (MariaDB prints
+#: the global line with the account's password, TLS requirement and limits around them).
+_GRANT_OPTIONS = ("WITH GRANT OPTION", "WITH ADMIN OPTION")
 
 
 @dataclass(frozen=True, order=True)
@@ -262,10 +317,135 @@ class Grant:
         """The REVOKE statements that undo this grant (account as the last two parameters)."""
         what = _literal_percent(self.what)
         statements = [f"REVOKE {what} FROM %s@%s"]
-        if "GRANT OPTION" in self.option.upper() and " ON " in what.upper():
-            target = what[what.upper().index(" ON ") + len(" ON ") :]
-            statements.append(f"REVOKE GRANT OPTION ON {target} FROM %s@%s")
+        on = find_on(what)
+        if "GRANT OPTION" in self.option.upper() and on is not None:
+            statements.append(f"REVOKE GRANT OPTION ON {what[on + len(' ON ') :]} FROM %s@%s")
         return statements
+
+
+#: What may end a statement or hide the rest of it, outside quotes.
+_STATEMENT_BREAKS = (";", "--", "#", "/*")
+_QUOTES = "`'\""
+
+
+def _quoted_spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, parenthesis depth) of each run of ``text`` outside quotes."""
+    depth, start, index = 0, 0, 0
+    while index < len(text):
+        char = text[index]
+        if char in _QUOTES:
+            yield start, index, depth
+            index = start = _quote_end(text, index)
+            continue
+        if char in "()":
+            yield start, index, depth
+            depth += 1 if char == "(" else -1
+            start = index + 1
+        index += 1
+    yield start, len(text), depth
+
+
+def unquoted_text(text: str) -> str:
+    """``text`` with every quoted or back-quoted part left out (a space in its place)."""
+    return " ".join(text[start:end] for start, end, _ in _quoted_spans(text))
+
+
+def find_on(what: str) -> int | None:
+    """Where the `` ON `` before a grant's object starts in a grant's text (``SELECT
+    (`col`) ON `db`.`t```), outside quotes and parentheses; None for a role grant."""
+    for start, end, depth in _quoted_spans(what):
+        position = what.upper().find(" ON ", start, end) if depth == 0 else -1
+        if position >= 0:
+            return position
+    return None
+
+
+def _sorted_columns(what: str) -> str:
+    """A grant's text with each column list in one order: the server prints a column
+    grant's columns in an order of its own (MariaDB: by hash), which differs between two
+    accounts granted the same columns."""
+    on = find_on(what)
+    head_end = on if on is not None else len(what)
+    pieces: list[str] = []
+    # Parentheses before the object hold the column lists: split each at the commas
+    # outside quotes, sort, join again.
+    position, depth, opened, index = 0, 0, -1, 0
+    while index < head_end:
+        char = what[index]
+        if char in _QUOTES:
+            index = _quote_end(what, index)
+            continue
+        if char == "(" and depth == 0:
+            opened = index
+        if char in "()":
+            depth += 1 if char == "(" else -1
+        if char == ")" and depth == 0 and opened >= 0:
+            inner = what[opened + 1 : index]
+            pieces.append(what[position : opened + 1])
+            pieces.append(", ".join(sorted(part.strip() for part in _split_commas(inner))))
+            position = index
+        index += 1
+    pieces.append(what[position:])
+    return "".join(pieces)
+
+
+def _quote_end(text: str, index: int) -> int:
+    """The index just past the quoted part that opens at ``index``, read as the server's
+    tokenizer reads it: a back-quoted name ends at a single back quote (a doubled one is
+    part of the name); a quoted string also at a doubled quote, and a backslash escapes
+    the next character in it (MySQL's default ``sql_mode``)."""
+    quote, index = text[index], index + 1
+    while index < len(text):
+        if quote != "`" and text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            if text[index + 1 : index + 2] == quote:
+                index += 2
+                continue
+            return index + 1
+        index += 1
+    return index
+
+
+def _split_commas(text: str) -> list[str]:
+    """``text`` split at the commas outside quotes."""
+    parts, start, index = [], 0, 0
+    while index < len(text):
+        if text[index] in _QUOTES:
+            index = _quote_end(text, index)
+            continue
+        if text[index] == ",":
+            parts.append(text[start:index])
+            start = index + 1
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _clipped(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _chunks(steps: Sequence[Step]) -> Iterator[tuple[Step, ...]]:
+    """``steps`` in runs of at most :data:`STEPS_PER_BATCH` steps and about
+    :data:`BYTES_PER_BATCH` bytes (a step longer than that goes alone)."""
+    chunk: list[Step] = []
+    size = 0
+    for step in steps:
+        # A parameter is sent quoted, every character escaped at worst.
+        length = (
+            len(step.statement.encode(CONNECTION_ENCODING))
+            + 64
+            + sum(2 * len(str(param).encode(CONNECTION_ENCODING)) + 2 for param in step.params)
+        )
+        if chunk and (len(chunk) >= STEPS_PER_BATCH or size + length > BYTES_PER_BATCH):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(step)
+        size += length
+    if chunk:
+        yield tuple(chunk)
 
 
 def _literal_percent(text: str) -> str:
@@ -287,8 +467,9 @@ def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
             position = line.rfind(marker)
             if line.upper().startswith("GRANT ") and position > 0:
                 what = line[len("GRANT ") : position]
-                option = _ACCOUNT_OPTIONS.sub("", line[position + len(marker) :]).strip()
-                grants.add(Grant(what, option))
+                tail = unquoted_text(line[position + len(marker) :]).upper()
+                option = " ".join(option for option in _GRANT_OPTIONS if option in tail)
+                grants.add(Grant(_sorted_columns(what), option))
                 break
         else:
             raise ValueError(f"unexpected SHOW GRANTS line for {user!r}@{host!r}")
