@@ -211,6 +211,12 @@ class RedisEngine(Engine[RedisSession]):
                     "and clusters) with the template parameter CacheClusterArns"
                 ) from error
             return [], f"its endpoints cannot be looked up ({error})"
+        if not endpoints and user.serverless_caches:
+            caches = ", ".join(user.serverless_caches[:3])
+            return (
+                [],
+                f"its user groups serve only serverless caches ({caches}), whose endpoints are not looked up",
+            )
         return endpoints, "the service lists no cluster endpoint for it"
 
     def _accept_status_only(self, user: ManagedUser, reason: str) -> None:
