@@ -48,15 +48,15 @@ def long_lived() -> Iterator[None]:
             gc.enable()
 
 
-def rotation_handler(engine: Callable[[], Engine[ConnectionT]]) -> RotationFunction[ConnectionT]:
-    """The Lambda handler of a rotation function, for the engine ``engine()`` builds.
+def rotation_handler(build_engine: Callable[[], Engine[ConnectionT]]) -> RotationFunction[ConnectionT]:
+    """The Lambda handler of a rotation function, for the engine ``build_engine()`` builds.
 
-    The rotation core and ``engine`` run with the collector paused (:func:`long_lived`):
-    ``engine`` should import its engine module in its body, so that the import is paid
+    The rotation core and ``build_engine`` run with the collector paused (:func:`long_lived`):
+    ``build_engine`` should import its engine module in its body, so that the import is paid
     here, once, and out of the collector's sight. Boto3 and drivers stay unimported (the
     handler builds its client on the first invocation, engines import drivers on connect).
     """
     with long_lived():
         from common.handler import RotationFunction
 
-        return RotationFunction(engine())
+        return RotationFunction(build_engine())

@@ -14,6 +14,8 @@ owners were killed before they could remove them are removed by the next start
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import ipaddress
 import json
@@ -25,10 +27,13 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.processes import process_identity, runs, start_child, stop_child
 from devtools.scratch import owned_scratch_dir, reclaim_stale, record_owners
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Where the bridge's /24 is chosen (an address range for this machine's own bridges).
 BRIDGE_RANGE = ipaddress.IPv4Network("172.29.0.0/16")
@@ -38,6 +43,9 @@ BRIDGE_PREFIX = "srbr"
 #: one that made it, then its daemon) as ``PID:start-time``. Under /run: cleared at boot,
 #: as the bridges are.
 STATE_DIR = Path("/run/secrets-rotation/docker-bridges")
+#: Held (``flock``) while a daemon chooses its /24 and creates its bridge, so that two
+#: starting at once see each other's address.
+LOCK_NAME = ".lock"
 #: How a daemon's temp dir (data root, exec root, socket, log) is named; one a killed
 #: run left is removed by the next start (:func:`devtools.scratch.reclaim_stale`).
 ROOT_PREFIX = "dockerd-"
@@ -63,12 +71,22 @@ def _ip(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *arguments], capture_output=True, text=True, check=False)
 
 
+def attached_interfaces(bridge: str) -> list[str]:
+    """The interfaces attached to ``bridge`` (a container's veth end, say)."""
+    try:
+        return sorted(os.listdir(f"/sys/class/net/{bridge}/brif"))
+    except FileNotFoundError:
+        return []
+
+
 def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
     """Delete the bridges a killed run left behind; their names.
 
     A bridge is removed only when it is provably one of ours and unused: its name starts
     with ``srbr`` AND ``state_dir`` holds a file for it none of whose recorded owner
-    processes still runs. Any other interface, a ``srbr`` bridge without a record
+    processes still runs AND no interface is attached to it (a daemon killed with
+    SIGKILL leaves its containers running, attached: such a bridge is kept, with its
+    record, and a line says so). Any other interface, a ``srbr`` bridge without a record
     included, is never touched; records of bridges that are gone are dropped.
     """
     if not state_dir.is_dir():
@@ -86,11 +104,31 @@ def remove_stale_bridges(state_dir: Path = STATE_DIR) -> list[str]:
         if any(runs(owner) for owner in owners):
             continue
         if record.name in bridges:
+            attached = attached_interfaces(record.name)
+            if attached:
+                print(
+                    f"kept the bridge {record.name} of a Docker daemon that is gone: "
+                    f"still in use by {', '.join(attached)}"
+                )
+                continue
             if _ip("link", "delete", record.name).returncode != 0:
                 continue
             removed.append(record.name)
         record.unlink(missing_ok=True)
     return removed
+
+
+@contextlib.contextmanager
+def bridge_lock(state_dir: Path = STATE_DIR) -> Iterator[None]:
+    """``flock`` on ``state_dir``/.lock: one daemon at a time chooses a /24 and creates
+    its bridge (see :data:`LOCK_NAME`)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / LOCK_NAME).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _used_networks() -> list[ipaddress.IPv4Network]:
@@ -107,6 +145,11 @@ class DockerDaemon:
         self.bridge = f"{BRIDGE_PREFIX}{secrets.token_hex(4)}"
         self.network: ipaddress.IPv4Network | None = None
         self.process: subprocess.Popen[Any] | None = None
+        #: Whether ``ip link add`` made :attr:`bridge` here: only then is it ours to delete
+        #: (a failed add may mean the name is another's).
+        self._bridge_created = False
+        #: Whether the bridge's record was written here (only then is it ours to remove).
+        self._recorded = False
 
     @staticmethod
     def check() -> None:
@@ -190,31 +233,56 @@ class DockerDaemon:
         raise DaemonUnavailable(f"dockerd did not answer within {timeout:.0f} s")
 
     def _create_bridge(self) -> None:
-        used = _used_networks()
-        subnets = BRIDGE_RANGE.subnets(new_prefix=24)
-        free = [n for n in subnets if not any(n.overlaps(u) for u in used)]
-        if not free:
-            raise DaemonUnavailable(f"no free /24 left in {BRIDGE_RANGE} for a bridge")
-        # Recorded before the bridge exists: a concurrent clean-up sees its owner run.
-        self._record_owners(os.getpid())
-        network = self.network = free[secrets.randbelow(len(free))]
-        for command in (
-            ("link", "add", "name", self.bridge, "type", "bridge"),
-            ("addr", "add", f"{self.bridge_address}/{network.prefixlen}", "dev", self.bridge),
-            ("link", "set", self.bridge, "up"),
-        ):
-            result = _ip(*command)
-            if result.returncode != 0:
-                _ip("link", "delete", self.bridge)
-                raise DaemonUnavailable(f"cannot create the bridge: ip {' '.join(command)}: {result.stderr}")
+        with bridge_lock(self.state_dir):
+            used = _used_networks()
+            subnets = BRIDGE_RANGE.subnets(new_prefix=24)
+            free = [n for n in subnets if not any(n.overlaps(u) for u in used)]
+            if not free:
+                raise DaemonUnavailable(f"no free /24 left in {BRIDGE_RANGE} for a bridge")
+            # Recorded before the bridge exists: a concurrent clean-up sees its owner run.
+            self._record_owners(os.getpid(), first=True)
+            network = self.network = free[secrets.randbelow(len(free))]
+            for command in (
+                ("link", "add", "name", self.bridge, "type", "bridge"),
+                ("addr", "add", f"{self.bridge_address}/{network.prefixlen}", "dev", self.bridge),
+                ("link", "set", self.bridge, "up"),
+            ):
+                result = _ip(*command)
+                if result.returncode != 0:
+                    self._delete_bridge()
+                    raise DaemonUnavailable(
+                        f"cannot create the bridge: ip {' '.join(command)}: {result.stderr}"
+                    )
+                if command[0:2] == ("link", "add"):
+                    self._bridge_created = True
 
-    def _record_owners(self, *pids: int) -> None:
-        """Write the bridge's record (see STATE_DIR) at once: write, then rename."""
+    def _delete_bridge(self) -> None:
+        """Delete :attr:`bridge` and its record, each only if this object made it."""
+        if self._bridge_created:
+            _ip("link", "delete", self.bridge)
+            self._bridge_created = False
+        if self._recorded:
+            (self.state_dir / self.bridge).unlink(missing_ok=True)
+            self._recorded = False
+
+    def _record_owners(self, *pids: int, first: bool = False) -> None:
+        """Write the bridge's record (see STATE_DIR) at once: write, then rename; the
+        ``first`` one only where no record of that name exists (else DaemonUnavailable:
+        the name is another's, whose record is left as it is)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         owners = [identity for identity in map(process_identity, pids) if identity]
         partial = self.state_dir / f"{self.bridge}.new"
         partial.write_text(" ".join(owners) + "\n")
-        partial.rename(self.state_dir / self.bridge)
+        if not first:
+            partial.rename(self.state_dir / self.bridge)
+            return
+        try:
+            os.link(partial, self.state_dir / self.bridge)
+        except FileExistsError:
+            raise DaemonUnavailable(f"the bridge name {self.bridge} is recorded already") from None
+        finally:
+            partial.unlink()
+        self._recorded = True
 
     def api(self, method: str, path: str, body: bytes | None = None, timeout: float = 30) -> Any:
         """One Docker Engine API call; the decoded JSON answer (or text)."""
@@ -240,9 +308,7 @@ class DockerDaemon:
     def stop(self) -> None:
         """Stop the daemon by its PID (its containers with it), remove the bridge and the state."""
         stop_child(self.process)
-        if self.network is not None:
-            _ip("link", "delete", self.bridge)
-        (self.state_dir / self.bridge).unlink(missing_ok=True)
+        self._delete_bridge()
         if self.root is not None:
             # The daemon unmounts its layers on the way out; anything still mounted stays.
             subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True, check=False)

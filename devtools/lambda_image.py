@@ -10,9 +10,7 @@ Lambda's ``sys.path`` order (function, layer, runtime libraries, standard librar
 SAM CLI adds its runtime interface emulator and the layers on top when it invokes.
 
 The image is for one Lambda architecture, this machine's (it runs this machine's
-interpreter): ``x86_64`` or ``arm64``. ``LAMBDA_ARCHITECTURE``, when set, must name the
-same one (:func:`image_architecture` refuses a mismatch rather than build an image whose
-runtime packages and interpreter disagree).
+interpreter); :func:`image_architecture` states how ``LAMBDA_ARCHITECTURE`` is checked.
 
 The root file system is cached as a tar archive under ``~/.cache`` (or
 ``$XDG_CACHE_HOME``), keyed by a hash of the recipe: the architecture, the interpreter's
@@ -125,7 +123,8 @@ class ImageUnavailable(RuntimeError):  # noqa: N818 - a reason to skip, not a fa
 
 
 class ArchitectureMismatch(ValueError):  # noqa: N818 - a refusal, named after its cause
-    """``LAMBDA_ARCHITECTURE`` names another architecture than this machine's."""
+    """``LAMBDA_ARCHITECTURE`` names another architecture than this machine's, for the
+    stand-in image (a name that is no Lambda architecture is a plain ValueError)."""
 
 
 def host_architecture(machine: str | None = None) -> str:
@@ -136,16 +135,25 @@ def host_architecture(machine: str | None = None) -> str:
     return _MACHINES[machine]
 
 
-def image_architecture(requested: str | None = None, machine: str | None = None) -> str:
-    """The image's architecture: this machine's; ``requested`` (default:
-    ``LAMBDA_ARCHITECTURE``), when set, must be the same, else ArchitectureMismatch."""
+def image_architecture(
+    requested: str | None = None, machine: str | None = None, *, stand_in: bool = True
+) -> str:
+    """The Lambda architecture the functions are built and invoked for locally.
+
+    ``requested`` (default: ``LAMBDA_ARCHITECTURE``) must be ``x86_64`` or ``arm64``
+    (ValueError naming it otherwise). For the stand-in image (``stand_in``), which runs
+    this machine's Python, it can only be this machine's: that is the default, and
+    another one is refused (ArchitectureMismatch) rather than build an image whose
+    runtime packages and interpreter disagree. For an image of the caller's (AWS's, say)
+    the requested one is taken as the image's; this machine's when none is requested.
+    """
+    wanted = requested or os.environ.get("LAMBDA_ARCHITECTURE")
+    if wanted is not None and wanted not in ARCHITECTURES:
+        raise ValueError(f"LAMBDA_ARCHITECTURE must be one of {', '.join(ARCHITECTURES)}, not {wanted!r}")
+    if wanted is not None and not stand_in:
+        return wanted
     host = host_architecture(machine)
-    wanted = requested or os.environ.get("LAMBDA_ARCHITECTURE") or host
-    if wanted not in ARCHITECTURES:
-        raise ArchitectureMismatch(
-            f"LAMBDA_ARCHITECTURE must be one of {', '.join(ARCHITECTURES)}, not {wanted!r}"
-        )
-    if wanted != host:
+    if wanted is not None and wanted != host:
         raise ArchitectureMismatch(
             f"LAMBDA_ARCHITECTURE={wanted} but this machine is {host}: the local Lambda image runs "
             f"this machine's Python, so it can only be {host} (unset LAMBDA_ARCHITECTURE, or set it "

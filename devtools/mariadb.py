@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools.ports import PortInUseError, start_on_free_port
-from devtools.processes import start_child, stop_child
+from devtools.processes import stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class MariaDBServer(ThrowawayServer):
         """Create the system tables. Seen to fail once in a full run on a loaded shared
         machine (exit status 1, output not kept): the output is now reported, and one
         failure is retried on an empty data directory."""
-        os_user = SERVICE_USER if self.as_root else getpass.getuser()
+        os_user = self.run_as or getpass.getuser()
         command = [
             _binary("mariadb-install-db"),
             "--no-defaults",
@@ -161,9 +161,8 @@ class MariaDBServer(ThrowawayServer):
     def spawn(self) -> None:
         """Start ``mariadbd`` with :attr:`command`, as the service user when we are root
         (set before it starts, so that it still dies with this process)."""
-        self._process = start_child(
+        self._process = self.start_service(
             self.command,
-            user=SERVICE_USER if self.as_root else None,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

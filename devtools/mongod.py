@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from devtools.mongo_peer import CHANGE_OWN_PASSWORD_ROLE, MongoServer
-from devtools.processes import start_child, stop_child
+from devtools.processes import stop_child
 
 
 def find_mongod() -> str | None:
@@ -43,7 +43,7 @@ class MongodServer(MongoServer):
         binary = find_mongod()
         if binary is None:
             raise RuntimeError("mongod not found: install MongoDB or set MONGOD")
-        self._process = start_child(
+        self._process = self.start_service(
             [
                 binary,
                 "--dbpath",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools.ports import PortInUseError, start_on_free_port
-from devtools.processes import start_child, stop_child
+from devtools.processes import stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from psycopg2.sql import Composable
 
 SERVICE_USER = "postgres"
-#: ``postmaster.pid``'s status line once the server accepts connections.
+#: ``postmaster.pid``'s status line once the server has started, as ``pg_ctl -w`` counts
+#: it: ``ready`` (accepts connections) or ``standby`` (a standby without hot standby,
+#: which accepts none).
 READY = ("ready", "standby")
 
 
@@ -51,6 +53,9 @@ class PostgresServer(ThrowawayServer):
     """One server; :meth:`start` and :meth:`stop`. ``admin_password`` is the superuser's."""
 
     service_user = SERVICE_USER
+    # SIGTERM is a "smart" shutdown, which waits for every client session to end: a run
+    # killed with sessions open would leave the server behind. SIGQUIT stops it at once.
+    death_signal = signal.SIGQUIT
 
     def __init__(self, *, hba_method: str = "scram-sha-256", password_encryption: str | None = None) -> None:
         super().__init__("rotation-pg-")
@@ -123,16 +128,15 @@ class PostgresServer(ThrowawayServer):
         logged_before = self.log_path.stat().st_size
         with self.log_path.open("ab") as log:
             # The postmaster itself, not pg_ctl (which would detach it): it dies with us.
-            self._process = start_child(
+            self._process = self.start_service(
                 [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)],
-                user=SERVICE_USER if self.as_root else None,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         try:
             self._wait_until_ready(timeout=60)
         except RuntimeError as failure:
-            stop_child(self._process, how=signal.SIGQUIT)
+            stop_child(self._process, how=self.death_signal)
             with self.log_path.open("rb") as log:
                 log.seek(logged_before)
                 text = log.read().decode(errors="replace")
@@ -161,7 +165,7 @@ class PostgresServer(ThrowawayServer):
 
     def stop(self) -> None:
         # SIGQUIT: an immediate shutdown (pg_ctl -m immediate), a throwaway needs no checkpoint.
-        stop_child(self._process, how=signal.SIGQUIT)
+        stop_child(self._process, how=self.death_signal)
         self._process = None
         self.remove_files()
 

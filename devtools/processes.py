@@ -2,22 +2,27 @@
 forwarders): started so that they die with the process that started them, stopped by
 their PID.
 
-:func:`start_child` runs the command under ``setpriv --pdeathsig TERM`` (util-linux):
-the kernel sends the child SIGTERM when its parent dies, however it dies (a test run
-killed with SIGKILL included), so that no server outlives the run. ``user`` runs the
+:func:`start_child` runs the command under ``setpriv --pdeathsig`` (util-linux): the
+kernel sends the child ``death_signal`` (SIGTERM unless told) when its parent dies,
+however it dies (a test run killed with SIGKILL included), so that no server outlives
+the run. A server whose SIGTERM is a graceful shutdown that waits for its clients
+(PostgreSQL's "smart" mode) is given the signal that stops it at once. ``user`` runs the
 child as that account, set by the same ``setpriv`` *before* the signal is armed (a
-process that changes its own user, such as ``mariadbd --user``, would lose the
-setting). The kernel's signal follows the *thread* that started the child, not the
-process: every child is therefore started by one daemon thread that lives as long as
-this process (a child started from a worker thread, a ``ThreadPoolExecutor`` setting up
-stacks side by side, would otherwise be sent SIGTERM when that thread ends). A command
-that daemonizes escapes the mechanism (``pg_ctl start``: its server is a grandchild,
-which is why the throwaway PostgreSQL starts ``postgres`` itself); so does whatever a
-child starts. ``contained=True`` closes that gap for a command that starts a tree of
-its own and mounts things (``debootstrap``): it runs in new PID and mount namespaces
-(``unshare --pid --mount --fork --kill-child``) whose ``unshare`` gets SIGKILL when we
-die (SIGTERM it would ignore while it waits); its end kills every process of the
-namespace, and the namespace's mounts go with it, never visible outside it.
+process that changes its own user, such as ``mariadbd --user``, would lose the setting);
+this is the one way the suite runs anything as another user. Without ``setpriv`` a child
+cannot be tied to its parent: an error under CI (``CI`` set; the package is in
+``scripts/install-system-deps``), a warning elsewhere. The kernel's signal follows the
+*thread* that started the child, not the process: every child is therefore started by
+one daemon thread that lives as long as this process (a child started from a worker
+thread, a ``ThreadPoolExecutor`` setting up stacks side by side, would otherwise be sent
+the signal when that thread ends). A command that daemonizes escapes the mechanism
+(``pg_ctl start``: its server is a grandchild, which is why the throwaway PostgreSQL
+starts ``postgres`` itself); so does whatever a child starts. ``contained=True`` closes
+that gap for a command that starts a tree of its own and mounts things
+(``debootstrap``): it runs in new PID and mount namespaces (``unshare --pid --mount
+--fork --kill-child``) whose ``unshare`` gets SIGKILL when we die (SIGTERM it would
+ignore while it waits); its end kills every process of the namespace, and the
+namespace's mounts go with it, never visible outside it.
 
 :func:`stop_child` sends a signal (SIGTERM: a clean shutdown), waits a bounded time,
 then SIGKILLs and reaps the child.
@@ -25,11 +30,14 @@ then SIGKILLs and reaps the child.
 
 from __future__ import annotations
 
+import os
+import pwd
 import queue
 import shutil
 import signal
 import subprocess
 import threading
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,32 +49,54 @@ T = TypeVar("T")
 
 
 def dies_with_parent(
-    command: Sequence[str], user: str | None = None, *, contained: bool = False
+    command: Sequence[str],
+    user: str | None = None,
+    *,
+    death_signal: signal.Signals = signal.SIGTERM,
+    contained: bool = False,
 ) -> list[str]:
-    """``command`` prefixed so that it gets SIGTERM when its parent dies (and runs as
-    ``user`` when given; in namespaces of its own when ``contained``: see the module's
-    docstring); as is where ``setpriv`` is missing and neither is asked."""
+    """``command`` prefixed so that it gets ``death_signal`` when its parent dies (and runs
+    as ``user`` when given; in namespaces of its own when ``contained``, whose ``unshare``
+    gets SIGKILL: see the module's docstring). Where ``setpriv`` is missing: an error
+    when ``user`` or ``contained`` is asked or under CI, else a warning and ``command``
+    as is."""
     setpriv = shutil.which("setpriv")
     unshare = shutil.which("unshare")
     if setpriv is None or (contained and unshare is None):
+        missing = "setpriv or unshare is missing (apt-get install util-linux; scripts/install-system-deps)"
         if user is not None or contained:
-            raise RuntimeError("this child needs setpriv and unshare (apt-get install util-linux)")
+            raise RuntimeError(
+                f"this child (as {user or 'us'}, contained: {contained}) needs them: {missing}"
+            )
+        if os.environ.get("CI"):
+            raise RuntimeError(f"a child cannot be tied to the test run: {missing}")
+        warnings.warn(f"{missing}: {command[0]} may outlive this process", RuntimeWarning, stacklevel=3)
         return list(command)
-    as_user = ["--reuid", user, "--regid", user, "--init-groups"] if user is not None else []
+    as_user: list[str] = []
+    if user is not None:
+        # The account's own primary group: a group of the same name need not exist
+        # (Debian's nobody is in nogroup).
+        as_user = ["--reuid", user, "--regid", str(pwd.getpwnam(user).pw_gid), "--init-groups"]
     if contained:
         assert unshare is not None
         inner = [unshare, "--pid", "--mount", "--fork", "--kill-child", "--", *command]
         return [setpriv, *as_user, "--pdeathsig", "KILL", "--", *inner]
-    return [setpriv, *as_user, "--pdeathsig", "TERM", "--", *command]
+    return [setpriv, *as_user, "--pdeathsig", death_signal.name.removeprefix("SIG"), "--", *command]
 
 
 def start_child(
-    command: Sequence[str], *, user: str | None = None, contained: bool = False, **options: Any
+    command: Sequence[str],
+    *,
+    user: str | None = None,
+    death_signal: signal.Signals = signal.SIGTERM,
+    contained: bool = False,
+    **options: Any,
 ) -> subprocess.Popen[Any]:
-    """``subprocess.Popen(command, **options)`` that dies with this process, whichever
-    thread calls it (see the module's docstring); ``user`` runs it as that account (we
-    must be root); ``contained`` takes everything it starts and mounts with it."""
-    argv = dies_with_parent(command, user, contained=contained)
+    """``subprocess.Popen(command, **options)`` that gets ``death_signal`` when this
+    process dies, whichever thread calls it (see the module's docstring); ``user`` runs it
+    as that account (we must be root); ``contained`` takes everything it starts and
+    mounts with it."""
+    argv = dies_with_parent(command, user, death_signal=death_signal, contained=contained)
     return _from_spawner(lambda: subprocess.Popen(argv, **options))
 
 

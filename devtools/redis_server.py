@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from devtools.ports import PortInUseError, start_on_free_port
-from devtools.processes import start_child, stop_child
+from devtools.processes import stop_child
 from devtools.throwaway import ThrowawayServer
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class RedisServer(ThrowawayServer):
 
     def _launch(self) -> None:
         """Start the process on the configuration file as it is; wait until it serves."""
-        self._process = start_child(
+        self._process = self.start_service(
             [_binary(), str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 20

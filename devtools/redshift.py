@@ -198,10 +198,11 @@ DROP_EMULATION = (
     $f$""",
 )
 #: A table GRANT or REVOKE (Redshift's form): verb, GRANT OPTION FOR, privileges, the
-#: object list, TO/FROM, grantee, WITH GRANT OPTION.
+#: object list, TO/FROM, grantee, WITH GRANT OPTION. The object list is greedy and the
+#: grantee one (quoted or plain) name: a quoted table name holding " TO " stays whole.
 TABLE_GRANT = re.compile(
-    r"^\s*(GRANT|REVOKE)(\s+GRANT\s+OPTION\s+FOR)?\s+(.+?)\s+ON\s+(TABLE\s+)?(.+?)\s+(TO|FROM)\s+"
-    r"(.+?)(\s+WITH\s+GRANT\s+OPTION)?\s*;?\s*$",
+    r"^\s*(GRANT|REVOKE)(\s+GRANT\s+OPTION\s+FOR)?\s+(.+?)\s+ON\s+(TABLE\s+)?(.+)\s+(TO|FROM)\s+"
+    r"((?:GROUP\s+|ROLE\s+)?(?:\"(?:[^\"]|\"\")*\"|[^\s\"]+))(\s+WITH\s+GRANT\s+OPTION)?\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 _OTHER_OBJECTS = re.compile(r"^(SCHEMA|DATABASE|FUNCTION|PROCEDURE|LANGUAGE|ALL\s)", re.IGNORECASE)

@@ -87,10 +87,9 @@ class Invocation:
 
 
 def sam_build(sam: str, build_dir: Path, architecture: str, template: Path = ROOT / "template.yaml") -> Path:
-    """``sam build`` of ``template`` into ``build_dir`` for ``architecture`` (``x86_64``
-    or ``arm64``); the built template's path. The two settings that must agree are set
-    together: the Makefile's wheels follow ``LAMBDA_ARCHITECTURE``, the functions the
-    template's ``Architecture`` parameter."""
+    """``sam build`` of ``template`` into ``build_dir`` for ``architecture`` (the
+    Makefile's ``LAMBDA_ARCHITECTURE`` and the template's ``Architecture``, set together);
+    the built template's path."""
     environment = {**os.environ, "SAM_CLI_TELEMETRY": "0", "LAMBDA_ARCHITECTURE": architecture}
     environment.setdefault("PYENV_VERSION", PYENV_VERSION)
     result = subprocess.run(
@@ -119,14 +118,25 @@ def sam_build(sam: str, build_dir: Path, architecture: str, template: Path = ROO
     return build_dir / "template.yaml"
 
 
+def configured_image() -> str | None:
+    """``LAMBDA_INVOKE_IMAGE``: an image archive's path or an image's name, to invoke with
+    instead of building the stand-in; None when unset."""
+    return os.environ.get("LAMBDA_INVOKE_IMAGE") or None
+
+
+def invoke_architecture(requested: str | None = None) -> str:
+    """The architecture to build and invoke for: :func:`devtools.lambda_image.image_architecture`,
+    whose rule for this machine's architecture holds only for the stand-in image."""
+    return image_architecture(requested, stand_in=configured_image() is None)
+
+
 class SamLocalStack:
     """A Docker daemon, the Lambda image and a built template, for ``sam local invoke``.
 
     ``built`` is an existing ``sam build`` output directory (built for ``architecture``);
-    without it, :meth:`start` builds into a temp dir. ``architecture`` is the image's, this
-    machine's (:func:`devtools.lambda_image.image_architecture`: ``LAMBDA_ARCHITECTURE``
-    by default, refused unless it is this machine's); the build and every invoke use it
-    as the template's ``Architecture``. ``progress`` receives one line per stage.
+    without it, :meth:`start` builds into a temp dir. ``architecture`` is decided by
+    :func:`invoke_architecture`; the build and every invoke use it as the template's
+    ``Architecture``. ``progress`` receives one line per stage.
     """
 
     def __init__(
@@ -135,7 +145,7 @@ class SamLocalStack:
         progress: Callable[[str], None] | None = None,
         architecture: str | None = None,
     ) -> None:
-        self.architecture = image_architecture(architecture)
+        self.architecture = invoke_architecture(architecture)
         self.sam = sam_cli()
         self.daemon = DockerDaemon()
         self.built = built
@@ -178,7 +188,7 @@ class SamLocalStack:
         self.progress(f"Docker daemon: up, bridge {self.daemon.bridge} at {self.bridge_address}")
 
     def _prepare_image(self) -> None:
-        configured = os.environ.get("LAMBDA_INVOKE_IMAGE")
+        configured = configured_image()
         docker = [docker_cli(), "--host", self.daemon.host]
         if configured and Path(configured).is_file():
             self.progress(f"Lambda image: loading {configured}")

@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.certs import CertificateAuthority
 from devtools.ports import free_port
+from devtools.processes import dies_with_parent, start_child
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class ThrowawayServer(ABC):
     """Base of the throwaway servers; subclasses start and stop the process itself."""
 
     service_user: str = ""
+    #: What the server gets when the test run dies (:mod:`devtools.processes`): the
+    #: signal that stops it without waiting for its clients.
+    death_signal: signal.Signals = signal.SIGTERM
 
     def __init__(self, prefix: str) -> None:
         self.root = Path(tempfile.mkdtemp(prefix=prefix))
@@ -48,11 +56,22 @@ class ThrowawayServer(ABC):
     def as_root(self) -> bool:
         return os.geteuid() == 0
 
+    @property
+    def run_as(self) -> str | None:
+        """The account the server's processes run as: the service user when we are root
+        and the server has one (some refuse root), else None (ours)."""
+        return self.service_user if self.as_root and self.service_user else None
+
     def as_service_user(self, command: list[str]) -> list[str]:
-        """``command`` run as the service user when we are root (servers refuse root)."""
-        if self.as_root:
-            return ["runuser", "-u", self.service_user, "--", *command]
-        return command
+        """``command`` run as :attr:`run_as` (a one-off tool such as ``initdb``), by the
+        same mechanism as :meth:`start_service`."""
+        user = self.run_as
+        return dies_with_parent(command, user) if user is not None else command
+
+    def start_service(self, command: list[str], **options: Any) -> subprocess.Popen[Any]:
+        """Start the server's process ``command`` as :attr:`run_as`; it gets
+        :attr:`death_signal` when this process dies (``options`` go to ``Popen``)."""
+        return start_child(command, user=self.run_as, death_signal=self.death_signal, **options)
 
     def give_to_service_user(self, *paths: Path) -> None:
         """Make ``paths`` (and everything below directories among them) the service user's."""

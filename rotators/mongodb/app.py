@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from rotators.mongodb.engine import MongoEngine
 
 
-def engine() -> MongoEngine:
+def build_engine() -> MongoEngine:
     from rotators.mongodb.engine import MongoEngine
 
     return MongoEngine()
 
 
-lambda_handler = rotation_handler(engine)
+lambda_handler = rotation_handler(build_engine)

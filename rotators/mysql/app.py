@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from rotators.mysql.engine import MySQLEngine
 
 
-def engine() -> MySQLEngine:
+def build_engine() -> MySQLEngine:
     from rotators.mysql.engine import MySQLEngine
 
     return MySQLEngine()
 
 
-lambda_handler = rotation_handler(engine)
+lambda_handler = rotation_handler(build_engine)

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from common.errors import DatabaseOperationError
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 Flavour = Literal["mysql", "mariadb"]
 
@@ -47,9 +49,13 @@ class Batch(NamedTuple):
 #: The session variable in which a MariaDB batch records the statement it has reached,
 #: so that a failure names the statement that failed.
 BATCH_STEP = "@secrets_rotation_step"
-#: Statements per batch: 500 grant lines fit in one round trip, and no batch comes near
-#: ``max_allowed_packet`` (4 MiB on the oldest supported servers).
+#: Statements per batch: 500 grant lines fit in one round trip.
 STEPS_PER_BATCH = 1000
+#: Bytes of statement text per batch (parameters counted at their quoted worst): a batch
+#: stays under ``max_allowed_packet`` however long its grant lines are, even where an
+#: operator set it to 1 MiB (MySQL 5.5's and older MariaDB's default; 4 MiB and more
+#: since).
+BYTES_PER_BATCH = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -127,19 +133,40 @@ class Server:
         """
         return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"
 
-    def set_password(self, hashed: bool = False) -> str:
-        """The master user's statement for another account (parameters: user, host, password)."""
+    def set_password(self, hashed: bool = False, require: str = "") -> str:
+        """The master user's statement for another account (parameters: user, host,
+        password, then ``require``'s own). ``require`` (a ``REQUIRE ...`` clause) goes in
+        the same statement, so that the password never opens the account without it;
+        a server without ``ALTER USER`` takes none (:attr:`requires_apart`)."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
         if self.has_alter_user_password:
-            return "ALTER USER %s@%s IDENTIFIED BY %s"
+            return f"ALTER USER %s@%s IDENTIFIED BY %s{clause}"
+        if require:
+            raise ValueError("this server takes no REQUIRE with a password")
         return "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
 
-    def create_user(self, hashed: bool = False) -> str:
-        """CREATE USER for an account (parameters: user, host, password)."""
+    def create_user(self, hashed: bool = False, require: str = "") -> str:
+        """CREATE USER for an account (parameters: user, host, password, then
+        ``require``'s own), with its TLS requirement where the server takes it there."""
+        clause = f" {require}" if require else ""
         if hashed:
-            return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
-        return "CREATE USER %s@%s IDENTIFIED BY %s"
+            return f"CREATE USER %s@%s IDENTIFIED BY PASSWORD %s{clause}"
+        return f"CREATE USER %s@%s IDENTIFIED BY %s{clause}"
+
+    @property
+    def requires_apart(self) -> bool:
+        """Whether a TLS requirement needs a statement of its own (``GRANT USAGE ... REQUIRE``):
+        servers older than ``CREATE/ALTER USER ... REQUIRE`` (MySQL 5.7.6, MariaDB 10.2)."""
+        return not self.has_alter_user_password
+
+    def require_statement(self, require: str) -> str:
+        """The statement that sets only an account's TLS requirement (parameters: user,
+        host, then ``require``'s own)."""
+        if self.requires_apart:
+            return f"GRANT USAGE ON *.* TO %s@%s {require}"
+        return f"ALTER USER %s@%s {require}"
 
     @property
     def has_anonymous_blocks(self) -> bool:
@@ -147,20 +174,34 @@ class Server:
         return self.flavour == "mariadb" and self.version >= (10, 1, 1)
 
     def batches(self, steps: Sequence[Step]) -> list[Batch]:
-        """``steps`` in as few round trips as the server allows, in order.
+        """``steps`` in as few round trips as the server allows, in order: at most
+        :data:`STEPS_PER_BATCH` statements and about :data:`BYTES_PER_BATCH` bytes each.
 
         MariaDB: one anonymous compound statement (``BEGIN NOT ATOMIC ... END``), a single
         statement that needs no multi-statement flag; before each statement it records
         its position in :data:`BATCH_STEP`. MySQL has no anonymous blocks: the statements
         are joined by ``;`` and sent while the session allows multi-statements (the
-        caller switches them on for the batch only, on the master user's session, whose
-        statements are all the function's own). Either way the server stops at the first
-        failing statement and keeps what the ones before it did: every statement is a
-        GRANT, REVOKE or account change that a later rotation recomputes from the
-        catalog, so a batch that fails part-way leaves nothing the next one cannot fix."""
+        caller switches them on for the batch only, on the master user's session).
+        Either way the server stops at the first failing statement and keeps what the
+        ones before it did: every statement is a GRANT, REVOKE or account change that a
+        later rotation recomputes from the catalog, so a batch that fails part-way leaves
+        nothing the next one cannot fix.
+
+        A statement's text holds names read from the server's catalog (``SHOW GRANTS``
+        lines: database, table, column and role names any user with CREATE may choose),
+        so it is checked before it is joined: a ``;`` or a comment opener outside quotes
+        would let a name end the statement and start another run by the master user.
+        Such a step is refused (:class:`~common.errors.DatabaseOperationError`, naming
+        the step clipped), never sent."""
+        for step in steps:
+            unquoted = unquoted_text(step.statement)
+            if any(token in unquoted for token in _STATEMENT_BREAKS):
+                raise DatabaseOperationError(
+                    f"refused to batch {_clipped(step.what)}: its text holds ';' or a comment "
+                    "outside quotes (a name read from the catalog that would end the statement)"
+                )
         found = []
-        for start in range(0, len(steps), STEPS_PER_BATCH):
-            chunk = tuple(steps[start : start + STEPS_PER_BATCH])
+        for chunk in _chunks(steps):
             params = tuple(param for step in chunk for param in step.params)
             if self.has_anonymous_blocks:
                 body = " ".join(
@@ -198,6 +239,26 @@ class Server:
             return "SET DEFAULT ROLE NONE TO %s@%s", []
         placeholders = ", ".join("%s@%s" for _ in roles)
         return f"SET DEFAULT ROLE {placeholders} TO %s@%s", [part for role in roles for part in role]
+
+    @property
+    def resource_limits(self) -> tuple[tuple[str, str], ...]:
+        """An account's resource limits: (``mysql.user`` column, the ``WITH`` option that
+        sets it). MariaDB 10.1+ adds ``MAX_STATEMENT_TIME`` (seconds, a decimal)."""
+        limits = (
+            ("max_questions", "MAX_QUERIES_PER_HOUR"),
+            ("max_updates", "MAX_UPDATES_PER_HOUR"),
+            ("max_connections", "MAX_CONNECTIONS_PER_HOUR"),
+            ("max_user_connections", "MAX_USER_CONNECTIONS"),
+        )
+        if self.flavour == "mariadb" and self.version >= (10, 1, 1):
+            return (*limits, ("max_statement_time", "MAX_STATEMENT_TIME"))
+        return limits
+
+    def limits_clause(self, limits: Sequence[object]) -> tuple[str, list[object]]:
+        """``WITH MAX_...`` for an account's :attr:`resource_limits` (numbers as
+        ``mysql.user`` holds them, in that order; 0 is none), bound."""
+        options = " ".join(f"{option} %s" for _, option in self.resource_limits)
+        return f"WITH {options}", list(limits)
 
 
 def native_password_hash(password: str) -> str:
@@ -238,20 +299,27 @@ def account_forms(user: str, host: str) -> tuple[str, ...]:
     return (f"{backquoted(user)}@{backquoted(host)}", f"{quoted(user)}@{quoted(host)}")
 
 
-_ACCOUNT_OPTIONS = re.compile(r" (IDENTIFIED (BY|VIA|WITH) .*|REQUIRE .*|WITH MAX_.*)$")
+#: The grant's own options after the account in a ``SHOW GRANTS`` line, found outside
+#: quotes among the account's options (``IDENTIFIED BY PASSWORD '*...'``, ``REQUIRE ...``,
+#: ``MAX_...`` limits) that MariaDB prints on the same line and that are not copied from it.
+_GRANT_OPTIONS = (("GRANT OPTION", "WITH GRANT OPTION"), ("ADMIN OPTION", "WITH ADMIN OPTION"))
 
 
 @dataclass(frozen=True, order=True)
 class Grant:
     """One ``SHOW GRANTS`` line with the grantee taken out: ``what`` is the text between
-    ``GRANT`` and ``TO <account>``, ``option`` is what follows the account."""
+    ``GRANT`` and ``TO <account>`` with its column lists in one form (sorted, back-quoted:
+    the server lists a table's columns in no fixed order), ``option`` the grant's own
+    option (``WITH GRANT OPTION``, ``WITH ADMIN OPTION`` or empty). Never an account
+    option, so never a password hash."""
 
     what: str
     option: str
 
     @property
     def is_usage_only(self) -> bool:
-        return self.what.upper().startswith("USAGE ON *.*")
+        """``USAGE ON *.*``, which every account holds (with the grant option it is a grant)."""
+        return self.what.upper().startswith("USAGE ON *.*") and not self.option
 
     def grant(self) -> str:
         """The GRANT statement for an account given as the last two parameters."""
@@ -262,10 +330,91 @@ class Grant:
         """The REVOKE statements that undo this grant (account as the last two parameters)."""
         what = _literal_percent(self.what)
         statements = [f"REVOKE {what} FROM %s@%s"]
-        if "GRANT OPTION" in self.option.upper() and " ON " in what.upper():
-            target = what[what.upper().index(" ON ") + len(" ON ") :]
-            statements.append(f"REVOKE GRANT OPTION ON {target} FROM %s@%s")
+        on = find_on(what)
+        if "GRANT OPTION" in self.option.upper() and on is not None:
+            statements.append(f"REVOKE GRANT OPTION ON {what[on + len(' ON ') :]} FROM %s@%s")
         return statements
+
+
+#: What may end a statement or hide the rest of it, outside quotes.
+_STATEMENT_BREAKS = (";", "--", "#", "/*")
+_QUOTES = "`'\""
+
+
+def _quoted_spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, parenthesis depth) of each run of ``text`` outside quotes."""
+    depth, start, index = 0, 0, 0
+    while index < len(text):
+        char = text[index]
+        if char in _QUOTES:
+            yield start, index, depth
+            index = start = _quote_end(text, index)
+            continue
+        if char in "()":
+            yield start, index, depth
+            depth += 1 if char == "(" else -1
+            start = index + 1
+        index += 1
+    yield start, len(text), depth
+
+
+def unquoted_text(text: str) -> str:
+    """``text`` with every quoted or back-quoted part left out (a space in its place)."""
+    return " ".join(text[start:end] for start, end, _ in _quoted_spans(text))
+
+
+def find_on(what: str) -> int | None:
+    """Where the `` ON `` before a grant's object starts in a grant's text (``SELECT
+    (`col`) ON `db`.`t```), outside quotes and parentheses; None for a role grant."""
+    for start, end, depth in _quoted_spans(what):
+        position = what.upper().find(" ON ", start, end) if depth == 0 else -1
+        if position >= 0:
+            return position
+    return None
+
+
+def _quote_end(text: str, index: int) -> int:
+    """The index just past the quoted part that opens at ``index``, read as the server's
+    tokenizer reads it: a back-quoted name ends at a single back quote (a doubled one is
+    part of the name); a quoted string also at a doubled quote, and a backslash escapes
+    the next character in it (MySQL's default ``sql_mode``)."""
+    quote, index = text[index], index + 1
+    while index < len(text):
+        if quote != "`" and text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            if text[index + 1 : index + 2] == quote:
+                index += 2
+                continue
+            return index + 1
+        index += 1
+    return index
+
+
+def _clipped(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _chunks(steps: Sequence[Step]) -> Iterator[tuple[Step, ...]]:
+    """``steps`` in runs of at most :data:`STEPS_PER_BATCH` steps and about
+    :data:`BYTES_PER_BATCH` bytes (a step longer than that goes alone)."""
+    chunk: list[Step] = []
+    size = 0
+    for step in steps:
+        # A parameter is sent quoted, every character escaped at worst.
+        length = (
+            len(step.statement.encode(CONNECTION_ENCODING))
+            + 64
+            + sum(2 * len(str(param).encode(CONNECTION_ENCODING)) + 2 for param in step.params)
+        )
+        if chunk and (len(chunk) >= STEPS_PER_BATCH or size + length > BYTES_PER_BATCH):
+            yield tuple(chunk)
+            chunk, size = [], 0
+        chunk.append(step)
+        size += length
+    if chunk:
+        yield tuple(chunk)
 
 
 def _literal_percent(text: str) -> str:
@@ -286,10 +435,82 @@ def parse_grants(lines: list[str], user: str, host: str) -> set[Grant]:
             marker = f" TO {form}"
             position = line.rfind(marker)
             if line.upper().startswith("GRANT ") and position > 0:
-                what = line[len("GRANT ") : position]
-                option = _ACCOUNT_OPTIONS.sub("", line[position + len(marker) :]).strip()
+                what = normalised_what(line[len("GRANT ") : position])
+                # Quoted parts (a password hash, a REQUIRE SUBJECT) never count.
+                after = f" {' '.join(unquoted_text(line[position + len(marker) :]).upper().split())} "
+                option = " ".join(full for words, full in _GRANT_OPTIONS if f" {words} " in after)
                 grants.add(Grant(what, option))
                 break
         else:
             raise ValueError(f"unexpected SHOW GRANTS line for {user!r}@{host!r}")
     return grants
+
+
+def _split_outside(text: str) -> list[str]:
+    """``text`` split at its commas outside quotes and parentheses, each part stripped."""
+    parts, start = [], 0
+    for begin, end, depth in _quoted_spans(text):
+        if depth == 0:
+            for index in range(begin, end):
+                if text[index] == ",":
+                    parts.append(text[start:index].strip())
+                    start = index + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _column_name(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == "`":
+        return text[1:-1].replace("``", "`")
+    if not text or any(char in text for char in _QUOTES + "()"):
+        raise ValueError("unrecognised column list in a SHOW GRANTS line")
+    return text
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def privileges_of(what: str) -> list[tuple[str, list[str]]]:
+    """A grant's privileges and the columns each covers (``SELECT (`b`, `a`), INSERT ON
+    ...`` -> ``[("SELECT", ["a", "b"]), ("INSERT", [])]``: names unquoted and sorted); none
+    for a role grant. A column list not in the server's forms is refused (``ValueError``)."""
+    on = find_on(what)
+    if on is None:
+        return []
+    found: list[tuple[str, list[str]]] = []
+    for part in _split_outside(what[:on]):
+        opening = next((end for _, end, _ in _quoted_spans(part) if end < len(part)), None)
+        if opening is None or part[opening] != "(" or not part.endswith(")"):
+            found.append((part, []))
+            continue
+        columns = [_column_name(column) for column in _split_outside(part[opening + 1 : -1])]
+        found.append((part[:opening].strip(), sorted(columns)))
+    return found
+
+
+def normalised_what(what: str) -> str:
+    """A grant's text in one form whatever order or quoting the server printed its column
+    lists in (MariaDB lists a clone's columns in another order than the original's):
+    columns back-quoted and sorted. Still a valid grant's text, sent as it is."""
+    on = find_on(what)
+    if on is None:
+        return what
+    privileges = [
+        f"{name} ({', '.join(_backquoted(column) for column in columns)})" if columns else name
+        for name, columns in privileges_of(what)
+    ]
+    return ", ".join(privileges) + what[on:]
+
+
+def grant_difference(wanted: set[Grant], held: set[Grant], limit: int = 3) -> str:
+    """What ``held`` lacks of ``wanted`` and has beyond it, as grant lines (clipped, at most
+    ``limit`` of each), for the error that names the difference; empty when they match.
+    Grant lines carry no password: :class:`Grant` holds none."""
+    parts = []
+    for label, grants in (("missing", wanted - held), ("extra", held - wanted)):
+        if grants:
+            shown = [_clipped(f"{grant.what} {grant.option}".strip()) for grant in sorted(grants)[:limit]]
+            more = f" and {len(grants) - limit} more" if len(grants) > limit else ""
+            parts.append(f"{label}: {'; '.join(shown)}{more}")
+    return ", ".join(parts)

@@ -7,15 +7,16 @@ replaced by a bound account.
 
 Alternating users: the clone gets an account for every host the original has (same host
 part, never an assumed ``%``), the original's TLS requirement, every grant including
-``WITH GRANT OPTION`` and roles, and the original's default roles; grants the original
-no longer has are revoked from the clone. The master user's session checks the result.
+``WITH GRANT OPTION`` and roles, the original's default roles and resource limits
+(``MAX_USER_CONNECTIONS`` and the others); grants the original no longer has are revoked
+from the clone. The master user's session checks the result and names what differs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from common.engine import (
     Capability,
@@ -34,10 +35,14 @@ from rotators.mysql.dialect import (
     CONNECTION_CHARSET,
     CONNECTION_ENCODING,
     Batch,
+    Grant,
     Server,
     Step,
+    _clipped,
+    grant_difference,
     native_password_hash,
     parse_grants,
+    privileges_of,
     require_clause,
 )
 
@@ -123,11 +128,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         return connection
 
     def close(self, connection: MySQLConnection) -> None:
-        import pymysql
-
-        # Already closed by the server: nothing left to release.
-        with contextlib.suppress(pymysql.err.Error):
-            connection.close()
+        _close_quietly(connection)
 
     def change_own_password(self, connection: MySQLConnection, login: Login, new_password: str) -> None:
         server = _server(connection)
@@ -184,8 +185,21 @@ class MySQLEngine(Engine[MySQLConnection]):
         ]
         _run_batches(connection, server, steps)
         for host in _hosts(connection, clone):
-            if _grants(connection, clone, host) != _grants(connection, original, host):
-                raise VerificationError(f"user {clone!r}@{host!r} does not hold the grants of {original!r}")
+            difference = grant_difference(
+                _grants(connection, original, host), _grants(connection, clone, host)
+            )
+            if difference:
+                raise VerificationError(
+                    f"user {clone!r}@{host!r} does not hold the grants of {original!r} ({difference})"
+                )
+            options = _account_options(connection, server, original, host).differences(
+                _account_options(connection, server, clone, host), server
+            )
+            if options:
+                raise VerificationError(
+                    f"user {clone!r}@{host!r} does not have the TLS requirement and resource limits "
+                    f"of {original!r} ({options})"
+                )
 
     def _proved_hosts(self, connection: MySQLConnection, original: str, current: Login) -> list[str]:
         """The host parts of ``original`` the master may act on: those of the accounts the
@@ -235,31 +249,41 @@ class MySQLEngine(Engine[MySQLConnection]):
         password: str | None,
     ) -> list[Step]:
         """Make ``clone``@``host`` a copy of ``original``@``host``: the account and its
-        password (when given) now; the statements for its TLS requirement, grants and
-        default roles are returned, for the caller to send in one batch. Reads are per
-        account, never per grant line."""
+        password (when given) now, with the original's TLS requirement in the same
+        statement (a batch that fails later never leaves the account open to the password
+        without it); the statements for its grants and default roles (and the TLS
+        requirement, when no password is set) are returned, for the caller to send in one
+        batch. Reads are per account, never per grant line."""
         account = (clone, host)
-        if password is not None:
+        where = f"{clone!r}@{host!r}"
+        clause, params = _account_options(connection, server, original, host).clause(server)
+        steps: list[Step] = []
+        apart = Step(
+            server.require_statement(clause), (*account, *params), f"set the TLS requirement of {where}"
+        )
+        if password is None:
+            steps.append(apart)
+        else:
+            # A server that takes no REQUIRE with a password gets it at once on its own:
+            # before the password where the account exists, else right after creating it.
+            with_password = ("", []) if server.requires_apart else (clause, params)
             if _rows(
                 connection, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", account, "look up"
             ):
-                _set_account_password(connection, server, clone, host, password)
+                if server.requires_apart:
+                    _execute(connection, apart.statement, apart.params, apart.what)
+                _set_account_password(connection, server, clone, host, password, with_password)
             else:
                 hashed = server.sends_hash("mysql_native_password") and server.version >= (10, 4, 0)
                 secret = native_password_hash(password) if hashed else password
-                _execute(connection, server.create_user(hashed), (*account, secret), f"create {clone!r}")
-        tls_row = _rows(
-            connection,
-            "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user "
-            "WHERE User = %s AND Host = %s",
-            (original, host),
-            "read the TLS requirement",
-        )
-        clause, params = require_clause(*(_text(value) for value in tls_row[0]))
-        where = f"{clone!r}@{host!r}"
-        steps = [
-            Step(f"ALTER USER %s@%s {clause}", (*account, *params), f"set the TLS requirement of {where}")
-        ]
+                _execute(
+                    connection,
+                    server.create_user(hashed, with_password[0]),
+                    (*account, secret, *with_password[1]),
+                    f"create {clone!r}",
+                )
+                if server.requires_apart:
+                    _execute(connection, apart.statement, apart.params, apart.what)
         wanted, held = _grants(connection, original, host), _grants(connection, *account)
         # Revoke first: a changed grant line is then replaced, not merged.
         for grant in sorted(held - wanted):
@@ -467,16 +491,84 @@ def account_lockout(user: str, create_user: str) -> Lockout:
     )
 
 
-def _set_account_password(
-    connection: MySQLConnection, server: Server, user: str, host: str, password: str
+def _set_account_password(  # noqa: PLR0917 - one account, spelled out
+    connection: MySQLConnection,
+    server: Server,
+    user: str,
+    host: str,
+    password: str,
+    require: tuple[str, list[object]] | None = None,
 ) -> None:
-    """As the master user: set an account's password, hashed where the server takes it so."""
+    """As the master user: set an account's password, hashed where the server takes it
+    so, with ``require`` (a ``REQUIRE`` clause and its parameters) in the same statement
+    where the server allows it."""
     rows = _rows(
         connection, "SELECT plugin FROM mysql.user WHERE User = %s AND Host = %s", (user, host), "look up"
     )
     hashed = bool(rows) and server.sends_hash(_text(rows[0][0]))
     secret = native_password_hash(password) if hashed else password
-    _execute(connection, server.set_password(hashed), (user, host, secret), f"set the password of {user!r}")
+    clause, params = require or ("", [])
+    _execute(
+        connection,
+        server.set_password(hashed, clause),
+        (user, host, secret, *params),
+        f"set the password of {user!r}",
+    )
+
+
+class AccountOptions(NamedTuple):
+    """What an account carries besides its password and grants (``mysql.user`` columns):
+    its TLS requirement and its :attr:`Server.resource_limits` (0: none)."""
+
+    ssl_type: str
+    cipher: str
+    issuer: str
+    subject: str
+    limits: tuple[object, ...]
+
+    def clause(self, server: Server) -> tuple[str, list[object]]:
+        """``REQUIRE ... WITH MAX_...`` for CREATE/ALTER USER, with its parameters."""
+        require, params = require_clause(self.ssl_type, self.cipher, self.issuer, self.subject)
+        limits, limit_params = server.limits_clause(self.limits)
+        return f"{require} {limits}", [*params, *limit_params]
+
+    def differences(self, held: AccountOptions, server: Server) -> str:
+        """What ``held`` has otherwise than these options (``MAX_USER_CONNECTIONS 3, not
+        0``; the TLS requirement clipped); empty when they match. Never a password."""
+
+        def tls(options: AccountOptions) -> str:
+            parts = (options.ssl_type or "NONE", options.cipher, options.issuer, options.subject)
+            return _clipped(" ".join(part for part in parts if part))
+
+        found = [f"TLS requirement {tls(self)}, not {tls(held)}"] if self[:4] != held[:4] else []
+        found += [
+            f"{option} {want}, not {have}"
+            for (_, option), want, have in zip(server.resource_limits, self.limits, held.limits, strict=True)
+            if want != have
+        ]
+        return ", ".join(found)
+
+
+def _account_options(connection: MySQLConnection, server: Server, user: str, host: str) -> AccountOptions:
+    """An account's TLS requirement and resource limits."""
+    columns = ", ".join(column for column, _ in server.resource_limits)
+    rows = _rows(
+        connection,
+        f"SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject, {columns} FROM mysql.user "  # noqa: S608 - fixed names
+        "WHERE User = %s AND Host = %s",
+        (user, host),
+        f"read the TLS requirement and limits of {user!r}",
+    )
+    if not rows:
+        raise DatabaseOperationError(f"user {user!r}@{host!r} has no account on this server")
+    ssl_type, cipher, issuer, subject, *limits = rows[0]
+    return AccountOptions(
+        _text(ssl_type),
+        _text(cipher),
+        _text(issuer),
+        _text(subject),
+        tuple(0 if limit is None else limit for limit in limits),
+    )
 
 
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:
@@ -487,6 +579,10 @@ def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step])
             with _multi_statements(connection):
                 _run_batch(connection, batch)
         else:
+            if len(batch.steps) > 1:
+                # The variable outlives a batch in the session: cleared, a batch that fails
+                # before its first statement never names the statement of an earlier one.
+                _execute(connection, f"SET {BATCH_STEP} = NULL", (), "start a batch")
             _run_batch(connection, batch)
 
 
@@ -494,6 +590,9 @@ def _run_batch(connection: MySQLConnection, batch: Batch) -> None:
     import pymysql
 
     done = 0
+    # What the server answers: a result per statement of a multi-statement batch, one for
+    # anything else (a MariaDB block included).
+    expected = len(batch.steps) if batch.multi else 1
     try:
         with connection.cursor() as cursor:
             # Always interpolated (an empty tuple too): the grant text doubles its literal %.
@@ -505,8 +604,18 @@ def _run_batch(connection: MySQLConnection, batch: Batch) -> None:
                 done += 1
     except pymysql.err.Error as error:
         failed = done if batch.multi else _failed_step(connection, batch, error)
-        what = batch.steps[failed].what if failed is not None else f"run {len(batch.steps)} statements"
+        if failed is None or failed >= len(batch.steps):
+            what = f"run {len(batch.steps)} statements"
+        else:
+            what = batch.steps[failed].what
         raise _ERRORS.shape(what, error) from error
+    if done != expected:
+        # More statements than were built (or fewer): the text did not split as it was
+        # built to. Refused loudly rather than taken for success.
+        raise DatabaseOperationError(
+            f"a batch of {len(batch.steps)} statements was answered with {done} results, "
+            f"not {expected}: its text did not split as built"
+        )
 
 
 def _failed_step(connection: MySQLConnection, batch: Batch, error: Exception) -> int | None:
@@ -514,7 +623,7 @@ def _failed_step(connection: MySQLConnection, batch: Batch, error: Exception) ->
     if len(batch.steps) == 1:
         return 0
     if _reason(error)[0] == _PARSE_ERROR:
-        return None  # refused before it ran: the variable is a former batch's
+        return None  # refused before it ran
     try:
         rows = _rows(connection, f"SELECT {BATCH_STEP}", (), "read which statement failed")
     except DatabaseOperationError:
@@ -527,12 +636,35 @@ def _failed_step(connection: MySQLConnection, batch: Batch, error: Exception) ->
 def _multi_statements(connection: MySQLConnection) -> Iterator[None]:
     """Let this session run several statements per query for the block only
     (``COM_SET_OPTION``, as the C API's ``mysql_set_server_option`` sends it; PyMySQL
-    has the command but no public call for it)."""
+    has the command but no public call for it: the pin in requirements.txt and
+    tests/unit/test_mysql_dialect.py hold the private calls' shape).
+
+    Switched off again on a connection still open; when that fails the connection is
+    closed (never reused with multi-statements on), and a batch's own error is the one
+    raised."""
     _set_server_option(connection, _MULTI_STATEMENTS_ON)
     try:
         yield
-    finally:
+    except BaseException:
+        if connection.open:
+            try:
+                _set_server_option(connection, _MULTI_STATEMENTS_OFF)
+            except DatabaseOperationError:
+                _close_quietly(connection)
+        raise
+    try:
         _set_server_option(connection, _MULTI_STATEMENTS_OFF)
+    except DatabaseOperationError:
+        _close_quietly(connection)
+        raise
+
+
+def _close_quietly(connection: MySQLConnection) -> None:
+    """Close, ignoring a connection the server (or a failed read) already closed."""
+    import pymysql
+
+    with contextlib.suppress(pymysql.err.Error, OSError):
+        connection.close()
 
 
 _MULTI_STATEMENTS_ON, _MULTI_STATEMENTS_OFF = 0, 1
@@ -579,7 +711,7 @@ def _server(connection: MySQLConnection) -> Server:
         raise DatabaseOperationError(f"could not tell the server's family: {error}") from error
 
 
-def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+def _grants(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
     lines = [
         str(row[0])
         for row in _rows(connection, "SHOW GRANTS FOR %s@%s", (user, host), f"read the grants of {user!r}")
@@ -590,7 +722,7 @@ def _grants(connection: MySQLConnection, user: str, host: str) -> set[Any]:
         raise DatabaseOperationError(str(error)) from error
 
 
-def _privileges(connection: MySQLConnection, user: str, host: str) -> set[Any]:
+def _privileges(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
     """The account's grants without ``GRANT USAGE ON *.*``, which every account holds and
     so proves nothing."""
     return {grant for grant in _grants(connection, user, host) if not grant.is_usage_only}
@@ -650,10 +782,7 @@ _ALL_PRIVILEGES = (
 def _privilege_names(what: str) -> set[str]:
     """The privilege types of a grant's text (``SELECT, INSERT (col) ON `db`.*``); a role
     grant (no ``ON``) and ``USAGE`` name none."""
-    head, on, _ = what.upper().partition(" ON ")
-    if not on:
-        return set()
-    names = {part.split("(")[0].strip() for part in head.split(",")} - {"USAGE", ""}
+    names = {name.upper() for name, _ in privileges_of(what)} - {"USAGE", ""}
     if names & {"ALL", "ALL PRIVILEGES"}:
         return (names - {"ALL", "ALL PRIVILEGES"}) | set(_ALL_PRIVILEGES)
     return names

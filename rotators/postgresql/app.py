@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from rotators.postgresql.engine import PostgresEngine
 
 
-def engine() -> PostgresEngine:
+def build_engine() -> PostgresEngine:
     from rotators.postgresql.engine import PostgresEngine
 
     return PostgresEngine()
 
 
-lambda_handler = rotation_handler(engine)
+lambda_handler = rotation_handler(build_engine)

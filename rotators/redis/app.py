@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rotators.redis.engine import RedisEngine
 
 
-def engine() -> RedisEngine:
+def build_engine() -> RedisEngine:
     # Users managed through ElastiCache's or MemoryDB's API need their clients.
     from common.clients import service_client
     from rotators.redis.engine import RedisEngine
@@ -18,4 +18,4 @@ def engine() -> RedisEngine:
     return RedisEngine(service_client)
 
 
-lambda_handler = rotation_handler(engine)
+lambda_handler = rotation_handler(build_engine)

@@ -11,6 +11,7 @@ a crash between the change and the save).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from common.engine import Capability, DriverErrors, first_line
@@ -127,12 +128,34 @@ def may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
     """Whether ``actor`` may change ``user``'s passwords and persist them: the one rule
     that both the preflight and createSecret's check (``check_own_rotation``) apply.
 
+    ``client`` is ``actor``'s own session. It needs ``ACL SETUSER``, ``ACL GETUSER``,
+    ``INFO`` (the node's replication is read before any change: ``replication``) and
+    exactly the command this server persists its ACL with (``ACL SAVE`` with an ACL file,
+    ``CONFIG REWRITE`` with only a configuration file, read with ``CONFIG GET`` and
+    ``INFO server`` as setSecret reads them): a right to the other one is no use.
+
     Asked with ``ACL DRYRUN`` (Redis 7+), which runs nothing. A session that may not run
-    ``ACL DRYRUN`` and asks about itself probes the rights instead with commands that
-    change nothing: ``ACL SETUSER`` without rules, ``ACL GETUSER``, ``CONFIG GET``."""
+    ``ACL DRYRUN`` and asks about itself probes the rights instead (``_probe_self_service``)."""
     import redis
 
     fix = "add a master secret (masterarn) whose user may, or grant the commands"
+    try:
+        reason = _dryrun_refusal(client, actor, user)
+    except redis.exceptions.NoPermissionError:
+        if actor == user:
+            return _probe_self_service(client, user, what, fix)
+        return Capability(what, None, "not checked: the session may not run ACL DRYRUN")
+    except PermissionDeniedError as error:
+        return Capability(what, False, f"{error}: {fix}")
+    except (redis.exceptions.RedisError, DatabaseOperationError) as error:
+        return Capability(what, None, f"not checked: {redact(str(error))}")
+    if reason is not None:
+        return Capability(what, False, f"{reason}: {fix}")
+    return Capability(what, True, "ACL SETUSER, ACL GETUSER, INFO and persisting the ACL are allowed")
+
+
+def _dryrun_refusal(client: Redis, actor: str, user: str) -> str | None:
+    """Why ``ACL DRYRUN`` says ``actor`` may not change ``user``'s passwords, or None."""
 
     def refusal(*command: str) -> str | None:
         answer = client.execute_command("ACL DRYRUN", actor, *command)  # type: ignore[no-untyped-call]
@@ -140,49 +163,105 @@ def may_change(client: Redis, actor: str, user: str, what: str) -> Capability:
             return None
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
-    try:
-        for command in (("ACL", "SETUSER", user), ("ACL", "GETUSER", user), ("CONFIG", "GET", "aclfile")):
-            reason = refusal(*command)
-            if reason is not None:
-                return Capability(what, False, f"{reason}: {fix}")
-        reasons = [refusal("ACL", "SAVE"), refusal("CONFIG", "REWRITE")]
-    except redis.exceptions.NoPermissionError:
-        if actor == user:
-            return _probe_self_service(client, user, what, fix)
-        return Capability(what, None, "not checked: the session may not run ACL DRYRUN")
-    except redis.exceptions.RedisError as error:
-        return Capability(what, None, f"not checked: {redact(str(error))}")
-    if all(reasons):
-        return Capability(what, False, f"neither ACL SAVE nor CONFIG REWRITE is allowed: {fix}")
-    return Capability(what, True, "ACL SETUSER, ACL GETUSER and persisting the ACL are allowed")
+    for command in (("ACL", "SETUSER", user), ("ACL", "GETUSER", user), *_READS):
+        reason = refusal(*command)
+        if reason is not None:
+            return reason
+    how = _persistence(client)
+    reason = None if how is None else refusal(*how.split())
+    return None if reason is None else f"{reason}: {_persisted_with(how)}"
+
+
+#: What a password change reads besides the user (``replication``, ``_persistence``);
+#: ACL rights make no difference between INFO's sections.
+_READS = (("CONFIG", "GET", "aclfile"), ("INFO", "replication"))
+
+
+def _persisted_with(how: str | None) -> str:
+    if how == "ACL SAVE":
+        return "this server keeps its users in an ACL file, persisted with ACL SAVE"
+    return f"this server persists its users with {how} (it has a configuration file and no ACL file)"
 
 
 def _probe_self_service(client: Redis, user: str, what: str, fix: str) -> Capability:
     """With no rules, ``ACL SETUSER`` on an existing user changes nothing: it probes the
-    right itself; reading the user and the persistence settings follows."""
+    right itself; reading the user, the node's replication and the persistence settings
+    follows. The persistence command is queued in a transaction that is discarded (the
+    server checks ACL rights when it queues, and nothing runs); a user that may not run
+    ``MULTI`` either is probed with the command itself, which writes only what the server
+    already holds, as every setSecret does."""
     try:
         _command(client, "probe ACL SETUSER", "ACL SETUSER", user)
         _command(client, "read its own ACL", "ACL GETUSER", user)
-        _persistence(client)
+        _command(client, "read its replication (INFO replication)", "INFO", "replication")
+        how = _persistence(client)
     except PermissionDeniedError as error:
         return Capability(
             what,
             False,
             f"{error}; Redis lets only a user that may change every user set its own passwords: {fix} "
-            "(ACL SETUSER, ACL GETUSER and ACL SAVE or CONFIG REWRITE)",
+            "(ACL SETUSER, ACL GETUSER, INFO and ACL SAVE or CONFIG REWRITE, as the server persists)",
         )
-    return Capability(what, True, "ACL SETUSER and ACL GETUSER are allowed (probed: ACL DRYRUN is not)")
+    if how is not None:
+        try:
+            _probe_command(client, how)
+        except PermissionDeniedError as error:
+            return Capability(what, False, f"{error}: {_persisted_with(how)}: {fix}")
+    return Capability(
+        what, True, f"ACL SETUSER, ACL GETUSER, INFO and {how or 'no persistence'} are allowed (probed)"
+    )
 
 
-def _persistence(client: Redis) -> tuple[str, ...] | None:
+def _probe_command(client: Redis, command: str) -> None:
+    """Whether the session may run ``command``: queued after ``MULTI`` then discarded,
+    else (``MULTI`` refused) run. Raises PermissionDeniedError when it may not."""
+    import redis
+
+    try:
+        client.execute_command("MULTI")  # type: ignore[no-untyped-call]  # untyped in redis-py
+    except redis.exceptions.NoPermissionError:
+        _command(client, command, command)
+        return
+    try:
+        _command(client, command, command)
+    finally:
+        client.execute_command("DISCARD")  # type: ignore[no-untyped-call]
+
+
+def _persistence(client: Redis) -> str | None:
     """The command that persists ACL changes on this server, or None when it keeps its
     users in memory only (no ACL file, no configuration file)."""
     aclfile = _command(client, "read the aclfile setting", "CONFIG GET", "aclfile")
     if isinstance(aclfile, dict) and aclfile.get("aclfile"):
-        return ("ACL SAVE",)
+        return "ACL SAVE"
     server = _command(client, "read the server's configuration file", "INFO", "server")
     if isinstance(server, dict) and server.get("config_file"):
-        return ("CONFIG REWRITE",)
+        return "CONFIG REWRITE"
+    return None
+
+
+def replication(client: Redis) -> str | None:
+    """What makes this node one of a replication set, from ``INFO replication``: a
+    replica (``role:slave``), or a primary with connected replicas (listed by the address
+    each announced); None for a node on its own. Raises PermissionDeniedError when the
+    session may not run ``INFO``.
+
+    Redis never replicates ACL users: each node keeps its own, so a password changed on
+    one node of a set is not changed on the others. A primary whose replicas are all
+    disconnected at that moment lists none."""
+    info = _command(client, "read its replication (INFO replication)", "INFO", "replication")
+    if not isinstance(info, dict):
+        return None
+    if str(info.get("role")) in ("slave", "replica"):
+        return f"a replica of {info.get('master_host')}:{info.get('master_port')}"
+    replicas = [
+        f"{node.get('ip')}:{node.get('port')}"
+        for key, node in info.items()
+        if re.fullmatch(r"slave\d+", str(key)) and isinstance(node, dict)
+    ]
+    if replicas or int(info.get("connected_slaves") or 0) > 0:
+        count = max(len(replicas), int(info.get("connected_slaves") or 0))
+        return f"a primary with {count} connected replica(s): {', '.join(replicas) or 'not listed'}"
     return None
 
 
@@ -197,4 +276,4 @@ def set_passwords(client: Redis, user: str, wanted: list[str]) -> None:
         raise VerificationError(f"user {user!r} does not hold the passwords just set")
     how = _persistence(client)
     if how is not None:
-        _command(client, f"persist the ACL ({how[0]})", *how)
+        _command(client, f"persist the ACL ({how})", how)

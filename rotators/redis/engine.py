@@ -15,8 +15,9 @@ The commands themselves, and how ACL changes are persisted, are in ``dataplane.p
 A secret with ``user_arn`` (AWS's ElastiCache format) names an ElastiCache or MemoryDB
 user: its passwords change through the service's API, and every step logs in to an
 endpoint the service's API lists for the user's clusters (the one the secret names in
-``host``, which must be listed, else the first): the current password is proven before
-the API changes anything, the pending one before it becomes current. Where no endpoint
+``host``, which must be listed, else each in turn until one answers: a refused password
+is an answer): the current password is proven before the API changes anything, the
+pending one before it becomes current. Where no endpoint
 can be found or reached (a network failure; a TLS failure stops the step) the secret is
 refused, unless the deployment accepts rotation checked by the user's status only
 (``MANAGED_USER_STATUS_ONLY``, as AWS's own ElastiCache function does): finishSecret then
@@ -44,7 +45,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.settings import flag, seconds
-from rotators.redis.dataplane import connect, may_change, ping, set_passwords, tls_failure
+from rotators.redis.dataplane import connect, may_change, ping, replication, set_passwords, tls_failure
 from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
 STATUS_ONLY_VARIABLE = "MANAGED_USER_STATUS_ONLY"
+#: The opt-in to rotate, on a self-managed node that replicates, that node's users only.
+ONE_NODE_VARIABLE = "REDIS_ROTATE_NAMED_NODE_ONLY"
 
 
 @dataclass
@@ -90,16 +93,21 @@ class RedisEngine(Engine[RedisSession]):
         *,
         user_wait_seconds: float | None = None,
         status_only: bool | None = None,
+        named_node_only: bool | None = None,
         poll_seconds: float = 2.0,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        """``user_wait_seconds`` and ``status_only`` default to ``MANAGED_USER_WAIT_SECONDS``
-        (240) and ``MANAGED_USER_STATUS_ONLY`` (false) of ``environ`` (the process's),
-        read when a managed user is first met, so that a bad value fails a step."""
+        """``user_wait_seconds``, ``status_only`` and ``named_node_only`` default to
+        ``MANAGED_USER_WAIT_SECONDS`` (240), ``MANAGED_USER_STATUS_ONLY`` and
+        ``REDIS_ROTATE_NAMED_NODE_ONLY`` (false) of ``environ`` (the process's), read when
+        first needed, so that a bad value fails a step."""
         self._service_clients = service_clients
         self._clients: dict[tuple[str, str], Any] = {}
+        #: A managed user's ARN -> the listed endpoint that last answered a login.
+        self._answered: dict[str, tuple[str, int]] = {}
         self._user_wait_seconds = user_wait_seconds
         self._status_only = status_only
+        self._named_node_only = named_node_only
         self._environ = environ
         self.poll_seconds = poll_seconds
 
@@ -120,6 +128,12 @@ class RedisEngine(Engine[RedisSession]):
         if self._status_only is not None:
             return self._status_only
         return flag(self._env, STATUS_ONLY_VARIABLE, default=False)
+
+    @cached_property
+    def named_node_only(self) -> bool:
+        if self._named_node_only is not None:
+            return self._named_node_only
+        return flag(self._env, ONE_NODE_VARIABLE, default=False)
 
     @property
     def _env(self) -> Mapping[str, str]:
@@ -148,22 +162,43 @@ class RedisEngine(Engine[RedisSession]):
                     f"{session.service.arn.arn}'s clusters (the service lists {listed}): a login there "
                     "would not prove the user's password"
                 )
-            target = login
+            targets = [login]
         elif endpoints:
-            target = dataclasses.replace(login, host=endpoints[0][0], port=endpoints[0][1])
+            targets = [
+                dataclasses.replace(login, host=host, port=port)
+                for host, port in self._answered_first(session.service, endpoints)
+            ]
         else:
             self._accept_status_only(session.service, why_none)
             return session
-        try:
-            session.client = connect(target)
-        except DatabaseConnectionError as error:
-            if tls_failure(error):
-                # Not a network failure: the endpoint answered with a certificate this
-                # function does not trust. Never dropped for a status-only check.
-                raise TlsConfigurationError(f"{error}: set DB_CA_BUNDLE to the CA of the cluster") from error
-            # Only an unreachable endpoint: a refused password is an answer, never skipped.
-            self._accept_status_only(session.service, str(error))
+        unreachable: list[str] = []
+        for target in targets:
+            try:
+                session.client = connect(target)
+            except DatabaseConnectionError as error:
+                if tls_failure(error):
+                    # Not a network failure: the endpoint answered with a certificate this
+                    # function does not trust. Never dropped for a status-only check.
+                    raise TlsConfigurationError(
+                        f"{error}: set DB_CA_BUNDLE to the CA of the cluster"
+                    ) from error
+                # Only an unreachable endpoint moves on: a refused password (the login's
+                # DatabaseLoginError) is an answer, never skipped.
+                unreachable.append(str(error))
+                continue
+            self._answered[session.service.arn.arn] = (target.host, target.port)
+            return session
+        self._accept_status_only(session.service, "; ".join(unreachable))
         return session
+
+    def _answered_first(self, user: ManagedUser, endpoints: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """``endpoints`` in the service's order, the one that last answered for ``user`` in
+        this container first: a user in several user groups or ACLs may have clusters the
+        function cannot reach, and each of those costs a connect time-out per session."""
+        answered = self._answered.get(user.arn.arn)
+        if answered in endpoints:
+            return [answered, *(endpoint for endpoint in endpoints if endpoint != answered)]
+        return endpoints
 
     def _endpoints(self, user: ManagedUser) -> tuple[list[tuple[str, int]], str]:
         """The endpoints the API lists for ``user`` and, when none, why."""
@@ -176,6 +211,12 @@ class RedisEngine(Engine[RedisSession]):
                     "and clusters) with the template parameter CacheClusterArns"
                 ) from error
             return [], f"its endpoints cannot be looked up ({error})"
+        if not endpoints and user.serverless_caches:
+            caches = ", ".join(user.serverless_caches[:3])
+            return (
+                [],
+                f"its user groups serve only serverless caches ({caches}), whose endpoints are not looked up",
+            )
         return endpoints, "the service lists no cluster endpoint for it"
 
     def _accept_status_only(self, user: ManagedUser, reason: str) -> None:
@@ -205,6 +246,8 @@ class RedisEngine(Engine[RedisSession]):
         if connection.client is not None:
             if not ping(connection.client):
                 raise VerificationError("PING did not answer PONG")
+            if connection.service is None:
+                self._require_one_node(connection, strict=False)
             return
         assert connection.service is not None  # open() gives every session one or the other
         connection.service.wait_until_active()  # open() logged why no login proves it
@@ -232,7 +275,62 @@ class RedisEngine(Engine[RedisSession]):
             connection.service.set_passwords(passwords)
             return
         assert connection.client is not None  # open() gives every session one or the other
+        self._require_one_node(connection, strict=True)
         set_passwords(connection.client, user, passwords)
+
+    def _require_one_node(self, connection: RedisSession, *, strict: bool) -> None:
+        """Refuse a self-managed node that replicates (``_replication_refusal``)."""
+        refusal = self._replication_refusal(connection, strict=strict)
+        if refusal is not None:
+            raise DatabaseOperationError(refusal)
+
+    def _replication_refusal(self, connection: RedisSession, *, strict: bool) -> str | None:
+        """Why this self-managed node may not be rotated, or None: it replicates
+        (``dataplane.replication``), and Redis never replicates ACL users, so a password
+        changed here would leave every other node of the set refusing AWSCURRENT, with no
+        error. Checked in every session a step verifies, when its user may run ``INFO``
+        (createSecret refuses there, before anything is stored), in the preflight, and
+        always (``strict``: a user that may not run ``INFO`` is refused) in the session that
+        changes the passwords, before it changes them. ``REDIS_ROTATE_NAMED_NODE_ONLY``
+        accepts the node, logged: each node's users are rotated by a secret of their own."""
+        login, client = connection.login, connection.client
+        assert client is not None
+        try:
+            where = replication(client)
+        except PermissionDeniedError as error:
+            if not strict:
+                return None
+            raise PermissionDeniedError(
+                f"{error}: a password changes only on a node known not to replicate (Redis never "
+                "replicates ACL users); grant INFO to the user that changes passwords"
+            ) from error
+        if where is None:
+            return None
+        node = f"{login.host}:{login.port}"
+        if self.named_node_only:
+            engine_log.warning(
+                "rotating the named node only: its replicas or primary keep their own users",
+                extra={"node": node, "replication": where},
+            )
+            return None
+        return (
+            f"{node} is {where}; Redis never replicates ACL users (each node keeps its own), so a "
+            "password changed here would leave the other node(s) refusing AWSCURRENT. Either keep "
+            "this user in an ACL file your deployment writes to every node (and rotate it there, "
+            "not with this function), or give each node a secret of its own naming that node and "
+            f"set {ONE_NODE_VARIABLE}=true (template parameter RedisRotateNamedNodeOnly) on the "
+            "function that rotates them"
+        )
+
+    def _may_change_here(self, connection: RedisSession, actor: str, user: str, what: str) -> Capability:
+        """``dataplane.may_change``, then whether this node may be rotated at all."""
+        assert connection.client is not None
+        capability = may_change(connection.client, actor, user, what)
+        if capability.held:
+            refusal = self._replication_refusal(connection, strict=False)
+            if refusal is not None:
+                return Capability(what, False, refusal)
+        return capability
 
     def check_own_rotation(self, connection: RedisSession, login: Login) -> None:
         require_held(self.own_password_capabilities(connection, login), login.username)
@@ -241,7 +339,7 @@ class RedisEngine(Engine[RedisSession]):
         what = "set its own passwords"
         if connection.service is not None or connection.client is None:
             return [Capability(what, None, "a managed user: its passwords change through the service's API")]
-        return [may_change(connection.client, login.username, login.username, what)]
+        return [self._may_change_here(connection, login.username, login.username, what)]
 
     def alternate_user_capabilities(
         self, connection: RedisSession, *, original: str, clone: str, database: str | None
@@ -250,7 +348,7 @@ class RedisEngine(Engine[RedisSession]):
         what = f"give {original!r} a second password"
         if connection.client is None:
             return [Capability(what, None, "not checked: the master secret names no endpoint")]
-        return [may_change(connection.client, connection.login.username, original, what)]
+        return [self._may_change_here(connection, connection.login.username, original, what)]
 
     # -- what Redis never does -----------------------------------------------------------
 

@@ -66,6 +66,7 @@ class ManagedUser:
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
         self.deadline = time.monotonic() + wait_seconds
+        self.serverless_caches = []
 
     def describe(self) -> dict[str, Any]:
         """The user as ``DescribeUsers`` shows it."""
@@ -118,6 +119,7 @@ class ManagedUser:
         node endpoints. Any node of a cluster holds every user of its ACL or user group, so
         a login at any of them proves a password; a login anywhere else proves nothing."""
         user = self.describe()
+        self.serverless_caches = []
         if self.arn.service == "elasticache":
             found = self._elasticache_endpoints(user)
         else:
@@ -130,10 +132,15 @@ class ManagedUser:
                     endpoints.append(endpoint)
         return endpoints
 
+    #: The serverless caches the user's user groups serve, found by :meth:`endpoints`:
+    #: their endpoints are not looked up (DescribeServerlessCaches), so they prove nothing.
+    serverless_caches: list[str]
+
     def _elasticache_endpoints(self, user: dict[str, Any]) -> list[dict[str, Any] | None]:
         found: list[dict[str, Any] | None] = []
         for group_id in user.get("UserGroupIds") or []:
             for group in self._items("DescribeUserGroups", "UserGroups", UserGroupId=group_id):
+                self.serverless_caches += group.get("ServerlessCaches") or []
                 for name in group.get("ReplicationGroups") or []:
                     kind = "ReplicationGroups"
                     for item in self._items(f"Describe{kind}", kind, ReplicationGroupId=name):

@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from rotators.redshift.engine import RedshiftEngine
 
 
-def engine() -> RedshiftEngine:
+def build_engine() -> RedshiftEngine:
     from rotators.redshift.engine import RedshiftEngine
 
     return RedshiftEngine()
 
 
-lambda_handler = rotation_handler(engine)
+lambda_handler = rotation_handler(build_engine)

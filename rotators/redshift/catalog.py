@@ -19,8 +19,9 @@ Grant options are privileges of their own (``SELECT WITH GRANT OPTION``, ``*`` i
 for tables, schemas, routines and default privileges, granted ``WITH GRANT OPTION`` and
 taken back with ``REVOKE GRANT OPTION FOR``. Redshift's REVOKE has no ``CASCADE`` (its
 syntax ends in ``[ RESTRICT ]``): when the clone has passed a privilege on with a grant
-option the original no longer holds, taking the option back fails ("dependent privileges
-exist") and the rotation stops with an error that says so, having taken back nothing
+option the original no longer holds, taking the privilege or option back fails
+("dependent privileges exist": the stand-in's behaviour, which is PostgreSQL's, unverified
+on a cluster) and the rotation stops with an error that says so, having taken back nothing
 from the users the clone granted to (that is for their owner to decide, not the
 rotation); once those grants are revoked, the next rotation completes. Table privileges
 include ``TRUNCATE`` and Redshift's ``DROP``.
@@ -90,6 +91,9 @@ def _with_grant_options(privileges: tuple[str, ...]) -> tuple[str, ...]:
 TABLE_PRIVILEGES = _with_grant_options(
     ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "DROP")
 )
+#: Redshift's schema ALTER and DROP privileges (``has_schema_privilege``) are not read
+#: either: the stand-in (PostgreSQL) has no such privileges to test them on; the README
+#: lists them as not covered.
 SCHEMA_PRIVILEGES = _with_grant_options(("USAGE", "CREATE"))
 ROUTINE_PRIVILEGES = _with_grant_options(("EXECUTE",))
 DATABASE_PRIVILEGES = ("CREATE", "TEMP")

@@ -276,10 +276,10 @@ def align_clone(connection: RedshiftConnection, original: str, clone: str) -> No
                 raise
             # Redshift's REVOKE has no CASCADE: what the clone granted others stays theirs.
             raise DatabaseOperationError(
-                f"could not take back from {clone!r} a grant option {original!r} no longer holds: "
-                f"{clone!r} has granted the privilege to other users with it, and Redshift's REVOKE "
-                f"has no CASCADE; revoke what {clone!r} granted on these objects ({_objects(statement)}), "
-                "then rotate again"
+                f"could not take back from {clone!r} a privilege or grant option {original!r} "
+                f"no longer holds: {clone!r} has granted the privilege to other users with it, "
+                f"and Redshift's REVOKE has no CASCADE; revoke what {clone!r} granted on these "
+                f"objects ({_objects(statement)}), then rotate again"
             ) from error
     wanted, held = privileges_of_pair(run, original, clone, master=True)
     _require_same(wanted, held, clone, original)

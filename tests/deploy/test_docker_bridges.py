@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from devtools.docker_daemon import (
     BRIDGE_PREFIX,
     DaemonUnavailable,
     DockerDaemon,
+    bridge_lock,
     remove_stale_bridges,
 )
 from devtools.processes import process_identity
@@ -102,6 +104,72 @@ def test_a_record_whose_bridge_is_gone_is_dropped(tmp_path: Path) -> None:
     record.write_text(f"{_dead_process()}\n")
     assert remove_stale_bridges(tmp_path) == []
     assert not record.exists()
+
+
+def test_a_stale_bridge_still_in_use_is_kept_and_said_so(
+    tmp_path: Path, bridges: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon killed with SIGKILL leaves its containers running, their veth ends on the
+    bridge: its owners are gone, but it is in use."""
+    stale = _bridge(bridges)
+    (tmp_path / stale).write_text(f"{_dead_process()}\n")
+    veth = f"srve{secrets.token_hex(4)}"
+    subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p"], check=True)
+    try:
+        subprocess.run(["ip", "link", "set", veth, "master", stale], check=True)
+        assert remove_stale_bridges(tmp_path) == []
+        assert _exists(stale)
+        assert (tmp_path / stale).exists()  # tried again by the next start
+        assert f"kept the bridge {stale} of a Docker daemon that is gone: still in use by {veth}" in (
+            capsys.readouterr().out
+        )
+    finally:
+        subprocess.run(["ip", "link", "delete", veth], capture_output=True, check=False)
+    assert remove_stale_bridges(tmp_path) == [stale]  # once nothing is attached
+
+
+def test_a_bridge_name_taken_by_another_is_never_deleted(tmp_path: Path, bridges: list[str]) -> None:
+    """``ip link add`` fails: neither the error path nor stop() deletes that interface."""
+    taken = _bridge(bridges)  # someone else's srbr...
+    daemon = DockerDaemon(tmp_path)
+    daemon.bridge = taken
+    with pytest.raises(DaemonUnavailable, match="cannot create the bridge: ip link add"):
+        daemon._create_bridge()
+    assert _exists(taken)
+    daemon.stop()
+    assert _exists(taken)
+    assert not (tmp_path / taken).exists()  # our record went with our attempt
+
+
+def test_a_bridge_name_already_recorded_leaves_that_record_alone(tmp_path: Path) -> None:
+    daemon = DockerDaemon(tmp_path)
+    record = tmp_path / daemon.bridge
+    record.write_text("another run's owners\n")
+    with pytest.raises(DaemonUnavailable, match="recorded already"):
+        daemon._create_bridge()
+    daemon.stop()
+    assert record.read_text() == "another run's owners\n"
+    assert not _exists(daemon.bridge)
+
+
+def test_the_subnet_is_chosen_and_the_bridge_made_under_the_lock(tmp_path: Path, bridges: list[str]) -> None:
+    """Two daemons starting at once would otherwise both see a /24 free and take it."""
+    daemon = DockerDaemon(tmp_path)
+    bridges.append(daemon.bridge)
+    creating = threading.Thread(target=daemon._create_bridge)
+    try:
+        with bridge_lock(tmp_path):  # another daemon, choosing
+            creating.start()
+            time.sleep(0.5)
+            assert daemon.network is None
+            assert not _exists(daemon.bridge)
+        creating.join(timeout=10)
+        assert _exists(daemon.bridge)
+        assert daemon.network is not None
+    finally:
+        creating.join(timeout=10)
+        daemon.stop()
+    assert not _exists(daemon.bridge)
 
 
 # A test run that starts a daemon, prints its bridge, and waits to be killed.

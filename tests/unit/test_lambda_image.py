@@ -11,11 +11,13 @@ import pytest
 from devtools.lambda_image import (
     STALE_AFTER,
     ArchitectureMismatch,
+    host_architecture,
     image_architecture,
     prune_cache,
     publish,
     recipe_hash,
 )
+from devtools.sam_local import invoke_architecture
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,9 +44,32 @@ def test_an_architecture_other_than_the_machines_is_refused(
         image_architecture(machine=machine)
 
 
-def test_an_unknown_architecture_is_refused_by_name() -> None:
-    with pytest.raises(ArchitectureMismatch, match="'sparc'"):
-        image_architecture("sparc", machine="x86_64")
+@pytest.mark.parametrize("stand_in", [True, False])
+def test_an_unknown_architecture_is_refused_by_name_not_as_a_mismatch(stand_in: bool) -> None:
+    with pytest.raises(ValueError, match="'sparc'") as refused:
+        image_architecture("sparc", machine="x86_64", stand_in=stand_in)
+    assert not isinstance(refused.value, ArchitectureMismatch)
+
+
+@pytest.mark.parametrize(("machine", "requested"), [("x86_64", "arm64"), ("aarch64", "x86_64")])
+def test_an_image_of_the_callers_is_taken_to_be_the_requested_architecture(
+    machine: str, requested: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host rule is the stand-in's: AWS's image may be the other architecture."""
+    monkeypatch.setenv("LAMBDA_ARCHITECTURE", requested)
+    assert image_architecture(machine=machine, stand_in=False) == requested
+    monkeypatch.delenv("LAMBDA_ARCHITECTURE")
+    assert image_architecture(machine=machine, stand_in=False) != requested  # this machine's
+
+
+def test_the_image_of_the_callers_is_what_lambda_invoke_image_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "arm64" if host_architecture() == "x86_64" else "x86_64"
+    monkeypatch.setenv("LAMBDA_ARCHITECTURE", other)
+    monkeypatch.setenv("LAMBDA_INVOKE_IMAGE", "public.ecr.aws/lambda/python:3.13")
+    assert invoke_architecture() == other
+    monkeypatch.delenv("LAMBDA_INVOKE_IMAGE")
+    with pytest.raises(ArchitectureMismatch):
+        invoke_architecture()
 
 
 def test_the_architecture_is_part_of_the_cache_key() -> None:

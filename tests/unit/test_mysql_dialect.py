@@ -6,6 +6,7 @@ MySQL 8 and 5.7 cannot run on the test machine; these tests pin their statements
 from __future__ import annotations
 
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,11 +19,14 @@ from rotators.mysql.dialect import (
     Grant,
     Server,
     Step,
+    grant_difference,
     native_password_hash,
+    normalised_what,
     parse_grants,
+    privileges_of,
     require_clause,
 )
-from rotators.mysql.engine import MySQLEngine, _run_batches, account_lockout
+from rotators.mysql.engine import AccountOptions, MySQLEngine, _privilege_names, _run_batches, account_lockout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -147,6 +151,8 @@ class RecordingConnection:
         self.answers = answers
         self.sent: list[tuple[str, tuple[Any, ...] | None]] = []
 
+    open = True
+
     def get_server_info(self) -> str:
         return self.version
 
@@ -156,10 +162,13 @@ class RecordingConnection:
 
     def execute(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
         self.sent.append((statement, params))
+        # A multi-statement query answers once per statement (the batches join by "; ").
+        self.results_left = statement.count("; ") if not statement.startswith("BEGIN") else 0
         self._rows = next((rows for prefix, rows in self.answers.items() if statement.startswith(prefix)), [])
 
     def nextset(self) -> bool:
-        return False
+        self.results_left -= 1
+        return self.results_left >= 0
 
     def _execute_command(self, command: int, argument: bytes) -> None:
         self.sent.append((f"COMMAND {command}", (argument,)))
@@ -238,7 +247,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
                 ("10.0.0.%", "mysql_native_password", native_password_hash(LOGIN.password))
             ],
             "SELECT 1 FROM mysql.user": [],
-            "SELECT ssl_type": [("ANY", "", "", "")],
+            "SELECT ssl_type": [("ANY", "", "", "", 0, 0, 0, 3)],
             "SHOW GRANTS FOR": show_grants,  # type: ignore[dict-item]
             "SELECT DEFAULT_ROLE_USER": [("reader", "%")],
         },
@@ -255,17 +264,21 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     )
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
-    # The account with its password alone; then one multi-statement round trip, with
+    # The account with its password, TLS requirement and resource limits in one statement
+    # (a failed batch never leaves it open without TLS); then one multi-statement round trip, with
     # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
     assert changes == [
-        ("CREATE USER %s@%s IDENTIFIED BY %s", (*account, "new-Pass-2")),
+        (
+            "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH MAX_QUERIES_PER_HOUR %s "
+            "MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
+            (*account, "new-Pass-2", 0, 0, 0, 3),
+        ),
         ("COMMAND 27", (b"\x00\x00",)),
         (
-            "ALTER USER %s@%s REQUIRE SSL; "
             "GRANT SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION; "
             "GRANT `reader`@`%%` TO %s@%s; "
             "SET DEFAULT ROLE %s@%s TO %s@%s",
-            (*account, *account, *account, "reader", "%", *account),
+            (*account, *account, "reader", "%", *account),
         ),
         ("COMMAND 27", (b"\x01\x00",)),
     ]
@@ -357,7 +370,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         {
             "SELECT Host, plugin, authentication_string": by_user,  # type: ignore[dict-item]
             "SELECT Host FROM mysql.user WHERE User = %s": hosts,  # type: ignore[dict-item]
-            "SELECT ssl_type": [("", "", "", "")],
+            "SELECT ssl_type": [("", "", "", "", 0, 0, 0, 0)],
             "SHOW GRANTS FOR": lambda params: [(f"GRANT USAGE ON *.* TO `{params[0]}`@`{params[1]}`",)],  # type: ignore[dict-item]
         },
     )
@@ -394,3 +407,275 @@ def test_mysql_8_account_lockout_is_read_from_show_create_user(create_user: str,
     lockout = account_lockout("app", create_user)
     assert (lockout.limit, lockout.known) == (limit, True)
     assert "'app'" in lockout.detail
+
+
+HOSTILE_COLUMN = "x) ON *.* FROM app; GRANT ALL ON *.* TO app WITH GRANT OPTION;"
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        f"SELECT (`{HOSTILE_COLUMN}`) ON `d`.`t`",
+        # A doubled back quote is part of the name: the name does not end there.
+        "SELECT (`a`` ON *.* FROM app; --`, `b`) ON `d`.`t`",
+        # Parentheses hide an ON too.
+        "INSERT (`c ON x`), SELECT ON `d`.`t`",
+    ],
+)
+def test_revoking_a_grant_option_finds_the_object_outside_quotes(what: str) -> None:
+    statements = Grant(what, "WITH GRANT OPTION").revokes()
+    assert statements[1] == "REVOKE GRANT OPTION ON `d`.`t` FROM %s@%s"
+    # Every statement is one statement: no break outside quotes.
+    for version in (MYSQL_8, MARIADB):
+        Server.parse(version).batches([Step(statement, ("c", "%"), "revoke") for statement in statements])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "GRANT SELECT ON `d`.* TO %s@%s; DROP DATABASE d",
+        "GRANT SELECT ON `d`.* TO %s@%s -- hidden",
+        "GRANT SELECT ON `d`.* TO %s@%s # hidden",
+        "GRANT SELECT ON `d`.* /* hidden */ TO %s@%s",
+        # A back quote closed by a doubled one is still open: the break is outside.
+        "GRANT SELECT (`a```); DROP DATABASE d; `) ON `d`.`t` TO %s@%s",
+    ],
+)
+@pytest.mark.parametrize("version", [MYSQL_8, MARIADB])
+def test_a_batch_refuses_a_statement_break_outside_quotes(statement: str, version: str) -> None:
+    long_what = "grant " + "x" * 500
+    with pytest.raises(
+        DatabaseOperationError, match=r"refused to batch grant x+\.\.\.: its text holds"
+    ) as failure:
+        Server.parse(version).batches([Step(statement, ("u", "%"), long_what)])
+    assert len(str(failure.value)) < 300  # the step is named clipped
+
+
+def test_quoted_breaks_are_names_not_breaks() -> None:
+    statement = "GRANT SELECT (`a;b`, `c--d`, `e#f`, `g/*h`) ON `d`.`t` TO %s@%s"
+    (batch,) = Server.parse(MYSQL_8).batches([Step(statement, ("u", "%"), "grant")])
+    assert batch.statement == statement
+
+
+def test_batches_split_by_size_below_max_allowed_packet() -> None:
+    from rotators.mysql.dialect import BYTES_PER_BATCH
+
+    long_name = "c" * 60
+    columns = ", ".join(f"`{long_name}{index:03}`" for index in range(200))
+    steps = [
+        Step(f"GRANT SELECT ({columns}) ON `d`.`t{i}` TO %s@%s", ("u", "%"), f"grant t{i}")
+        for i in range(200)
+    ]
+    for version in (MYSQL_8, MARIADB):
+        batches = Server.parse(version).batches(steps)
+        assert len(batches) > 1
+        assert all(len(batch.statement.encode()) <= BYTES_PER_BATCH for batch in batches)
+        assert [step for batch in batches for step in batch.steps] == steps
+
+
+def test_the_private_pymysql_calls_the_batches_use_keep_their_shape() -> None:
+    """COM_SET_OPTION goes through two private PyMySQL methods (no public call exists);
+    requirements.txt pins PyMySQL below 1.3, and this fails first if their shape moves."""
+    import inspect
+
+    from pymysql.connections import Connection
+
+    # Neither is in the stubs: read by name.
+    execute_command = inspect.signature(getattr(Connection, "_execute_command"))  # noqa: B009
+    assert list(execute_command.parameters) == ["self", "command", "sql"]
+    # Called with no argument: every parameter after self has a default.
+    _self, *rest = inspect.signature(getattr(Connection, "_read_packet")).parameters.values()  # noqa: B009
+    assert all(parameter.default is not inspect.Parameter.empty for parameter in rest)
+    assert isinstance(inspect.getattr_static(Connection, "open"), property)
+
+
+class _OffFails(RecordingConnection):
+    """Fails the batch's third answer; the switch back (option 1) fails too."""
+
+    closed = False
+
+    def nextset(self) -> bool:
+        import pymysql
+
+        raise pymysql.err.OperationalError(1146, "Table 'd.t1' doesn't exist")
+
+    def _execute_command(self, command: int, argument: bytes) -> None:
+        import pymysql
+
+        super()._execute_command(command, argument)
+        if argument == b"\x01\x00":
+            raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+    def close(self) -> None:
+        self.closed = True
+        self.open = False
+
+
+def test_a_failed_switch_back_closes_the_connection_and_raises_the_batchs_own_error() -> None:
+    connection = _OffFails(MYSQL_8, {})
+    with pytest.raises(DatabaseOperationError, match=r"could not grant t1: 1146"):
+        _run_batches(pymysql_like(connection), Server.parse(MYSQL_8), _steps(3))
+    assert connection.closed
+
+
+def test_a_connection_already_closed_gets_no_switch_back() -> None:
+    connection = _OffFails(MYSQL_8, {})
+    connection.open = False
+    with pytest.raises(DatabaseOperationError, match=r"could not grant t1: 1146"):
+        _run_batches(pymysql_like(connection), Server.parse(MYSQL_8), _steps(3))
+    assert ("COMMAND 27", (b"\x01\x00",)) not in connection.sent
+    assert not connection.closed
+
+
+def test_a_failed_switch_back_after_a_good_batch_closes_the_connection() -> None:
+    class OffFailsOnly(_OffFails):
+        def nextset(self) -> bool:
+            return RecordingConnection.nextset(self)
+
+    connection = OffFailsOnly(MYSQL_8, {})
+    with pytest.raises(DatabaseOperationError, match=r"switch multi-statements for a batch: 2013"):
+        _run_batches(pymysql_like(connection), Server.parse(MYSQL_8), _steps(3))
+    assert connection.closed
+
+
+def test_the_tls_requirement_goes_with_the_password() -> None:
+    mysql_8, old = Server.parse(MYSQL_8), Server.parse(MYSQL_56)
+    assert mysql_8.create_user(False, "REQUIRE SSL") == "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL"
+    assert mysql_8.set_password(False, "REQUIRE X509") == "ALTER USER %s@%s IDENTIFIED BY %s REQUIRE X509"
+    assert (
+        Server.parse(MARIADB).set_password(True, "REQUIRE SSL")
+        == "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s REQUIRE SSL"
+    )
+    assert old.requires_apart and not mysql_8.requires_apart
+    assert old.require_statement("REQUIRE SSL") == "GRANT USAGE ON *.* TO %s@%s REQUIRE SSL"
+    with pytest.raises(ValueError, match="no REQUIRE"):
+        old.set_password(False, "REQUIRE SSL")
+
+
+LIMITS = "MAX_QUERIES_PER_HOUR %s MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s"
+
+
+@pytest.mark.parametrize(
+    ("version", "statement"),
+    [
+        # MySQL 8 and MariaDB: with the password, in ALTER USER (CREATE USER alike).
+        (MYSQL_8, f"ALTER USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH {LIMITS}"),
+        (MARIADB, f"ALTER USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH {LIMITS} MAX_STATEMENT_TIME %s"),
+        # MySQL 5.6: no account options with a password, a GRANT USAGE of their own.
+        (MYSQL_56, f"GRANT USAGE ON *.* TO %s@%s REQUIRE SSL WITH {LIMITS}"),
+    ],
+)
+def test_resource_limits_go_with_the_tls_requirement(version: str, statement: str) -> None:
+    server = Server.parse(version)
+    limits = (1, 2, 3, 4, Decimal("1.500000"))[: len(server.resource_limits)]
+    clause, params = AccountOptions("ANY", "", "", "", limits).clause(server)
+    assert params == list(limits)
+    sent = server.require_statement(clause) if server.requires_apart else server.set_password(False, clause)
+    assert sent == statement
+
+
+def test_account_options_name_what_differs() -> None:
+    server = Server.parse(MARIADB)
+    wanted = AccountOptions("SPECIFIED", "", "/CN=ca", "/CN=app", (0, 100, 0, 3, Decimal("1.500000")))
+    held = AccountOptions("ANY", "", "", "", (0, 100, 0, 0, Decimal("0.000000")))
+    assert wanted.differences(held, server) == (
+        "TLS requirement SPECIFIED /CN=ca /CN=app, not ANY, MAX_USER_CONNECTIONS 3, not 0, "
+        "MAX_STATEMENT_TIME 1.500000, not 0.000000"
+    )
+    assert wanted.differences(wanted, server) == ""
+
+
+MARIADB_GLOBAL = (
+    "GRANT SELECT ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' "
+    "WITH GRANT OPTION MAX_QUERIES_PER_HOUR 100 MAX_USER_CONNECTIONS 3 MAX_STATEMENT_TIME 1.500000"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "grant"),
+    [
+        # MariaDB: the grant option after the password hash, limits after the option.
+        (MARIADB_GLOBAL, Grant("SELECT ON *.*", "WITH GRANT OPTION")),
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' REQUIRE SSL WITH GRANT OPTION",
+            Grant("USAGE ON *.*", "WITH GRANT OPTION"),
+        ),
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' WITH MAX_USER_CONNECTIONS 3",
+            Grant("USAGE ON *.*", ""),
+        ),
+        # Words in a quoted REQUIRE SUBJECT or password are no option.
+        (
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'x WITH GRANT OPTION' "
+            "REQUIRE SUBJECT '/CN=WITH GRANT OPTION'",
+            Grant("USAGE ON *.*", ""),
+        ),
+        ("GRANT `r` TO `app`@`%` WITH ADMIN OPTION", Grant("`r`", "WITH ADMIN OPTION")),
+    ],
+)
+def test_the_grant_option_is_read_apart_from_the_account_options(line: str, grant: Grant) -> None:
+    (parsed,) = parse_grants([line], "app", "%")
+    assert parsed == grant
+    assert "PASSWORD" not in parsed.grant() and "*B6" not in parsed.grant()
+
+
+def test_usage_with_the_grant_option_is_a_grant_and_plain_usage_is_not() -> None:
+    assert Grant("USAGE ON *.*", "").is_usage_only
+    with_option = Grant("USAGE ON *.*", "WITH GRANT OPTION")
+    assert not with_option.is_usage_only
+    assert with_option.grant() == "GRANT USAGE ON *.* TO %s@%s WITH GRANT OPTION"
+
+
+def test_column_lists_compare_in_one_form_whatever_order_and_quoting() -> None:
+    mariadb = "SELECT (`c1`, `c0`, `c 2`), INSERT (`c1`, `c0`), DELETE ON `db`.`w`"
+    mysql_57 = "SELECT (c0, c1, `c 2`), INSERT (c0, c1), DELETE ON `db`.`w`"
+    assert normalised_what(mariadb) == normalised_what(mysql_57)
+    assert normalised_what(mariadb) == "SELECT (`c 2`, `c0`, `c1`), INSERT (`c0`, `c1`), DELETE ON `db`.`w`"
+    # Back quotes, commas and parentheses inside a name stay in it.
+    assert privileges_of("UPDATE (`a,b`, `x``)`) ON `d`.`t`") == [("UPDATE", ["a,b", "x`)"])]
+    assert normalised_what("`reader`@`%`") == "`reader`@`%`"  # a role grant has no columns
+    parsed = parse_grants(
+        ["GRANT SELECT (`b`, `a`) ON `d`.`t` TO `app`@`%`", "GRANT INSERT (a, b) ON `d`.`u` TO `app`@`%`"],
+        "app",
+        "%",
+    )
+    assert parsed == {Grant("SELECT (`a`, `b`) ON `d`.`t`", ""), Grant("INSERT (`a`, `b`) ON `d`.`u`", "")}
+
+
+def test_a_column_list_in_no_known_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="unrecognised column list"):
+        normalised_what("SELECT (a(b)) ON `d`.`t`")
+
+
+def test_the_grant_difference_names_lines_clipped_and_counted() -> None:
+    wanted = {Grant(f"SELECT ON `d`.`t{i}`", "") for i in range(5)} | {
+        Grant("SELECT ON *.*", "WITH GRANT OPTION")
+    }
+    held = {Grant(f"SELECT ON `d`.`t{i}`", "") for i in range(1, 5)} | {Grant("SELECT ON *.*", "")}
+    held.add(Grant("INSERT (" + ", ".join(f"`c{i}`" for i in range(80)) + ") ON `d`.`t`", ""))
+    message = grant_difference(wanted, held)
+    assert message.startswith("missing: SELECT ON *.* WITH GRANT OPTION; SELECT ON `d`.`t0`, extra: ")
+    assert "INSERT (`c0`" in message and "..." in message and "`c79`" not in message
+    assert grant_difference(wanted, wanted) == ""
+    many = {Grant(f"SELECT ON `d`.`x{i}`", "") for i in range(7)}
+    assert grant_difference(many, set()).endswith(" and 4 more")
+
+
+def test_the_preflight_reads_privilege_names_past_column_lists() -> None:
+    what = normalised_what("SELECT (`a`, `b`), INSERT (`a`) ON `d`.`t`")
+    assert _privilege_names(what) == {"SELECT", "INSERT"}
+    assert _privilege_names("`reader`@`%`") == set()
+
+
+def test_a_global_line_keeps_its_grant_option_and_column_lists_read_in_one_order() -> None:
+    """MariaDB prints the global line with the account's password, TLS requirement and
+    limits around ``WITH GRANT OPTION``, and a column grant's columns in an order of its
+    own: the grant option is kept, the columns compared as sets."""
+    line = (
+        "GRANT SELECT ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*78E9' REQUIRE SSL "
+        "WITH GRANT OPTION MAX_QUERIES_PER_HOUR 100 MAX_USER_CONNECTIONS 3"
+    )
+    assert parse_grants([line], "u", "%") == {Grant("SELECT ON *.*", "WITH GRANT OPTION")}
+    one = parse_grants(["GRANT SELECT (`c1`, `c0`, `c,2`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    other = parse_grants(["GRANT SELECT (`c,2`, `c1`, `c0`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
+    assert one == other == {Grant("SELECT (`c,2`, `c0`, `c1`), INSERT (`c2`) ON `d`.`w`", "")}

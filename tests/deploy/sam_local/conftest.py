@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devtools.docker_daemon import DaemonUnavailable
-from devtools.lambda_image import ImageUnavailable, image_architecture
+from devtools.lambda_image import ImageUnavailable
 from devtools.mariadb import MariaDBServer
 from devtools.mongo_peer import MongoPeer
 from devtools.mongod import MongodServer, find_mongod
 from devtools.postgres import PostgresServer
 from devtools.redis_server import RedisServer
 from devtools.redshift import RedshiftStandIn
-from devtools.sam_local import SamLocalStack
+from devtools.sam_local import SamLocalStack, invoke_architecture
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -32,13 +32,12 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def sam_local(request: pytest.FixtureRequest) -> Iterator[SamLocalStack]:
-    # The image is this machine's architecture (LAMBDA_ARCHITECTURE, when set, must agree:
-    # a mismatch is an error, not a skip); the session's build for that architecture.
-    architecture = image_architecture()
-    built: Path = request.getfixturevalue("built" if architecture == "x86_64" else "built_arm64")
-    stack = SamLocalStack(built, architecture=architecture)
+    # The architecture as invoke_architecture decides it (a bad LAMBDA_ARCHITECTURE is an
+    # error, not a skip); the session's build for it.
     try:
-        stack.start()
+        architecture = invoke_architecture()
+        built: Path = request.getfixturevalue("built" if architecture == "x86_64" else "built_arm64")
+        stack = SamLocalStack(built, architecture=architecture).start()
     except (DaemonUnavailable, ImageUnavailable) as reason:
         if os.environ.get("CI"):
             pytest.fail(f"sam local invoke cannot run in CI: {reason}")
