@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from common.deadline import UNBOUNDED, Deadline
 from common.errors import (
     DatabaseConnectionError,
     DatabaseLoginError,
@@ -136,6 +137,14 @@ class Engine(ABC, Generic[ConnectionT]):
     #: Whether, with a master secret, the master user gives the secret's own user a second
     #: password instead of alternating two users (servers whose users hold two passwords).
     master_adds_password: ClassVar[bool] = False
+    #: The running step's deadline (:meth:`start_step`): an engine's own waits stop before
+    #: it (StepTimeLimitError); its logins are bounded by the Rotator, which opens them.
+    deadline: Deadline = UNBOUNDED
+
+    def start_step(self, deadline: Deadline) -> None:
+        """Called by the Rotator as each step, and each preflight, begins, with its
+        deadline. Engines that keep per-step state (a budget) override it, calling this."""
+        self.deadline = deadline
 
     def username_limit(self, engine: str) -> int:
         """The longest user name for a secret whose ``engine`` key is ``engine``; engines

@@ -209,7 +209,7 @@ class Rotator(Generic[ConnectionT]):
     def run(self, event: object, deadline: Deadline = UNBOUNDED) -> str:
         """Run the step the event names; returns what it did (for the log). Logins and
         waits for a replica stop before ``deadline`` (StepTimeLimitError)."""
-        self.deadline = self.replica_wait.deadline = deadline
+        self._begin(deadline)
         request = RotationEvent.parse(event)
         logger.append_keys(
             step=request.step,
@@ -233,6 +233,12 @@ class Rotator(Generic[ConnectionT]):
             "finishSecret": self.finish_secret,
         }
         return steps[request.step](request, metadata)
+
+    def _begin(self, deadline: Deadline) -> None:
+        """Bound what follows (logins, waits for a replica, the engine's own waits) by
+        ``deadline``; a step or a preflight calls this first."""
+        self.deadline = self.replica_wait.deadline = deadline
+        self.engine.start_step(deadline)
 
     def _nothing_to_do(self, request: RotationEvent, metadata: SecretMetadata) -> bool:
         """The checks every step makes first; True when the token is already current."""
@@ -520,15 +526,20 @@ class Rotator(Generic[ConnectionT]):
 
     def _connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
         """A session for ``login`` (``Engine.connect``): every login of a step goes through
-        here, and starts only when the step's deadline leaves the connect time-out for it.
-        Its statements' time-out is cut to what the deadline leaves after a full-length
-        login (at least 1 s, within the margin), so a blocked statement stops in time."""
+        here (or :meth:`_bounded`, for a session opened without a block)."""
+        return self.engine.connect(self._bounded(login))
+
+    def _bounded(self, login: Login) -> Login:
+        """``login``, which starts only when the step's deadline leaves the connect
+        time-out for it (else StepTimeLimitError); its statements' time-out cut to what the
+        deadline leaves after a full-length login (at least 1 s, within the margin), so a
+        blocked statement stops in time."""
         left = self.deadline.left()
         self.deadline.require(login.connect_timeout, f"logging in with the {login.label} credentials")
         after_login = left - login.connect_timeout
         if after_login < login.statement_timeout:
             login = dataclasses.replace(login, statement_timeout=max(1, math.floor(after_login)))
-        return self.engine.connect(login)
+        return login
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
         self.engine.verify_session(connection)

@@ -28,6 +28,7 @@ held by construction.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,17 +47,20 @@ from common.errors import (
 from common.passwords import PasswordPolicy
 from common.settings import flag, seconds
 from rotators.redis.dataplane import connect, may_change, ping, replication, set_passwords, tls_failure
-from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
+from rotators.redis.managed import ManagedUser, ServiceClients, UserArn, WaitBudget
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from redis import Redis
 
+    from common.deadline import Deadline
+
 #: How long a step may wait for a managed user to turn ``active`` (seconds, all waits).
 DEFAULT_USER_WAIT = 240
-#: The most a step may wait: the function's time-out (600 s) less 120 s for logins and
-#: Secrets Manager calls (the template's MaxValue of ManagedUserWaitSeconds).
+#: The most a step may wait (the template's MaxValue of ManagedUserWaitSeconds). The
+#: setting must also fit the function's own time-out (checked when a managed user is first
+#: used in a step), and every wait stops before the step's deadline whatever is left of it.
 MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
@@ -110,6 +114,13 @@ class RedisEngine(Engine[RedisSession]):
         self._named_node_only = named_node_only
         self._environ = environ
         self.poll_seconds = poll_seconds
+        #: The running step's budget for managed users' waits, from the step's first managed
+        #: user on: every ManagedUser of the step shares it.
+        self._budget: WaitBudget | None = None
+
+    def start_step(self, deadline: Deadline) -> None:
+        super().start_step(deadline)
+        self._budget = None
 
     @cached_property
     def user_wait_seconds(self) -> float:
@@ -383,6 +394,9 @@ class RedisEngine(Engine[RedisSession]):
         key = (arn.service, arn.region)
         if key not in self._clients:
             self._clients[key] = self._service_clients(arn.service, arn.region)
-        return ManagedUser(
-            arn, self._clients[key], wait_seconds=self.user_wait_seconds, poll_seconds=self.poll_seconds
-        )
+        if self._budget is None:
+            wait = self.user_wait_seconds
+            # The setting against the function's own time-out, not only the template's.
+            self.deadline.check_settings([(USER_WAIT_VARIABLE, math.ceil(wait), False)])
+            self._budget = WaitBudget(wait, self.deadline)
+        return ManagedUser(arn, self._clients[key], budget=self._budget, poll_seconds=self.poll_seconds)

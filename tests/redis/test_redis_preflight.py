@@ -143,3 +143,21 @@ def test_without_acl_dryrun_the_preflight_and_create_secret_write_nothing(
         assert labels(sm_client, arn).get("AWSPENDING") == request.token
     finally:
         server.stop()
+
+
+def test_the_preflight_stops_before_the_function_s_time_out_with_a_named_error(
+    redis_server: RedisServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    """The preflight keeps the invocation's deadline as a step does: a login starts only
+    when the connect time-out (5 s) is left besides the 3 s margin. Was: it had no
+    deadline, so logins and RDS calls could run into Lambda's time-out, which kills the
+    invocation without a word."""
+    from common.errors import StepTimeLimitError
+
+    account = make_account(redis_server, sm_client, service, with_master=False)
+    with pytest.raises(StepTimeLimitError, match="logging in with the AWSCURRENT credentials"):
+        preflight(handler, account.arn, LambdaContext(timeout_s=7))
+    assert preflight(handler, account.arn, LambdaContext(timeout_s=9))["ok"] is True

@@ -128,7 +128,8 @@ def test_every_login_of_a_step_starts_only_with_the_connect_time_out_left(sm_cli
 
 
 def test_an_rds_call_starts_only_with_one_attempts_time_left() -> None:
-    from common.rds import CALL_SECONDS, RdsDirectory
+    from common.clients import CALL_SECONDS
+    from common.rds import RdsDirectory
 
     def no_client() -> Any:
         raise AssertionError("no RDS client may be built")
