@@ -270,8 +270,8 @@ class RedisEngine(Engine[RedisSession]):
         return True
 
     def change_own_password(self, connection: RedisSession, login: Login, new_password: str) -> None:
-        # Not reached by a rotation (add_password always keeps two); exact for a caller
-        # that wants one password.
+        # Not reached by a rotation (add_password always keeps two, so the Rotator never
+        # falls back to this); kept because Engine declares it abstract, and exact.
         self._set_passwords(connection, login.username, [new_password])
 
     def _set_passwords(self, connection: RedisSession, user: str, passwords: list[str]) -> None:
