@@ -18,7 +18,7 @@ from rotators.mysql.dialect import Server, Step
 from rotators.mysql.engine import MySQLEngine, _run_batches
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, store_secret, value
-from tests.mysql.conftest import maria_login, maria_master, maria_secret, run_many
+from tests.mysql.conftest import maria_login, maria_master, maria_secret, mirror_clone, run_many
 from tests.mysql.test_charset import client_accepts
 from tests.mysql.test_mariadb import grants_of
 
@@ -164,24 +164,14 @@ def test_a_batch_larger_than_max_allowed_packet_fails_clearly_not_as_a_lost_conn
     (previous,) = mariadb.execute("SELECT @@GLOBAL.max_allowed_packet")[0]
     mariadb.execute("SET GLOBAL max_allowed_packet = 1048576")
     try:
-        engine = MySQLEngine()
-        with engine.connect(maria_master(mariadb)) as master:
-            try:
-                engine.set_alternate_user(
-                    master,
-                    original=user,
-                    clone=clone,
-                    user=clone,
-                    password=new_password(),
-                    database=None,
-                    current=maria_login(mariadb, user, password, "AWSCURRENT"),
-                )
-            except VerificationError:
-                pass  # the batch went through (column order: tests/mysql/test_grant_lines.py)
-            except RotationError as error:
-                assert "packet" in str(error).lower(), str(error)
-            else:
-                assert grants_of(mariadb, clone, "%") == grants_of(mariadb, user, "%")
+        try:
+            mirror_clone(mariadb, user, password)
+        except VerificationError:
+            pass  # the batch went through (column order: tests/mysql/test_grant_lines.py)
+        except RotationError as error:
+            assert "packet" in str(error).lower(), str(error)
+        else:
+            assert grants_of(mariadb, clone, "%") == grants_of(mariadb, user, "%")
     finally:
         mariadb.execute(f"SET GLOBAL max_allowed_packet = {int(previous)}")
 
@@ -226,16 +216,7 @@ def test_two_pairs_sharing_a_master_rotate_concurrently(mariadb: MariaDBServer) 
     def rotate(user: str, password: str) -> None:
         try:
             for _ in range(3):
-                with engine.connect(maria_master(mariadb)) as master:
-                    engine.set_alternate_user(
-                        master,
-                        original=user,
-                        clone=user + "_clone",
-                        user=user + "_clone",
-                        password=new_password(),
-                        database=None,
-                        current=maria_login(mariadb, user, password, "AWSCURRENT"),
-                    )
+                mirror_clone(mariadb, user, password, engine)
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 

@@ -56,10 +56,10 @@ def run_many(server: MariaDBServer, statements: list[str]) -> None:
         connection.close()
 
 
-def mirror_once(server: MariaDBServer, setup: list[str], user: str, password: str) -> None:
-    """Run ``setup``, then mirror ``user`` onto ``<user>_clone`` once, as setSecret does."""
-    run_many(server, setup)
-    engine = MySQLEngine()
+def mirror_clone(server: MariaDBServer, user: str, password: str, engine: MySQLEngine | None = None) -> None:
+    """Mirror ``user`` onto ``<user>_clone`` once, as setSecret does: on a new session of
+    the server's administrator, with a new password for the clone."""
+    engine = engine or MySQLEngine()
     with engine.connect(maria_master(server)) as master:
         engine.set_alternate_user(
             master,
@@ -70,6 +70,12 @@ def mirror_once(server: MariaDBServer, setup: list[str], user: str, password: st
             database=None,
             current=maria_login(server, user, password, "AWSCURRENT"),
         )
+
+
+def mirror_once(server: MariaDBServer, setup: list[str], user: str, password: str) -> None:
+    """Run ``setup``, then mirror ``user`` onto ``<user>_clone`` once."""
+    run_many(server, setup)
+    mirror_clone(server, user, password)
 
 
 def mariadb_client(

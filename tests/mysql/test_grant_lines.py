@@ -12,7 +12,7 @@ from common.errors import VerificationError
 from rotators.mysql.dialect import grant_difference, native_password_hash
 from rotators.mysql.engine import MySQLEngine, _grants
 from tests.conftest import new_password, unique
-from tests.mysql.conftest import maria_login, maria_master, mirror_once, run_many
+from tests.mysql.conftest import maria_login, maria_master, mirror_clone, mirror_once, run_many
 
 if TYPE_CHECKING:
     from devtools.mariadb import MariaDBServer
@@ -79,19 +79,8 @@ def test_column_grants_of_three_columns_mirror(mariadb: MariaDBServer) -> None:
             f"ON `{db}`.w TO `{user}`@'%'",
         ],
     )
-    engine = MySQLEngine()
-    current = maria_login(mariadb, user, password, "AWSCURRENT")
-    with engine.connect(maria_master(mariadb)) as master:
-        for _ in range(2):  # a second rotation finds nothing to change
-            engine.set_alternate_user(
-                master,
-                original=user,
-                clone=clone,
-                user=clone,
-                password=new_password(),
-                database=None,
-                current=current,
-            )
+    for _ in range(2):  # a second rotation finds nothing to change
+        mirror_clone(mariadb, user, password)
     privileges = {
         who: set(
             mariadb.execute(
