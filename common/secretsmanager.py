@@ -90,14 +90,11 @@ class SecretStore:
         self._remember(key, secret)
         return secret
 
-    def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
-        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``);
-        never cached, because that secret rotates on its own schedule."""
-        return DatabaseSecret.from_dict(self.current_object(secret_id, what), f"{what} {AWSCURRENT}")
-
     def current_object(self, secret_id: str, what: str) -> dict[str, Any]:
-        """:meth:`current_of` as a JSON object, not yet validated (an RDS-managed master
-        secret holds only ``username`` and ``password``)."""
+        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``)
+        as a JSON object, not yet validated (an RDS-managed master secret holds only
+        ``username`` and ``password``); never cached, because that secret rotates on its
+        own schedule."""
         try:
             response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
         except SecretsManagerError as error:
