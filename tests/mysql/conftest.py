@@ -1,4 +1,4 @@
-"""Fixtures for tests against the real throwaway MariaDB server."""
+"""Fixtures and helpers for tests against the real throwaway MariaDB server."""
 
 from __future__ import annotations
 
