@@ -351,16 +351,16 @@ def test_a_refused_describe_secret_names_the_call_and_why(sm_client: SecretsMana
     """An application whose role lacks secretsmanager:DescribeSecret, reading a secret
     without host and engine: the error names the call, the code AWS answered and why the
     tags are read (botocore's own error path, the refusal injected where IAM would answer)."""
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     from appkit.managed import ManagedSecrets
     from common.errors import SecretsManagerError
 
     arn = sm_client.create_secret(Name="rds!db-1", SecretString='{"username": "u", "password": "p"}')["ARN"]
 
-    def refuse(**_: object) -> tuple[AWSResponse, dict[str, object]]:
-        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
-        return AWSResponse("https://secretsmanager", 400, {}, None), {**error, "ResponseMetadata": {}}
+    def refuse(**_: object) -> Any:  # botocore types its hooks as returning None
+        parsed = {"Error": {"Code": "AccessDeniedException", "Message": "no"}, "ResponseMetadata": {}}
+        return AWSResponse("https://secretsmanager", 400, HTTPHeaders(), None), parsed
 
     sm_client.meta.events.register("before-call.secrets-manager.DescribeSecret", refuse)
     try:
