@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from common.awserrors import DENIED, AwsFailure
 from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
+from common.rds import system_tags
 from common.redaction import clip
 from common.secret import DatabaseSecret, parse_object
 
@@ -123,11 +124,7 @@ class SecretStore:
                         f"secretsmanager:DescribeSecret on {why} was refused ({error.code})", error.code
                     ) from error
                 raise
-            self._system_tags[secret_id] = {
-                str(tag.get("Key")): str(tag.get("Value", ""))
-                for tag in response.get("Tags", [])
-                if str(tag.get("Key")).startswith("aws:")
-            }
+            self._system_tags[secret_id] = system_tags(response)
         return self._system_tags[secret_id]
 
     def unlabelled_versions(self, arn: str, limit: int) -> list[str]:
