@@ -25,10 +25,11 @@ TIME_OUT = 9  # the function's time-out in this test; the step's deadline is 3 s
 
 def single_user(
     postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService
-) -> tuple[str, str, str]:
-    """A new user with its single-user secret: (user, password, the secret's ARN)."""
+) -> tuple[str, str, str, str]:
+    """A new user with its single-user secret: (user, password, database, the secret's ARN)."""
     name, password, dbname = PostgresHarness(postgres).new_user()
-    return name, password, store_secret(sm_client, service, name, pg_secret(postgres, name, password, dbname))
+    arn = store_secret(sm_client, service, name, pg_secret(postgres, name, password, dbname))
+    return name, password, dbname, arn
 
 
 def limited_handler(
@@ -59,7 +60,7 @@ def test_a_blocked_password_change_stops_before_the_steps_deadline(
     broken): the statement runs to DB_STATEMENT_TIMEOUT whatever the step has left, and
     the step overruns its deadline into the margin (on Lambda, with more such statements,
     into the time-out: the invocation is killed without the named error)."""
-    name, password, arn = single_user(postgres, sm_client, service)
+    name, password, dbname, arn = single_user(postgres, sm_client, service)
     handler = limited_handler(postgres, sm_client, connect_timeout="5", statement_timeout="6")
     request = service.start(arn)
     handler(request.event("createSecret"), LambdaContext(timeout_s=TIME_OUT))
@@ -103,7 +104,7 @@ def test_limits_the_start_up_check_accepts_let_a_step_log_in(
     DB_CONNECT_TIMEOUT). Actual (if broken): every step stops with StepTimeLimitError
     ("Secrets Manager runs the step again"), which fails again on every retry: the
     rotation can never run and the error blames time, not the setting."""
-    _, _, arn = single_user(postgres, sm_client, service)
+    *_, arn = single_user(postgres, sm_client, service)
     handler = limited_handler(postgres, sm_client, connect_timeout="6", statement_timeout="5")
     request = service.start(arn)
     try:
