@@ -310,15 +310,5 @@ def test_the_same_column_name_stops_every_mariadb_rotation_without_naming_it(mar
             f"GRANT SELECT (`{column}`) ON `{db}`.t TO `{clone}`@'%' WITH GRANT OPTION",
         ],
     )
-    engine = MySQLEngine()
-    with engine.connect(maria_master(mariadb)) as master:
-        engine.set_alternate_user(
-            master,
-            original=original,
-            clone=clone,
-            user=clone,
-            password=new_password(),
-            database=None,
-            current=maria_login(mariadb, original, password, "AWSCURRENT"),
-        )
+    mirror_clone(mariadb, original, password)
     assert grants_of(mariadb, clone, "%") == grants_of(mariadb, original, "%")
