@@ -1,0 +1,99 @@
+"""Attack round 7: the MySQL function against a MariaDB whose global ``sql_mode`` is not
+the default (RDS parameter groups set ``sql_mode`` per database; ``ANSI`` and
+``ANSI_QUOTES`` are documented, common settings). Real MariaDB, real rotations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from common.errors import RotationError
+from tests.conftest import new_password, unique
+from tests.helpers import labels, store_secret, value
+from tests.mysql.conftest import maria_secret
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from common.handler import RotationFunction
+    from devtools.mariadb import MariaDBServer
+    from devtools.service import RotationService
+
+
+@contextmanager
+def global_sql_mode(server: MariaDBServer, extra: str) -> Iterator[None]:
+    """New sessions get ``extra`` added to the server's sql_mode; restored after."""
+    ((old,),) = server.execute("SELECT @@GLOBAL.sql_mode")
+    server.execute(f"SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',{extra}')")
+    try:
+        yield
+    finally:
+        server.execute("SET GLOBAL sql_mode = %s", (old,))
+
+
+def _pair(server: MariaDBServer, sm: SecretsManagerClient, service: RotationService, master_arn: str) -> tuple[str, str]:
+    user, password, db = unique("ansi"), new_password(), unique("db")
+    server.execute(f"CREATE DATABASE `{db}`")
+    server.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    server.execute(f"GRANT SELECT ON `{db}`.* TO %s@'%%'", (user,))
+    body = maria_secret(server, user, password, dbname=db, masterarn=master_arn)
+    return user, store_secret(sm, service, user, body)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A7-1: alternating users cannot rotate on a MariaDB/MySQL whose sql_mode "
+    "has ANSI_QUOTES (or ANSI): SHOW GRANTS then double-quotes names, the parser refuses "
+    "every line ('unexpected SHOW GRANTS line'), and the error does not name sql_mode",
+)
+@pytest.mark.parametrize("mode", ["ANSI_QUOTES", "ANSI"])
+def test_alternating_users_rotate_under_ansi_quotes(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    master_arn: str,
+    mode: str,
+) -> None:
+    """Severity: medium (every alternating rotation on such a server fails, forever,
+    with an error that sends the operator looking at grants, not at the sql_mode).
+
+    Expected: the engine pins its own session's sql_mode (or reads double-quoted names)
+    and the rotation completes; failing that, the error names sql_mode/ANSI_QUOTES.
+    Actual: setSecret fails with "unexpected SHOW GRANTS line for 'u'@'%'"."""
+    user, arn = _pair(mariadb, sm_client, service, master_arn)
+    before = labels(sm_client, arn)
+    with global_sql_mode(mariadb, mode):
+        try:
+            service.rotate(handler, arn)
+        except RotationError as error:
+            # The promise held (nothing labelled is refused): only the rotation failed.
+            assert labels(sm_client, arn)["AWSCURRENT"] == before["AWSCURRENT"]
+            assert "sql_mode" in str(error) or "ANSI" in str(error), f"unnamed cause: {error}"
+            return
+    current = value(sm_client, arn, "AWSCURRENT")
+    assert current["username"] == user + "_clone"
+    mariadb.connect_as(current["username"], current["password"]).close()
+
+
+@pytest.mark.parametrize("mode", ["NO_BACKSLASH_ESCAPES", "PIPES_AS_CONCAT,IGNORE_SPACE"])
+def test_alternating_users_rotate_under_other_sql_modes(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    master_arn: str,
+    mode: str,
+) -> None:
+    """Held: NO_BACKSLASH_ESCAPES (PyMySQL follows the server's status flag) and the other
+    ANSI parts leave two alternating rotations working."""
+    user, arn = _pair(mariadb, sm_client, service, master_arn)
+    with global_sql_mode(mariadb, mode):
+        service.rotate(handler, arn)
+        service.rotate(handler, arn)
+    current = value(sm_client, arn, "AWSCURRENT")
+    assert current["username"] == user
+    mariadb.connect_as(current["username"], current["password"]).close()
