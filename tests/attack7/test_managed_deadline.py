@@ -4,7 +4,7 @@ MemoryDB user waits (rotators/redis/managed.py). moto extended with the model of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 

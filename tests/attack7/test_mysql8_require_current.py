@@ -33,11 +33,16 @@ def test_a_retry_under_password_require_current_completes() -> None:
         MYSQL_8,
         {
             ADD: (3891, "Incorrect current password. Specify the correct password which has to be replaced."),
-            PRIMARY: (3892, "Current password needs to be specified in the REPLACE clause in order to change it."),
+            PRIMARY: (
+                3892,
+                "Current password needs to be specified in the REPLACE clause in order to change it.",
+            ),
         },
     )
     try:
-        kept = MySQLEngine().add_password(pymysql_like(connection), user="app", keep="cur-Pass-1", new="new-Pass-2")
+        kept = MySQLEngine().add_password(
+            pymysql_like(connection), user="app", keep="cur-Pass-1", new="new-Pass-2"
+        )
     except RotationError as error:
         pytest.fail(f"the retry failed: {error}")
     assert kept is True

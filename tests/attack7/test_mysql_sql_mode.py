@@ -4,7 +4,6 @@ the default (RDS parameter groups set ``sql_mode`` per database; ``ANSI`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,8 @@ from tests.helpers import labels, store_secret, value
 from tests.mysql.conftest import maria_secret
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from common.handler import RotationFunction
@@ -34,7 +35,9 @@ def global_sql_mode(server: MariaDBServer, extra: str) -> Iterator[None]:
         server.execute("SET GLOBAL sql_mode = %s", (old,))
 
 
-def _pair(server: MariaDBServer, sm: SecretsManagerClient, service: RotationService, master_arn: str) -> tuple[str, str]:
+def _pair(
+    server: MariaDBServer, sm: SecretsManagerClient, service: RotationService, master_arn: str
+) -> tuple[str, str]:
     user, password, db = unique("ansi"), new_password(), unique("db")
     server.execute(f"CREATE DATABASE `{db}`")
     server.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))

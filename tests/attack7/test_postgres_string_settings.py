@@ -41,12 +41,20 @@ def test_backslash_names_under_non_standard_strings_rotate_both_ways(
             sql.SQL("ALTER ROLE {} SET standard_conforming_strings = off").format(sql.Identifier(role))
         )
         postgres.execute(sql.SQL("ALTER ROLE {} SET backslash_quote = on").format(sql.Identifier(role)))
-    postgres.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(user)))
+    postgres.execute(
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(user))
+    )
     handler = handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=postgres.ca_file)
     master_arn = store_secret(
-        sm_client, service, unique("m"), pg_secret(postgres, master, master_password, database), rotation=False
+        sm_client,
+        service,
+        unique("m"),
+        pg_secret(postgres, master, master_password, database),
+        rotation=False,
     )
-    pair = store_secret(sm_client, service, unique("p"), pg_secret(postgres, user, password, database, masterarn=master_arn))
+    pair = store_secret(
+        sm_client, service, unique("p"), pg_secret(postgres, user, password, database, masterarn=master_arn)
+    )
     service.rotate(handler, pair)
     service.rotate(handler, pair)
     current = value(sm_client, pair, "AWSCURRENT")
@@ -57,7 +65,9 @@ def test_backslash_names_under_non_standard_strings_rotate_both_ways(
     postgres.execute(
         sql.SQL("ALTER ROLE {} SET standard_conforming_strings = off").format(sql.Identifier(single_user))
     )
-    single = store_secret(sm_client, service, unique("s"), pg_secret(postgres, single_user, single_password, database))
+    single = store_secret(
+        sm_client, service, unique("s"), pg_secret(postgres, single_user, single_password, database)
+    )
     service.rotate(handler, single)
     assert postgres.can_login(single_user, value(sm_client, single, "AWSCURRENT")["password"], database)
     assert postgres.can_login(decoy, decoy_password, database)

@@ -34,7 +34,9 @@ def _user_with_master(
     user, password = user or unique("app"), new_password()
     server.create_user(user, password, None, f"~{user}:*", "+@read", "+ping")
     master_arn = store_secret(sm, service, unique("master"), master_body, rotation=False)
-    arn = store_secret(sm, service, unique("secret"), redis_secret(server, user, password, masterarn=master_arn))
+    arn = store_secret(
+        sm, service, unique("secret"), redis_secret(server, user, password, masterarn=master_arn)
+    )
     return user, password, arn
 
 
@@ -43,7 +45,7 @@ def test_a_master_secret_of_another_engine_is_refused_before_anything_is_stored(
     redis_server: RedisServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
-    handler: RotationFunction[Any],  # noqa: F811
+    handler: RotationFunction[Any],
     engine: str,
 ) -> None:
     """Held: a master secret for another engine on the same host and port (its user
@@ -58,7 +60,7 @@ def test_a_master_secret_of_another_engine_is_refused_before_anything_is_stored(
     assert master_password not in str(failure.value) and password not in str(failure.value)
     assert redis_server.can_login(user, password)
     assert set(labels(sm_client, arn)) == {"AWSCURRENT", "AWSPENDING"}
-    with pytest.raises(Exception):  # noqa: B017, PT011 - nothing stored under the token
+    with pytest.raises(Exception):  # noqa: B017 - nothing stored under the token
         value(sm_client, arn, "AWSPENDING")
 
 
@@ -66,7 +68,7 @@ def test_an_rds_managed_shaped_master_without_tags_is_named(
     redis_server: RedisServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
-    handler: RotationFunction[Any],  # noqa: F811
+    handler: RotationFunction[Any],
 ) -> None:
     """Held: a master secret of only ``username`` and ``password`` (the RDS-managed
     shape) that no RDS tag names is refused at createSecret with an error naming it."""
@@ -88,7 +90,7 @@ def test_a_master_engine_in_upper_case_with_blanks_is_the_same_engine(
     redis_server: RedisServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
-    handler: RotationFunction[Any],  # noqa: F811
+    handler: RotationFunction[Any],
 ) -> None:
     """Held: ``" REDIS "`` names the redis engine; the user gets two passwords."""
     master, master_password = unique("admin"), new_password()
@@ -110,7 +112,7 @@ def test_a_redis_user_named_like_the_masters_clone_rotates(
     redis_server: RedisServer,
     sm_client: SecretsManagerClient,
     service: RotationService,
-    handler: RotationFunction[Any],  # noqa: F811
+    handler: RotationFunction[Any],
 ) -> None:
     """Severity: low (a clear refusal, but wrong: the dual-password strategy has no
     alternate user, the master's password is never at risk).

@@ -53,7 +53,8 @@ def test_odd_names_in_every_kind_mirror_through_two_rotations(
     redshift.execute(f"ALTER GROUP {group} ADD USER {q(user)}")
     relation = f"{schema}.{table}"
     probe = (
-        "SELECT has_schema_privilege(%s, %s, 'USAGE'), has_table_privilege(%s, %s, 'SELECT WITH GRANT OPTION'), "
+        "SELECT has_schema_privilege(%s, %s, 'USAGE'), "
+        "has_table_privilege(%s, %s, 'SELECT WITH GRANT OPTION'), "
         "has_column_privilege(%s, %s, %s, 'UPDATE'), has_function_privilege(%s, %s, 'EXECUTE')"
     )
     fn = f"{schema}.{function}(integer)"

@@ -53,7 +53,7 @@ def test_repair_of_a_stuck_rotation_on_a_stalled_replica_keeps_a_working_label(
     replica.bootstrap("STOP SLAVE SQL_THREAD;")
     try:
         handler(request.event("setSecret"), LambdaContext())  # the wait is cut: the change is made
-        with pytest.raises(Exception):  # noqa: B017, PT011 - testSecret fails: the replica is behind
+        with pytest.raises(Exception):  # noqa: B017 - testSecret fails: the replica is behind
             handler(request.event("testSecret"), LambdaContext())
         assert not world.writer.can_login(user.name, user.password, user.dbname)
         # The rotation is stuck; the operator runs repair, as the README says to.
@@ -103,5 +103,6 @@ def test_the_preflight_of_a_single_user_on_a_replica_finds_no_problem(
     world.service.rotate(handler, user.arn)  # the set-up is served: a rotation completes
     replica.catch_up()
     answer = handler({"Preflight": {"SecretId": user.arn}}, LambdaContext("rotation-function"))
+    assert answer is not None
     missing = [c for c in answer.get("capabilities", []) if c.get("held") is False]
     assert missing == [], missing
