@@ -81,3 +81,105 @@ def test_postgres_pair_with_a_cache_user_arn_key_rotates(
     current = value(sm_client, arn, "AWSCURRENT")
     assert current["username"] == user + "_clone"
     assert current["user_arn"] == extra["user_arn"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A7-8: a PostgreSQL or MySQL secret without 'host' but with a 'user_arn' "
+    "key passes validation with host '' (the ElastiCache format's default): the engine then "
+    "connects to the local Unix socket (PostgreSQL: libpq ignores sslmode there, so no TLS) "
+    "or localhost, instead of refusing the missing host",
+)
+@pytest.mark.parametrize("engine_name", ["postgres", "mysql"])
+def test_a_database_secret_without_host_is_refused_even_with_a_user_arn(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    engine_name: str,
+) -> None:
+    """Severity: low on Lambda (nothing listens locally), medium wherever the function
+    code runs beside a database (a container with a sidecar, a developer's machine with a
+    socket that trusts local users): a secret meant for another server logs in to the
+    local one, TLS silently off on PostgreSQL's socket.
+
+    Expected: SecretFormatError naming 'host' at createSecret, no connection attempted.
+    Actual: DatabaseConnectionError "cannot connect to :5432 ... socket
+    /var/run/postgresql/.s.PGSQL.5432" (MySQL: 'localhost')."""
+    from common.errors import SecretFormatError
+    from devtools.service import LambdaContext
+    from rotators.mysql.engine import MySQLEngine
+
+    body = {
+        "engine": engine_name,
+        "user_arn": "arn:aws:elasticache:us-east-1:123456789012:user:app-cache",
+        "username": "app",
+        "password": new_password(),
+    }
+    arn = store_secret(sm_client, service, unique("nohost"), body)
+    engine = PostgresEngine() if engine_name == "postgres" else MySQLEngine()
+    handler = handler_for(engine, sm_client)
+    request = service.start(arn)
+    with pytest.raises(SecretFormatError, match="host"):
+        handler(request.event("createSecret"), LambdaContext())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A7-8b: a PostgreSQL secret whose host is blank (' ', a tab: stripped to '' "
+    "after the non-empty check) or missing beside a 'user_arn' connects to libpq's default "
+    "Unix socket; where that socket trusts local users, a WRONG password rotates the local "
+    "role: no TLS, no password proof, a takeover",
+)
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"user_arn": "arn:aws:elasticache:us-east-1:123456789012:user:app-cache"},
+        {"host": " "},
+        {"host": "\t"},
+    ],
+    ids=["user_arn-no-host", "blank-host", "tab-host"],
+)
+def test_a_secret_without_host_cannot_take_over_a_local_role(
+    postgres: PostgresServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    where: dict[str, str],
+) -> None:
+    """Severity: medium (high wherever the function's code runs beside a PostgreSQL whose
+    socket trusts local users, as the suite's own servers and Debian's packaged ``peer``
+    set-ups for same-named OS users do; on Lambda nothing listens, and the step fails with
+    a confusing "cannot connect to :5432" instead of naming the blank host). Also a silent
+    TLS downgrade: libpq ignores sslmode on a Unix socket.
+
+    Expected: SecretFormatError naming 'host'; the role's password unchanged.
+    Actual: the rotation completes over the socket, the role gets a password the secret's
+    writer now knows."""
+    import os
+    from pathlib import Path
+
+    user, password = unique("local"), new_password()
+    postgres.execute(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', (password,))
+    # libpq's default socket directory (Debian's), leading to the suite's server socket,
+    # which trusts local users as a packaged PostgreSQL does.
+    default_dir = Path("/var/run/postgresql")
+    if not os.access(default_dir.parent, os.W_OK):
+        pytest.skip("needs root to place a socket link in libpq's default directory")
+    default_dir.mkdir(exist_ok=True)
+    link = default_dir / f".s.PGSQL.{postgres.port}"
+    link.symlink_to(Path(str(postgres.root)) / f".s.PGSQL.{postgres.port}")
+    body = {
+        "engine": "postgres",
+        "username": user,
+        "password": "a-guess-" + new_password(),
+        "dbname": "postgres",
+        "port": postgres.port,
+        **where,
+    }
+    arn = store_secret(sm_client, service, unique("nohost"), body)
+    handler = handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=postgres.ca_file)
+    try:
+        service.rotate(handler, arn)
+    except Exception:  # noqa: BLE001 - a refusal is what is expected
+        pass
+    finally:
+        link.unlink()
+    assert postgres.can_login(user, password, "postgres"), "the role's password was changed"
