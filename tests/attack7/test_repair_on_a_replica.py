@@ -106,3 +106,36 @@ def test_the_preflight_of_a_single_user_on_a_replica_finds_no_problem(
     assert answer is not None
     missing = [c for c in answer.get("capabilities", []) if c.get("held") is False]
     assert missing == [], missing
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A7-9: a read replica whose read_only is off (an RDS parameter group may "
+    "set read_only=0 on a replica, e.g. for extra indexes) is taken for a writer: a single "
+    "user's password is changed on the replica only, the writer refuses the new AWSCURRENT "
+    "and the replica carries an errant local write",
+)
+def test_a_writable_read_replica_still_changes_the_password_on_the_writer(
+    maria_world: World, replica: MariaDBReplica
+) -> None:
+    """Severity: medium (the same user on the writer keeps the old password: anything that
+    reads the secret and connects to the writer, or a promoted replica's peers, is refused;
+    the writer's next change of that account replicates over the replica's, and then
+    AWSCURRENT is refused on the replica too).
+
+    Expected: the replica is recognised as a replica (it replicates: SHOW SLAVE STATUS,
+    @@gtid_slave_pos) and the password changes on the writer, as for a read-only one.
+    Actual: the password changes on the replica; the writer refuses AWSCURRENT."""
+    world = maria_world
+    user = world.user_on(world.instance("mysql").reader)
+    replica.catch_up()
+    handler = world.handler(REPLICA_WAIT_SECONDS="5")
+    replica.bootstrap("SET GLOBAL read_only = 0;")
+    try:
+        world.service.rotate(handler, user.arn)
+    finally:
+        replica.bootstrap("SET GLOBAL read_only = 1;")
+    current = value(world.sm, user.arn, "AWSCURRENT")
+    on_replica = replica.can_login(user.name, current["password"], user.dbname)
+    on_writer = world.writer.can_login(user.name, current["password"], user.dbname)
+    assert on_replica and on_writer, f"AWSCURRENT: replica accepts {on_replica}, writer accepts {on_writer}"
