@@ -41,9 +41,7 @@ def test_a_read_only_by_default_user_rotates_its_own_password(
     role may) and the rotation completes; or createSecret refuses, naming the setting,
     before anything is stored. Actual: setSecret fails."""
     user, password = unique("reporting"), new_password()
-    postgres.execute(
-        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
-    )
+    postgres.create_user(user, password)
     postgres.execute(
         sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(user))
     )
