@@ -4,6 +4,8 @@ the default (RDS parameter groups set ``sql_mode`` per database; ``ANSI`` and
 
 from __future__ import annotations
 
+import contextlib
+import json
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -153,3 +155,54 @@ def test_ed25519_single_user_with_backslashes_and_quotes_in_passwords(
             current = value(sm_client, arn, "AWSCURRENT")["password"]
             assert "\\" in current or "'" in current
             mariadb.connect_as(user, current).close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A7-12: the abandoned-rotation recovery (AWSCURRENT, AWSPREVIOUS, then "
+    "unlabelled versions) ignores MariaDB's max_password_errors, which the preflight reads: "
+    "with a limit of 2 its own refused logins block the account before it reaches the "
+    "unlabelled version the server holds; nobody can log in until FLUSH PRIVILEGES",
+)
+def test_the_recovery_of_an_abandoned_rotation_does_not_block_the_account(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    """Severity: medium-low (needs a non-default max_password_errors; then the README's own
+    recovery turns "AWSCURRENT refused" into "the account refuses every password", a
+    lockout only an administrator's FLUSH PRIVILEGES ends).
+
+    Expected: the rotation stops before the limit, naming max_password_errors, leaving the
+    account usable with the password it holds; or it recovers. Actual: the account is
+    blocked (error 4150) and the held password is refused."""
+    from tests.operator.conftest import abandoned
+
+    user, password = unique("lock"), new_password()
+    mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, password))
+    service.rotate(handler, arn)  # AWSCURRENT C (held), AWSPREVIOUS the first password
+    request = abandoned(handler, service, arn, "createSecret", "setSecret", drop_pending=True)
+    held = sm_client.get_secret_value(SecretId=arn, VersionId=request.token)["SecretString"]
+    held_password = json.loads(held)["password"]
+    ((old,),) = mariadb.execute("SELECT @@GLOBAL.max_password_errors")
+    mariadb.execute("SET GLOBAL max_password_errors = 2")
+    mariadb.bootstrap("FLUSH PRIVILEGES;")
+    try:
+        with contextlib.suppress(RotationError):
+            service.rotate(handler, arn)
+        current = value(sm_client, arn, "AWSCURRENT")["password"]
+        usable = [p for p in (current, held_password) if _logs_in(mariadb, user, p)]
+    finally:
+        mariadb.execute("SET GLOBAL max_password_errors = %s", (int(old),))
+        mariadb.bootstrap("FLUSH PRIVILEGES;")
+    assert usable, "the account accepts neither AWSCURRENT nor the password it held: blocked"
+
+
+def _logs_in(server: MariaDBServer, user: str, password: str) -> bool:
+    try:
+        server.connect_as(user, password).close()
+    except Exception:  # noqa: BLE001 - refused or blocked
+        return False
+    return True
