@@ -125,9 +125,9 @@ def test_a_database_secret_without_host_is_refused_even_with_a_user_arn(
 @pytest.mark.xfail(
     strict=True,
     reason="finding A7-8b: a PostgreSQL secret whose host is blank (' ', a tab: stripped to '' "
-    "after the non-empty check) or missing beside a 'user_arn' connects to libpq's default "
-    "Unix socket; where that socket trusts local users, a WRONG password rotates the local "
-    "role: no TLS, no password proof, a takeover",
+    "after the non-empty check), missing beside a 'user_arn', or a path ('/...', libpq's "
+    "socket directory) connects to a Unix socket; where that socket trusts local users, a "
+    "WRONG password rotates the local role: no TLS, no password proof, a takeover",
 )
 @pytest.mark.parametrize(
     "where",
@@ -135,8 +135,9 @@ def test_a_database_secret_without_host_is_refused_even_with_a_user_arn(
         {"user_arn": "arn:aws:elasticache:us-east-1:123456789012:user:app-cache"},
         {"host": " "},
         {"host": "\t"},
+        {"host": "<the server's socket directory>"},
     ],
-    ids=["user_arn-no-host", "blank-host", "tab-host"],
+    ids=["user_arn-no-host", "blank-host", "tab-host", "socket-directory-host"],
 )
 def test_a_secret_without_host_cannot_take_over_a_local_role(
     postgres: PostgresServer,
@@ -174,6 +175,8 @@ def test_a_secret_without_host_cannot_take_over_a_local_role(
         "port": postgres.port,
         **where,
     }
+    if body.get("host") == "<the server's socket directory>":
+        body["host"] = str(postgres.root)  # libpq: a host starting with '/' is a socket directory
     arn = store_secret(sm_client, service, unique("nohost"), body)
     handler = handler_for(PostgresEngine(), sm_client, DB_CA_BUNDLE=postgres.ca_file)
     try:
