@@ -510,7 +510,8 @@ class MySQLEngine(Engine[MySQLConnection]):
             False,
             f"AWSCURRENT's credentials prove only host parts {', '.join(proved)}: rotations leave "
             f"{', '.join(unproved)} alone (the original's keep their password; the clone's are dropped "
-            "at its turn). A salted plugin (caching_sha2_password, ed25519) proves one account only: "
+            "at its turn). A salted plugin (caching_sha2_password) proves one account only, an "
+            "account with several authentication methods (IDENTIFIED VIA ... OR ...) none: "
             "keep one host part per user, or drop the accounts that are not the secret's",
         )
 
