@@ -226,7 +226,7 @@ class MySQLEngine(Engine[MySQLConnection]):
 
         An account of the current user is proved when its authentication string is what
         the current password gives (``mysql_native_password``: the hash is unsalted). When
-        none is, as with salted plugins (``caching_sha2_password``, ``ed25519``), the one
+        none is (other plugins: ``caching_sha2_password``, salted; MariaDB's ``ed25519``), the one
         account a login with the current credentials opens (``CURRENT_USER()``) is proved,
         with the accounts holding the very same authentication string. The original's host
         parts are then those proved; when the clone is the current user, also the
