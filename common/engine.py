@@ -8,6 +8,7 @@ session works. Engines import their driver lazily and never import boto3.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from common.settings import service_name
 from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
@@ -35,10 +37,11 @@ if TYPE_CHECKING:
 ConnectionT = TypeVar("ConnectionT")
 
 #: Where an engine says what is worth knowing but no failure (a fallback it took, a check
-#: it could not make). A child of the rotation functions' Powertools logger (service
-#: ``secrets-rotation``), so its lines come out in the same JSON with the same mask; this
-#: module does not import Powertools, since the application layer ships it without.
-engine_log = logging.getLogger("secrets-rotation.engine")
+#: it could not make). A child of the rotation functions' Powertools logger (whatever
+#: ``POWERTOOLS_SERVICE_NAME`` names), so its lines come out in the same JSON with the
+#: same mask; this module does not import Powertools, since the application layer ships
+#: it without.
+engine_log = logging.getLogger(f"{service_name(os.environ)}.engine")
 
 
 @dataclass(frozen=True)

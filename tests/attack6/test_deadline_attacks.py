@@ -66,6 +66,11 @@ def test_a_blocked_password_change_stops_before_the_steps_deadline(
         holder.rollback()
         holder.close()
     assert value(sm_client, arn, "AWSCURRENT")["password"] == password
+    assert error is not None, "setSecret succeeded although the user's row was locked throughout"
+    pending = value(sm_client, arn, "AWSPENDING")
+    harness = PostgresHarness(postgres)
+    assert harness.can_login(name, password, dbname), "the stopped step left AWSCURRENT refused"
+    assert not harness.can_login(name, pending["password"], dbname), "the blocked ALTER ROLE took effect"
     assert isinstance(error, StepTimeLimitError) or took <= deadline_s, (
         f"setSecret took {took:.1f} s against a {deadline_s:.1f} s deadline and raised {error!r}"
     )
