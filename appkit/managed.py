@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from appkit.retrieval import REFERENCE_PREFIX
+from common.awserrors import AwsFailure
 from common.errors import SecretsManagerError
-from common.rds import RdsDirectory
+from common.rds import RdsDirectory, system_tags
+from common.redaction import clip
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -39,24 +41,19 @@ class ManagedSecrets:
         return secret
 
     def _tags(self, secret_id: str) -> dict[str, str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         name = secret_id.removeprefix(REFERENCE_PREFIX)
         try:
             response = self._secrets_manager().describe_secret(SecretId=name)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
+        except Exception as error:
+            failure = AwsFailure.of(error)
+            if failure is None:
+                raise
             raise SecretsManagerError(
-                f"secretsmanager:DescribeSecret on {name[:300]} failed with {code}: the secret has no "
+                f"{failure.summary(f'secretsmanager:DescribeSecret on {clip(name)}')}: the secret has no "
                 "'host' or 'engine' key, and its tags are read to find an RDS-managed secret's database",
-                code,
+                failure.code,
             ) from error
-        except BotoCoreError as error:
-            raise SecretsManagerError(
-                f"secretsmanager:DescribeSecret on {name[:300]} failed: {type(error).__name__}",
-                type(error).__name__,
-            ) from error
-        return {str(tag.get("Key")): str(tag.get("Value", "")) for tag in response.get("Tags", [])}
+        return system_tags(response)
 
     def _secrets_manager(self) -> SecretsManagerClient:
         if self._client is None:

@@ -8,6 +8,7 @@ session works. Engines import their driver lazily and never import boto3.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from common.settings import service_name
 from common.tls import TlsPolicy
 
 if TYPE_CHECKING:
@@ -36,10 +38,11 @@ if TYPE_CHECKING:
 ConnectionT = TypeVar("ConnectionT")
 
 #: Where an engine says what is worth knowing but no failure (a fallback it took, a check
-#: it could not make). A child of the rotation functions' Powertools logger (service
-#: ``secrets-rotation``), so its lines come out in the same JSON with the same mask; this
-#: module does not import Powertools, since the application layer ships it without.
-engine_log = logging.getLogger("secrets-rotation.engine")
+#: it could not make). A child of the rotation functions' Powertools logger (whatever
+#: ``POWERTOOLS_SERVICE_NAME`` names), so its lines come out in the same JSON with the
+#: same mask; this module does not import Powertools, since the application layer ships
+#: it without.
+engine_log = logging.getLogger(f"{service_name(os.environ)}.engine")
 
 
 @dataclass(frozen=True)
@@ -279,10 +282,12 @@ class Engine(ABC, Generic[ConnectionT]):
         return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
 
     def alternate_user_capabilities(
-        self, connection: ConnectionT, *, original: str, clone: str, database: str | None
+        self, connection: ConnectionT, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         """Logged in as the master user, whether it may create and alter ``clone`` and give
-        it what ``original`` holds (alternating users). Reads only; the default checks nothing."""
+        it what ``original`` holds (alternating users). ``current`` is AWSCURRENT's login,
+        which the server has accepted (as in :meth:`set_alternate_user`). Reads only; the
+        default checks nothing."""
         return [
             Capability(
                 f"create and alter {clone!r} with the privileges of {original!r}",

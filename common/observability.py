@@ -16,12 +16,11 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from common.errors import ConfigurationError
 from common.redaction import install_process_guard, redact
-from common.settings import log_level
+from common.settings import log_level, service_name
 
 if TYPE_CHECKING:
     import logging
 
-SERVICE = "secrets-rotation"
 DEFAULT_NAMESPACE = "SecretsRotation"
 
 
@@ -43,12 +42,12 @@ def _level() -> str | None:
 
 
 logger = Logger(
-    service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    service=service_name(os.environ),
     level=_level(),
     logger_formatter=RedactingFormatter(),
 )
 metrics = Metrics(
-    service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    service=service_name(os.environ),
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
 )
 install_process_guard(self_masking=logger.name)

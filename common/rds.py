@@ -91,6 +91,13 @@ class Topology:
         return f"DB {self.kind} {self.identifier!r}"
 
 
+def system_tags(description: Mapping[str, Any]) -> dict[str, str]:
+    """The ``aws:`` tags of a ``DescribeSecret`` answer: the ones only the service that
+    owns the secret can set (an ``aws:rds:`` tag a user added is refused by AWS)."""
+    tags = ((str(tag.get("Key")), str(tag.get("Value", ""))) for tag in description.get("Tags", []))
+    return {key: tag_value for key, tag_value in tags if key.startswith("aws:")}
+
+
 def database_of_tags(tags: Mapping[str, str]) -> tuple[Kind, str] | None:
     """The database an RDS-managed secret's system tag names (its ARN), or None."""
     if tags.get(CLUSTER_TAG):

@@ -94,6 +94,14 @@ def partner_username(username: str) -> str:
     return username + CLONE_SUFFIX
 
 
+def _single_outcome(kept: bool, label: str, where: str = "") -> str:
+    """setSecret's log line for a single user's change made with the ``label`` login:
+    ``kept`` when the server holds the current password beside the pending one."""
+    if kept:
+        return f"pending password added beside the {label} one{where}"
+    return f"password changed with the {label} credentials{where}"
+
+
 def is_preflight(event: object) -> bool:
     """Whether an invocation asks for a preflight rather than a rotation step."""
     return isinstance(event, Mapping) and PREFLIGHT_KEY in event
@@ -382,25 +390,23 @@ class Rotator(Generic[ConnectionT]):
     # -- setSecret strategies ---------------------------------------------------------
 
     def _set_single(self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        kept: list[bool] = []
+        outcome: list[str] = []
 
         def apply(connection: ConnectionT, login: Login) -> None:
             if login.label == AWSPENDING:
                 self.engine.verify_session(connection)
                 return
             if self.engine.is_replica(connection):
-                self._set_single_on_writer(metadata, current, pending, connection)
+                outcome.append(self._set_single_on_writer(metadata, current, pending, connection))
                 return
-            kept.append(self._apply_pending(connection, login, pending))
+            outcome.append(_single_outcome(self._apply_pending(connection, login, pending), login.label))
 
         used = self._log_in_with_first(
             self._single_user_logins(metadata, current, lambda: pending), current, apply
         )
         if used == AWSPENDING:
             return "pending credentials already in effect"
-        if kept and kept[-1]:
-            return f"pending password added beside the {used} one"
-        return f"password changed with the {used} credentials"
+        return outcome[-1]
 
     def _apply_pending(self, connection: ConnectionT, login: Login, pending: DatabaseSecret) -> bool:
         """Logged in as the user, make it accept the pending password; True when the
@@ -415,15 +421,18 @@ class Rotator(Generic[ConnectionT]):
 
     def _set_single_on_writer(
         self, metadata: SecretMetadata, current: DatabaseSecret, pending: DatabaseSecret, replica: ConnectionT
-    ) -> None:
+    ) -> str:
         """The secret's host is a read-only replica: change the password with the user's
-        own session on its writer (found through RDS), then wait for the replica."""
+        own session on its writer (found through RDS), then wait for the replica. Returns
+        what was done, for the step's log line."""
         writer = self.rds.writer_for(current)
         positions: list[str | None] = []
+        outcome = ["pending credentials already in effect on the writer"]
 
         def change(connection: ConnectionT, login: Login) -> None:
             if login.label != AWSPENDING:
-                self._apply_pending(connection, login, pending)
+                kept = self._apply_pending(connection, login, pending)
+                outcome.append(_single_outcome(kept, login.label, " on the writer"))
             positions.append(self.engine.write_position(connection))
 
         used = self._log_in_with_first(
@@ -431,6 +440,7 @@ class Rotator(Generic[ConnectionT]):
         )
         logger.info("password set on the writer", extra={"writer": writer.host, "label": used})
         self.replica_wait.for_position(replica, positions[-1])
+        return outcome[-1]
 
     def _set_alternating(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         # Prove the secret's own credentials work on this host before the master

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from common.awserrors import DENIED, AwsFailure
 from common.clients import build_client as build_client  # noqa: PLC0414 - re-exported: its home is common.clients
 from common.errors import SecretFormatError, SecretsManagerError, StagingError
+from common.rds import system_tags
 from common.redaction import clip
 from common.secret import DatabaseSecret, parse_object
 
@@ -90,14 +91,11 @@ class SecretStore:
         self._remember(key, secret)
         return secret
 
-    def current_of(self, secret_id: str, what: str) -> DatabaseSecret:
-        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``);
-        never cached, because that secret rotates on its own schedule."""
-        return DatabaseSecret.from_dict(self.current_object(secret_id, what), f"{what} {AWSCURRENT}")
-
     def current_object(self, secret_id: str, what: str) -> dict[str, Any]:
-        """:meth:`current_of` as a JSON object, not yet validated (an RDS-managed master
-        secret holds only ``username`` and ``password``)."""
+        """The ``AWSCURRENT`` value of another secret (the master secret, named by ``what``)
+        as a JSON object, not yet validated (an RDS-managed master secret holds only
+        ``username`` and ``password``); never cached, because that secret rotates on its
+        own schedule."""
         try:
             response = self._call("GetSecretValue", SecretId=secret_id, VersionStage=AWSCURRENT)
         except SecretsManagerError as error:
@@ -126,11 +124,7 @@ class SecretStore:
                         f"secretsmanager:DescribeSecret on {why} was refused ({error.code})", error.code
                     ) from error
                 raise
-            self._system_tags[secret_id] = {
-                str(tag.get("Key")): str(tag.get("Value", ""))
-                for tag in response.get("Tags", [])
-                if str(tag.get("Key")).startswith("aws:")
-            }
+            self._system_tags[secret_id] = system_tags(response)
         return self._system_tags[secret_id]
 
     def unlabelled_versions(self, arn: str, limit: int) -> list[str]:

@@ -17,6 +17,8 @@ DEFAULT_STATEMENT_TIMEOUT = 30
 DEFAULT_REPLICA_WAIT = 30
 #: The levels Powertools' logger takes by name (it upper-cases what it is given).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The Powertools service name when ``POWERTOOLS_SERVICE_NAME`` is not set.
+DEFAULT_SERVICE = "secrets-rotation"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,12 @@ def log_level(env: Mapping[str, str]) -> str | None:
             raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)} (got {raw[:20]!r})")
         return level
     return None
+
+
+def service_name(env: Mapping[str, str]) -> str:
+    """The rotation functions' logger and metrics service (``POWERTOOLS_SERVICE_NAME``),
+    also the parent of every other logger of ours, so their lines share its handler."""
+    return env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
 
 
 def endpoint_url(env: Mapping[str, str], name: str) -> str | None:

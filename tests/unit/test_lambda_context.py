@@ -92,3 +92,30 @@ def test_without_a_context_nothing_is_invented(
     _, done = records(lines)
     assert done["message"] == "rotation step done"
     assert not {"function_request_id", "function_name", "cold_start"} & done.keys()
+
+
+@pytest.mark.parametrize("service_name", [None, "payments-rotation"])
+def test_engine_lines_come_out_as_the_rotation_loggers_json(service_name: str | None) -> None:
+    """An engine's log line (``common.engine.engine_log``) is a child of the Powertools
+    logger whatever ``POWERTOOLS_SERVICE_NAME`` names, so it comes out as that logger's
+    JSON with its keys. A fresh interpreter: both names are fixed at import."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "POWERTOOLS_SERVICE_NAME"}
+    if service_name:
+        env["POWERTOOLS_SERVICE_NAME"] = service_name
+    script = (
+        "from common.observability import logger\n"
+        "from common.engine import engine_log\n"
+        "logger.append_keys(step='setSecret')\n"
+        "engine_log.warning('fell back')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["message"] == "fell back"
+    assert line["step"] == "setSecret"
+    assert line["service"] == (service_name or "secrets-rotation")

@@ -345,3 +345,29 @@ def test_a_parameter_store_reference_reads_through_the_extension(
 def test_a_reference_with_its_own_version_selector_is_refused(sm_client: SecretsManagerClient) -> None:
     with pytest.raises(ConfigurationError, match="without a version selector"):
         SecretCache(PowertoolsFetcher(sm_client)).get(f"{REFERENCE_PREFIX}team/db:AWSPREVIOUS")
+
+
+def test_a_refused_describe_secret_names_the_call_and_why(sm_client: SecretsManagerClient) -> None:
+    """An application whose role lacks secretsmanager:DescribeSecret, reading a secret
+    without host and engine: the error names the call, the code AWS answered and why the
+    tags are read (botocore's own error path, the refusal injected where IAM would answer)."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    from appkit.managed import ManagedSecrets
+    from common.errors import SecretsManagerError
+
+    arn = sm_client.create_secret(Name="rds!db-1", SecretString='{"username": "u", "password": "p"}')["ARN"]
+
+    def refuse(**_: object) -> Any:  # botocore types its hooks as returning None
+        parsed = {"Error": {"Code": "AccessDeniedException", "Message": "no"}, "ResponseMetadata": {}}
+        return AWSResponse("https://secretsmanager", 400, HTTPHeaders(), None), parsed
+
+    sm_client.meta.events.register("before-call.secrets-manager.DescribeSecret", refuse)
+    try:
+        with pytest.raises(SecretsManagerError) as raised:
+            ManagedSecrets(sm_client).secret(arn, {"username": "u", "password": "p"}, "AWSCURRENT")
+    finally:
+        sm_client.meta.events.unregister("before-call.secrets-manager.DescribeSecret", refuse)
+    message = str(raised.value)
+    assert "secretsmanager:DescribeSecret on" in message and "AccessDeniedException" in message
+    assert "tags are read" in message and raised.value.code == "AccessDeniedException"

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.docker_daemon import DaemonUnavailable, DockerDaemon
-from devtools.lambda_image import image_architecture
-from devtools.sam_local import sam_build, sam_cli
+from devtools.sam_local import invoke_architecture
 from tests.attack3.procfs import cmdline, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,33 +53,29 @@ def _servers_naming(address: str) -> dict[int, Path]:
     return found
 
 
-def test_sigterm_during_local_invoke_leaves_the_daemon_state_and_bridge_behind(tmp_path: Path) -> None:
+def test_sigterm_during_local_invoke_leaves_the_daemon_state_and_bridge_behind(
+    sam_cli: str, request: pytest.FixtureRequest
+) -> None:
     """SIGTERM (what `timeout`, CI cancellation and `kill PID` send) of `make
     local-invoke` cleans up as ^C does: devtools.local_invoke turns SIGTERM and SIGHUP
     into SystemExit, so `with SamLocalStack(...)` and the server's `finally` run. No
     process of the run, no bridge, no daemon data root and no throwaway PostgreSQL (whose
     Unix socket takes `trust` logins as any role) outlives it. (Attack round 3 found all
-    of them left.)"""
+    of them left.) The run uses the session's `sam build`."""
     try:
         DockerDaemon.check()
     except DaemonUnavailable as reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"sam local invoke cannot run in CI: {reason}")
         pytest.skip(str(reason))
-    sam = sam_cli()
-    if not Path(sam).exists():
-        sam = "/work/main/.venv-sam/bin/sam"  # a worktree has no SAM CLI of its own
-    if not Path(sam).exists():
-        pytest.skip(f"SAM CLI not found at {sam} (make sam-cli)")
-    # ATTACK3_BUILT: an existing `sam build` output, to skip the ~2 min build.
-    built = Path(os.environ.get("ATTACK3_BUILT") or tmp_path / "build")
-    if not (built / "template.yaml").exists():
-        sam_build(sam, built, image_architecture())
+    built: Path = request.getfixturevalue("built" if invoke_architecture() == "x86_64" else "built_arm64")
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.local_invoke", "--built", str(built)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "SAM_CLI": sam},
+        env={**os.environ, "SAM_CLI": sam_cli},
     )
     assert process.stdout is not None
     bridge = address = ""
