@@ -28,7 +28,6 @@ held by construction.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -58,9 +57,9 @@ if TYPE_CHECKING:
 
 #: How long a step may wait for a managed user to turn ``active`` (seconds, all waits).
 DEFAULT_USER_WAIT = 240
-#: The most a step may wait (the template's MaxValue of ManagedUserWaitSeconds). The
-#: setting must also fit the function's own time-out (checked when a managed user is first
-#: used in a step), and every wait stops before the step's deadline whatever is left of it.
+#: The most a step may wait (the template's MaxValue of ManagedUserWaitSeconds, for its
+#: 600 s time-out). Whatever the function's time-out, every wait also stops before the
+#: step's deadline (``ManagedUser.wait_until_active``: StepTimeLimitError).
 MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
@@ -395,8 +394,5 @@ class RedisEngine(Engine[RedisSession]):
         if key not in self._clients:
             self._clients[key] = self._service_clients(arn.service, arn.region)
         if self._budget is None:
-            wait = self.user_wait_seconds
-            # The setting against the function's own time-out, not only the template's.
-            self.deadline.check_settings([(USER_WAIT_VARIABLE, math.ceil(wait), False)])
-            self._budget = WaitBudget(wait, self.deadline)
+            self._budget = WaitBudget(self.user_wait_seconds, self.deadline)
         return ManagedUser(arn, self._clients[key], budget=self._budget, poll_seconds=self.poll_seconds)

@@ -741,28 +741,6 @@ def test_the_sessions_of_one_step_share_one_budget(
     assert clock.now > spent, "the next step had no budget of its own"
 
 
-@pytest.mark.parametrize("wait", [57, 58])
-def test_a_wait_longer_than_the_function_s_time_out_is_named(
-    wait: int,
-    sm_client: SecretsManagerClient,
-    service: RotationService,
-    managed: Managed,
-    redis_server: RedisServer,
-) -> None:
-    """MANAGED_USER_WAIT_SECONDS is checked against the function's own time-out (here 60
-    s, less the 3 s margin), not only against the template's MaxValue. Was: only 480."""
-    engine = RedisEngine(clients, user_wait_seconds=wait, poll_seconds=0.01)
-    handler = handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
-    request = service.start(managed.arn)
-    if wait <= 60 - 3:
-        handler(request.event("createSecret"), LambdaContext(timeout_s=60))
-        return
-    with pytest.raises(ConfigurationError, match="MANAGED_USER_WAIT_SECONDS"):
-        handler(request.event("createSecret"), LambdaContext(timeout_s=60))
-    with pytest.raises(sm_client.exceptions.ResourceNotFoundException):
-        sm_client.get_secret_value(SecretId=managed.arn, VersionId=request.token)
-
-
 def test_a_pending_version_for_another_user_arn_names_both(
     sm_client: SecretsManagerClient,
     service: RotationService,
