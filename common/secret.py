@@ -143,9 +143,7 @@ def host_problem(host: str) -> str | None:
     if any(char.isspace() or unicodedata.category(char) == "Cc" for char in host):
         return f"contains whitespace or a control character: {rule}"
     if "/" in host or host.startswith("@") or host.lower().endswith(".sock"):
-        return (
-            f"is a path or URI (drivers read one as a local socket, where TLS does not apply): {rule}"
-        )
+        return f"is a path or URI (drivers read one as a local socket, where TLS does not apply): {rule}"
     if "," in host:
         return f"lists more than one host: {rule}"
     return None

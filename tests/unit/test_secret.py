@@ -104,7 +104,10 @@ def test_a_host_that_a_driver_reads_as_a_local_socket_is_refused_for_every_engin
     assert "s3cret-value-1" not in str(raised.value)
 
 
-@pytest.mark.parametrize("host", ["db.example.internal", " db.example.internal. ", "10.0.0.7", "::1", "[::1]"])
+HOSTS = ["db.example.internal", " db.example.internal. ", "10.0.0.7", "::1", "[::1]", "DB-1"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
 def test_dns_names_and_addresses_are_hosts_and_are_stripped(host: str) -> None:
     assert parse(host=host).host == host.strip()
 
