@@ -280,10 +280,12 @@ class Engine(ABC, Generic[ConnectionT]):
         return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
 
     def alternate_user_capabilities(
-        self, connection: ConnectionT, *, original: str, clone: str, database: str | None
+        self, connection: ConnectionT, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         """Logged in as the master user, whether it may create and alter ``clone`` and give
-        it what ``original`` holds (alternating users). Reads only; the default checks nothing."""
+        it what ``original`` holds (alternating users). ``current`` is AWSCURRENT's login,
+        which the server has accepted (as in :meth:`set_alternate_user`). Reads only; the
+        default checks nothing."""
         return [
             Capability(
                 f"create and alter {clone!r} with the privileges of {original!r}",
