@@ -26,6 +26,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from common.secret import host_problem
 from common.settings import service_name
 from common.tls import TlsPolicy
 
@@ -80,6 +81,12 @@ class Login:
                     f"the {self.label} secret's key '{key}' is not valid Unicode text "
                     "(a lone surrogate cannot be sent to a database)"
                 ) from None
+        # Every session opens here, whatever gave the host (a secret, RDS, a managed
+        # user's endpoint): no driver may fall back to a local socket. Only a managed
+        # user's login may lack a host until its engine finds the endpoint.
+        problem = host_problem(self.host) if self.host or self.user_arn is None else None
+        if problem:
+            raise SecretFormatError(f"the {self.label} secret's key 'host' {problem}")
 
     @classmethod
     def for_secret(
