@@ -593,7 +593,7 @@ class Preflight(Rotator[ConnectionT]):
             return
         original = original_username(current.username)
         try:
-            session = self.engine.open(self._bounded(self._master_login(current, master)))
+            session = self.engine.open(self.engine.bounded(self._master_login(current, master)))
         except DatabaseError as error:
             report.fail(
                 "master login", str(error), "the master secret's credentials must log in to this server"

@@ -17,7 +17,6 @@ Contract (see the README for the long form):
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -535,21 +534,8 @@ class Rotator(Generic[ConnectionT]):
         ) from last_error
 
     def _connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
-        """A session for ``login`` (``Engine.connect``): every login of a step goes through
-        here (or :meth:`_bounded`, for a session opened without a block)."""
-        return self.engine.connect(self._bounded(login))
-
-    def _bounded(self, login: Login) -> Login:
-        """``login``, which starts only when the step's deadline leaves the connect
-        time-out for it (else StepTimeLimitError); its statements' time-out cut to what the
-        deadline leaves after a full-length login (at least 1 s, within the margin), so a
-        blocked statement stops in time."""
-        left = self.deadline.left()
-        self.deadline.require(login.connect_timeout, f"logging in with the {login.label} credentials")
-        after_login = left - login.connect_timeout
-        if after_login < login.statement_timeout:
-            login = dataclasses.replace(login, statement_timeout=max(1, math.floor(after_login)))
-        return login
+        """A session for ``login``, bounded by the step's deadline (``Engine.connect``)."""
+        return self.engine.connect(login)
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
         self.engine.verify_session(connection)
