@@ -64,6 +64,16 @@ _NOT_ALLOWED = frozenset({1044, 1142, 1227})
 _SPECIFIC_ACCESS_DENIED = 1227
 _PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
+#: Takes ANSI_QUOTES (and ANSI, which sets it) out of the session's sql_mode, keeping the
+#: rest (NO_BACKSLASH_ESCAPES, which PyMySQL follows). Under ANSI_QUOTES ``SHOW GRANTS``
+#: writes names in double quotes, which the grant parser does not read, and ``"`` quotes
+#: a name with no backslash escape, which the batch guard's quote scanner
+#: (``dialect.unquoted_text``) would misread: every session of the function reads and
+#: sends names with the default quoting instead, whatever the server's sql_mode.
+_UNQUOTED_NAMES = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
+    "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))"
+)
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
 #: Seconds one MASTER_GTID_WAIT blocks before the replica wait polls again.
@@ -125,6 +135,11 @@ class MySQLEngine(Engine[MySQLConnection]):
         # before every read and write.
         setattr(connection, "_read_timeout", login.statement_timeout)  # noqa: B010 - not in the stubs
         setattr(connection, "_write_timeout", login.statement_timeout)  # noqa: B010
+        try:
+            _execute(connection, _UNQUOTED_NAMES, (), "set the session's sql_mode")
+        except DatabaseOperationError:
+            _close_quietly(connection)
+            raise
         return connection
 
     def close(self, connection: MySQLConnection) -> None:

@@ -48,12 +48,6 @@ def _pair(
     return user, store_secret(sm, service, user, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-1: alternating users cannot rotate on a MariaDB/MySQL whose sql_mode "
-    "has ANSI_QUOTES (or ANSI): SHOW GRANTS then double-quotes names, the parser refuses "
-    "every line ('unexpected SHOW GRANTS line'), and the error does not name sql_mode",
-)
 @pytest.mark.parametrize("mode", ["ANSI_QUOTES", "ANSI"])
 def test_alternating_users_rotate_under_ansi_quotes(
     mariadb: MariaDBServer,
