@@ -98,13 +98,6 @@ def test_alternating_users_rotate_under_other_sql_modes(
     mariadb.connect_as(current["username"], current["password"]).close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-11: a MariaDB ed25519 account (named by the README among the salted "
-    "plugins it handles) cannot rotate at all: PyMySQL needs 'pynacl' for ed25519 logins, "
-    "which the function neither packages nor names; createSecret fails with "
-    "UnexpectedError: RuntimeError",
-)
 @pytest.mark.parametrize("mode", ["NO_BACKSLASH_ESCAPES", None])
 def test_ed25519_single_user_with_backslashes_and_quotes_in_passwords(
     mariadb: MariaDBServer,
