@@ -154,10 +154,13 @@ class MySQLEngine(Engine[MySQLConnection]):
             for row in _rows(connection, "SHOW GRANTS FOR CURRENT_USER()", (), "read its own account")
         )
         secret = native_password_hash(new_password) if hashed else new_password
+        # MySQL 8 with password_require_current: the password the session logged in with
+        # (the primary: a secondary logs in only where add_password keeps one) is named.
+        current = (login.password,) if server.replaces_current_password else ()
         _execute(
             connection,
             server.change_own_password(hashed),
-            (secret,),
+            (secret, *current),
             f"change the password of {login.username!r}",
         )
 
@@ -348,10 +351,21 @@ class MySQLEngine(Engine[MySQLConnection]):
                 return False
             if code != _INCORRECT_CURRENT_PASSWORD:
                 raise _ERRORS.shape(f"add a password for {user!r}", error) from error
-            # ``keep`` logged in but is not the primary: it is the secondary already.
-            _execute(
-                connection, server.change_own_password(), (new,), f"set the primary password of {user!r}"
-            )
+            # ``keep`` logged in but is not the primary: it is the secondary already, and
+            # the primary the new password an earlier attempt set. Set again replacing
+            # itself (password_require_current wants the primary named), which leaves the
+            # secondary as it is; a primary that is neither is refused (3891), not guessed.
+            what = f"set the primary password of {user!r}"
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(server.change_own_password(), (new, new))
+            except pymysql.err.MySQLError as refused:
+                if (refused.args[0] if refused.args else None) != _INCORRECT_CURRENT_PASSWORD:
+                    raise _ERRORS.shape(what, refused) from refused
+                raise DatabaseOperationError(
+                    f"could not {what}: its primary password is neither the current nor the "
+                    "pending one (changed outside the rotation?); set it to the current one"
+                ) from refused
         return True
 
     def is_replica(self, connection: MySQLConnection) -> bool:
@@ -410,16 +424,11 @@ class MySQLEngine(Engine[MySQLConnection]):
     # -- preflight (read only) ---------------------------------------------------------
 
     def own_password_capabilities(self, connection: MySQLConnection, login: Login) -> list[Capability]:
-        # Every account may set its own password, except on a read-only server (a replica)
-        # or, on MySQL 8, where the current password must be given with the new one.
+        # Every account may set its own password, except on a read-only server (a replica).
+        # MySQL 8's password_require_current is met: the current password is sent (REPLACE).
         read_only = _rows(connection, "SELECT @@read_only", (), "read @@read_only")[0][0]
-        require_current = _rows(
-            connection, "SHOW VARIABLES LIKE 'password_require_current'", (), "read server variables"
-        )
         if int(read_only):
             detail = "the server is read-only (a replica?): point the secret at the writer"
-        elif require_current and _text(require_current[0][1]).upper() == "ON":
-            detail = "password_require_current is ON: the function does not send the current password"
         else:
             return [Capability("change its own password", True, "any account may set its own password")]
         return [Capability("change its own password", False, detail)]
