@@ -144,13 +144,6 @@ def test_ed25519_single_user_with_backslashes_and_quotes_in_passwords(
             mariadb.connect_as(user, current).close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-12: the abandoned-rotation recovery (AWSCURRENT, AWSPREVIOUS, then "
-    "unlabelled versions) ignores MariaDB's max_password_errors, which the preflight reads: "
-    "with a limit of 2 its own refused logins block the account before it reaches the "
-    "unlabelled version the server holds; nobody can log in until FLUSH PRIVILEGES",
-)
 def test_the_recovery_of_an_abandoned_rotation_does_not_block_the_account(
     mariadb: MariaDBServer,
     sm_client: SecretsManagerClient,
