@@ -562,8 +562,8 @@ class Rotator(Generic[ConnectionT]):
 
     def _remember_accepted(self, account: tuple[str, int, str], label: str) -> None:
         """Note which version the database accepted for ``account`` (:attr:`accepted`);
-        ``AWSCURRENT``, tried first anyway, is not kept."""
-        if label == AWSCURRENT or label == AWSPENDING:
+        ``AWSCURRENT`` and ``AWSPENDING``, tried first anyway, are not kept."""
+        if label in {AWSCURRENT, AWSPENDING}:
             self.accepted.pop(account, None)
         else:
             self.accepted[account] = label

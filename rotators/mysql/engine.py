@@ -68,12 +68,15 @@ _INCORRECT_CURRENT_PASSWORD = 3891
 #: rest (NO_BACKSLASH_ESCAPES, which PyMySQL follows). Under ANSI_QUOTES ``SHOW GRANTS``
 #: writes names in double quotes, which the grant parser does not read, and ``"`` quotes
 #: a name with no backslash escape, which the batch guard's quote scanner
-#: (``dialect.unquoted_text``) would misread: every session of the function reads and
-#: sends names with the default quoting instead, whatever the server's sql_mode.
-_UNQUOTED_NAMES = (
+#: (``dialect.unquoted_text``) would misread: a session that reads grants or sends a
+#: batch first takes the default quoting (:func:`_default_quoting`), whatever the
+#: server's sql_mode.
+_DEFAULT_QUOTING = (
     "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
     "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))"
 )
+#: The attribute that marks a session already given the default quoting.
+_QUOTING_SET = "_secrets_rotation_default_quoting"
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
 #: Seconds one MASTER_GTID_WAIT blocks before the replica wait polls again.
@@ -135,11 +138,6 @@ class MySQLEngine(Engine[MySQLConnection]):
         # before every read and write.
         setattr(connection, "_read_timeout", login.statement_timeout)  # noqa: B010 - not in the stubs
         setattr(connection, "_write_timeout", login.statement_timeout)  # noqa: B010
-        try:
-            _execute(connection, _UNQUOTED_NAMES, (), "set the session's sql_mode")
-        except DatabaseOperationError:
-            _close_quietly(connection)
-            raise
         return connection
 
     def close(self, connection: MySQLConnection) -> None:
@@ -595,9 +593,19 @@ def _account_options(connection: MySQLConnection, server: Server, user: str, hos
     )
 
 
+def _default_quoting(connection: MySQLConnection) -> None:
+    """Give the session the default quoting of names (:data:`_DEFAULT_QUOTING`), once:
+    only sessions that read grants or send batches pay the round trip (an account with
+    ``MAX_QUERIES_PER_HOUR`` pays nothing for a login)."""
+    if not getattr(connection, _QUOTING_SET, False):
+        _execute(connection, _DEFAULT_QUOTING, (), "set the session's sql_mode")
+        setattr(connection, _QUOTING_SET, True)
+
+
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:
     """Send ``steps`` in :meth:`Server.batches`' round trips; a failure names the statement
     that failed (the server ran the ones before it and none after)."""
+    _default_quoting(connection)
     for batch in server.batches(steps):
         if batch.multi:
             with _multi_statements(connection):
@@ -736,6 +744,7 @@ def _server(connection: MySQLConnection) -> Server:
 
 
 def _grants(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
+    _default_quoting(connection)
     lines = [
         str(row[0])
         for row in _rows(connection, "SHOW GRANTS FOR %s@%s", (user, host), f"read the grants of {user!r}")

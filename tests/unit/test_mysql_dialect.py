@@ -272,12 +272,18 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     account = ("app_clone", "10.0.0.%")
     # The account with its password, TLS requirement and resource limits in one statement
     # (a failed batch never leaves it open without TLS); then one multi-statement round trip, with
-    # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
+    # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off). Before the
+    # first grants read, once, the session's default quoting of names (no ANSI_QUOTES).
     assert changes == [
         (
             "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH MAX_QUERIES_PER_HOUR %s "
             "MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
             (*account, "new-Pass-2", 0, 0, 0, 3),
+        ),
+        (
+            "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
+            "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))",
+            None,
         ),
         ("COMMAND 27", (b"\x00\x00",)),
         (
@@ -394,7 +400,11 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
         current=LOGIN,
     )
     assert session.sent == [("SELECT CURRENT_USER()", None)]
-    changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW", "COMMAND"))]
+    changes = [
+        p
+        for s, p in connection.sent
+        if not s.startswith(("SELECT", "SHOW", "COMMAND", "SET SESSION sql_mode"))
+    ]
     assert changes
     assert all(params is not None and params[:2] == ("app_clone", "%") for params in changes), changes
 
