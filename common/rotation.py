@@ -544,7 +544,7 @@ class Rotator(Generic[ConnectionT]):
             try:
                 with self._connect(login) as connection:
                     if tried:
-                        self._read_lockout(connection, login, account)
+                        self._note_lockout(connection, login, account)
                     self._remember_accepted(account, label)
                     act(connection, login)
             except DatabaseLoginError as error:
@@ -568,7 +568,7 @@ class Rotator(Generic[ConnectionT]):
         else:
             self.accepted[account] = label
 
-    def _read_lockout(self, connection: ConnectionT, login: Login, account: tuple[str, int, str]) -> None:
+    def _note_lockout(self, connection: ConnectionT, login: Login, account: tuple[str, int, str]) -> None:
         """Remember the server's lockout for ``account`` (see :attr:`lockouts`); a limit
         that cannot be read is not guessed."""
         try:
