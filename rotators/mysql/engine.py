@@ -605,8 +605,10 @@ def _default_quoting(connection: MySQLConnection) -> None:
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:
     """Send ``steps`` in :meth:`Server.batches`' round trips; a failure names the statement
     that failed (the server ran the ones before it and none after)."""
-    _default_quoting(connection)
-    for batch in server.batches(steps):
+    batches = server.batches(steps)  # checked before anything is sent
+    if batches:
+        _default_quoting(connection)
+    for batch in batches:
         if batch.multi:
             with _multi_statements(connection):
                 _run_batch(connection, batch)
