@@ -525,7 +525,7 @@ class Rotator(Generic[ConnectionT]):
         ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``) and an earlier
         step read that limit, it stops one refused login short of it, saying so: an
         account blocked until an administrator unblocks it is worse than a rotation that
-        stops (an accepted login resets the count). ``AWSCURRENT`` is always tried."""
+        stops (an accepted login resets the count). The first candidate is always tried."""
         tried: list[str] = []
         last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
@@ -534,7 +534,7 @@ class Rotator(Generic[ConnectionT]):
                 login = dataclasses.replace(login, host=server.host, port=server.port)
             account = _account(login.host, login.port, login.username)
             limit = self.lockouts.get(account)
-            if tried and label != AWSCURRENT and limit is not None and len(tried) >= limit - 1:
+            if tried and limit is not None and len(tried) >= limit - 1:
                 raise DatabaseLoginError(
                     f"user {current.username!r}: stopped after {len(tried)} refused logins "
                     f"({', '.join(tried)}): the server blocks the account after {limit} in a row; "
