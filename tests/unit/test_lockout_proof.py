@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.engine import Lockout, Login
 from common.errors import (
     ConfigurationError,
     DatabaseLoginError,
@@ -17,7 +18,6 @@ from common.errors import (
     SecretsManagerError,
     StagingError,
 )
-from common.engine import Lockout, Login
 from common.handler import RotationFunction
 from common.observability import logger
 from devtools.service import STEPS, RotationService
