@@ -72,3 +72,56 @@ def test_a_retried_set_secret_does_not_block_the_account(
         mariadb.execute("SET GLOBAL max_password_errors = %s", (int(old),))
         mariadb.bootstrap("FLUSH PRIVILEGES;")
     assert usable, "the password the server holds is refused: the account is blocked"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding A8-6: the remembered version is tried first at every retry; with max_password_errors 2 it blocks AWSCURRENT",
+)
+def test_a_stale_remembered_version_does_not_block_awscurrent(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    """Severity: high (the project's rule broken: the labelled AWSCURRENT, which the
+    database held when the step began, is refused afterwards - the account is blocked
+    for every client until an administrator's FLUSH PRIVILEGES; needs a non-default
+    max_password_errors of 2 and an operator fixing the password mid-rotation).
+
+    createSecret finds the server holding AWSPREVIOUS (AWSCURRENT refused first) and the
+    container remembers it (``Rotator.accepted``) with the limit 2. An operator then puts
+    the AWSCURRENT password back on the server. setSecret tries the remembered AWSPREVIOUS
+    first (refused: count 1) and stops, as designed. Secrets Manager retries setSecret:
+    AWSPREVIOUS again first (refused: count 2): blocked.
+
+    Expected: AWSCURRENT still logs in after the step and its retry (a refused remembered
+    version is forgotten, or the count left by the earlier attempt is respected).
+    Actual: the account is blocked; AWSCURRENT is refused (error 4150)."""
+    user, first = unique("lock"), new_password()
+    mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, first))
+    arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, first))
+    service.rotate(handler, arn)  # AWSCURRENT P1, AWSPREVIOUS the first password
+    current = value(sm_client, arn, "AWSCURRENT")["password"]
+    ((old,),) = mariadb.execute("SELECT @@GLOBAL.max_password_errors")
+    mariadb.execute("SET GLOBAL max_password_errors = 2")
+    mariadb.bootstrap("FLUSH PRIVILEGES;")
+    try:
+        mariadb.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, first))  # restored behind its back
+        request = service.start(arn)
+        handler(request.event("createSecret"), LambdaContext())
+        # The operator puts AWSCURRENT's password back (a fix made while the rotation runs).
+        mariadb.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, current))
+        assert _logs_in(mariadb, user, current)
+        for _attempt in range(2):  # the step, then Secrets Manager's retry
+            with contextlib.suppress(RotationError):
+                handler(request.event("setSecret"), LambdaContext())
+        usable = _logs_in(mariadb, user, current) or _logs_in(
+            mariadb, user, value(sm_client, arn, "AWSPENDING")["password"]
+        )
+        still_current = value(sm_client, arn, "AWSCURRENT")["password"] == current
+    finally:
+        mariadb.execute("SET GLOBAL max_password_errors = %s", (int(old),))
+        mariadb.bootstrap("FLUSH PRIVILEGES;")
+    assert still_current
+    assert usable, "neither AWSCURRENT nor AWSPENDING logs in: the account is blocked"
