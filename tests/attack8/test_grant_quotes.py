@@ -45,8 +45,10 @@ def test_the_clone_gets_grants_on_odd_names(
     service.rotate(handler, arn)
     current = value(sm_client, arn, "AWSCURRENT")
     assert current["username"] == user + "_clone"
+
     def grants(name: str) -> list[str]:
         rows = mariadb.execute(f"SHOW GRANTS FOR {_ident(name)}@'%'")
         return sorted(str(row[0]).split(" TO ")[0] for row in rows if "USAGE" not in str(row[0]))
+
     assert grants(user + "_clone") == grants(user)
     mariadb.connect_as(current["username"], current["password"]).close()

@@ -27,7 +27,9 @@ def _login(host: str) -> Login:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="finding A8-3: MongoDB refuses a bare IPv6 address the host rule accepts")
+@pytest.mark.xfail(
+    strict=True, reason="finding A8-3: MongoDB refuses a bare IPv6 address the host rule accepts"
+)
 @pytest.mark.parametrize("host", ["::1", "fe80::1%lo"])
 def test_mongodb_accepts_an_ipv6_address(host: str) -> None:
     """Severity: low (a valid host for every other engine is a configuration error for the

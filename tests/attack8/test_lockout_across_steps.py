@@ -76,7 +76,7 @@ def test_a_retried_set_secret_does_not_block_the_account(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding A8-6: the remembered version is tried first at every retry; with max_password_errors 2 it blocks AWSCURRENT",
+    reason="finding A8-6: the remembered version, tried first at every retry, blocks AWSCURRENT (limit 2)",
 )
 def test_a_stale_remembered_version_does_not_block_awscurrent(
     mariadb: MariaDBServer,

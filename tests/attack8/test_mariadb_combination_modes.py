@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding A8-2: the session's ANSI_QUOTES removal leaves ORACLE/POSTGRESQL/MSSQL/DB2/MAXDB, which set it again",
+    reason="finding A8-2: ORACLE/POSTGRESQL/MSSQL/DB2/MAXDB stay in the session and set ANSI_QUOTES again",
 )
 @pytest.mark.parametrize("mode", ["ORACLE", "POSTGRESQL", "MSSQL", "DB2", "MAXDB"])
 def test_alternating_users_rotate_under_combination_modes(
@@ -51,7 +51,9 @@ def test_alternating_users_rotate_under_combination_modes(
             assert labels(sm_client, arn)["AWSCURRENT"] == before["AWSCURRENT"]
             old = value(sm_client, arn, "AWSCURRENT")
             mariadb.connect_as(old["username"], old["password"]).close()
-            assert "sql_mode" in str(error) or "ANSI" in str(error), f"unnamed cause: {type(error).__name__}: {error}"
+            assert "sql_mode" in str(error) or "ANSI" in str(error), (
+                f"unnamed cause: {type(error).__name__}: {error}"
+            )
             return
     current = value(sm_client, arn, "AWSCURRENT")
     assert current["username"] == user + "_clone"

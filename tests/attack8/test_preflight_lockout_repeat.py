@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding A8-7: two preflights in a row (doctor run twice) block the account under max_password_errors 3",
+    reason="finding A8-7: two preflights in a row block the account under max_password_errors 3",
 )
 def test_running_the_preflight_twice_does_not_block_the_account(
     mariadb: MariaDBServer,

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devtools.redis_server import RedisServer
-from devtools.service import LambdaContext
 from rotators.redis.engine import RedisEngine
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, labels, store_secret, value
@@ -21,7 +20,9 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-def _user_without_discard(server: RedisServer, sm: SecretsManagerClient, service: RotationService) -> tuple[str, str]:
+def _user_without_discard(
+    server: RedisServer, sm: SecretsManagerClient, service: RotationService
+) -> tuple[str, str]:
     user, password = unique("app"), new_password()
     rules = [f"~{user}:*", "+@read", "+ping", "+acl|setuser", "+acl|getuser", "+config|get", "+info"]
     rules += ["+config|rewrite", "+acl|save", "+multi", "+exec"]  # MULTI yes, DISCARD no
@@ -29,7 +30,9 @@ def _user_without_discard(server: RedisServer, sm: SecretsManagerClient, service
     return user, store_secret(sm, service, unique("secret"), redis_secret(server, user, password))
 
 
-@pytest.mark.xfail(strict=True, reason="finding A8-1: a refused DISCARD escapes the probe as an unexpected error")
+@pytest.mark.xfail(
+    strict=True, reason="finding A8-1: a refused DISCARD escapes the probe as an unexpected error"
+)
 def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, service: RotationService) -> None:
     """Severity: low/medium (the preflight, the operator's first tool, crashes instead of
     reporting; nothing is changed).
@@ -38,7 +41,7 @@ def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, serv
     or "not checked"). Actual: see the xfail (an exception out of the probe's finally)."""
     server = RedisServer("config").start()
     try:
-        user, arn = _user_without_discard(server, sm_client, service)
+        _user, arn = _user_without_discard(server, sm_client, service)
         handler: Any = handler_for(RedisEngine(), sm_client, DB_CA_BUNDLE=server.ca_file)
         report = preflight(handler, arn)
         (capability,) = report["capabilities"]
@@ -47,8 +50,12 @@ def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, serv
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="finding A8-1: createSecret fails with an unexpected error, not one naming DISCARD")
-def test_rotation_of_a_user_without_discard(sm_client: SecretsManagerClient, service: RotationService) -> None:
+@pytest.mark.xfail(
+    strict=True, reason="finding A8-1: createSecret fails with an unexpected error, not one naming DISCARD"
+)
+def test_rotation_of_a_user_without_discard(
+    sm_client: SecretsManagerClient, service: RotationService
+) -> None:
     """Severity: medium (a regression of today's MULTI probe: a user with every right a
     rotation uses - ACL SETUSER, ACL GETUSER, INFO, CONFIG REWRITE/ACL SAVE - but not
     DISCARD can no longer be rotated at all; every createSecret fails as an *unexpected*
