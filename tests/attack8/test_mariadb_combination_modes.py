@@ -10,7 +10,9 @@ import pytest
 
 from common.errors import RotationError
 from tests.attack7.test_mysql_sql_mode import _pair, global_sql_mode
-from tests.helpers import labels, value
+from tests.conftest import new_password, unique
+from tests.helpers import labels, store_secret, value
+from tests.mysql.conftest import maria_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -58,3 +60,22 @@ def test_alternating_users_rotate_under_combination_modes(
     current = value(sm_client, arn, "AWSCURRENT")
     assert current["username"] == user + "_clone"
     mariadb.connect_as(current["username"], current["password"]).close()
+
+
+@pytest.mark.parametrize("mode", ["ORACLE", "POSTGRESQL", "ANSI"])
+def test_single_users_rotate_under_combination_modes(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+    mode: str,
+) -> None:
+    """Held: a single user changes its own password under these modes (no grants read)."""
+    user, password = unique("mode"), new_password()
+    mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+    arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, password))
+    with global_sql_mode(mariadb, mode):
+        service.rotate(handler, arn)
+        service.rotate(handler, arn)
+    current = value(sm_client, arn, "AWSCURRENT")
+    mariadb.connect_as(user, current["password"]).close()
