@@ -56,10 +56,11 @@ def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, serv
 def test_rotation_of_a_user_without_discard(
     sm_client: SecretsManagerClient, service: RotationService
 ) -> None:
-    """Severity: medium (a regression of today's MULTI probe: a user with every right a
-    rotation uses - ACL SETUSER, ACL GETUSER, INFO, CONFIG REWRITE/ACL SAVE - but not
-    DISCARD can no longer be rotated at all; every createSecret fails as an *unexpected*
-    error with a traceback; nothing labelled is refused).
+    """Severity: medium (a user with every right a rotation uses - ACL SETUSER, ACL
+    GETUSER, INFO, CONFIG REWRITE/ACL SAVE - but not DISCARD can never be rotated; every
+    createSecret fails as an *unexpected* error with a traceback; nothing labelled is
+    refused. Not new today: at d705720 the persistence probe already used MULTI/DISCARD
+    and fails the same way; today's change routes ACL SETUSER through it too).
 
     Expected: the rotation completes (the user may set its passwords and persist them),
     or fails with a permission error naming DISCARD, AWSCURRENT still logging in.
