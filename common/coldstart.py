@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from common.handler import RotationFunction
 
 
+#: Whether this process has frozen anything yet. A flag of ours, not
+#: ``gc.get_freeze_count()``: that walks the whole permanent generation, one node per
+#: object ever frozen (in a long-lived process with many containers, such as the test
+#: suite's, seconds a call).
+_frozen = [False]
+
+
 @contextmanager
 def long_lived() -> Iterator[None]:
     """Run the block with the cyclic collector paused, then freeze what exists.
@@ -40,9 +47,10 @@ def long_lived() -> Iterator[None]:
     gc.disable()
     try:
         yield
-        if gc.get_freeze_count():
+        if _frozen[0]:
             gc.collect()
         gc.freeze()
+        _frozen[0] = True
     finally:
         if was_enabled:
             gc.enable()

@@ -25,6 +25,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from common.secret import host_problem
 from common.settings import service_name
 from common.tls import TlsPolicy
 
@@ -79,6 +80,12 @@ class Login:
                     f"the {self.label} secret's key '{key}' is not valid Unicode text "
                     "(a lone surrogate cannot be sent to a database)"
                 ) from None
+        # Every session opens here, whatever gave the host (a secret, RDS, a managed
+        # user's endpoint): no driver may fall back to a local socket. Only a managed
+        # user's login may lack a host until its engine finds the endpoint.
+        problem = host_problem(self.host) if self.host or self.user_arn is None else None
+        if problem:
+            raise SecretFormatError(f"the {self.label} secret's key 'host' {problem}")
 
     @classmethod
     def for_secret(
@@ -273,10 +280,12 @@ class Engine(ABC, Generic[ConnectionT]):
         return Lockout(None, known=False, detail=f"not checked by the {self.name} engine")
 
     def alternate_user_capabilities(
-        self, connection: ConnectionT, *, original: str, clone: str, database: str | None
+        self, connection: ConnectionT, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         """Logged in as the master user, whether it may create and alter ``clone`` and give
-        it what ``original`` holds (alternating users). Reads only; the default checks nothing."""
+        it what ``original`` holds (alternating users). ``current`` is AWSCURRENT's login,
+        which the server has accepted (as in :meth:`set_alternate_user`). Reads only; the
+        default checks nothing."""
         return [
             Capability(
                 f"create and alter {clone!r} with the privileges of {original!r}",

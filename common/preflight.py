@@ -658,6 +658,7 @@ class Preflight(Rotator[ConnectionT]):
                     original=original,
                     clone=partner_username(original),
                     database=self._secret_database(current),
+                    current=self._login(current, AWSCURRENT),
                 )
             )
         except DatabaseError as error:

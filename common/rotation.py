@@ -596,10 +596,18 @@ class Rotator(Generic[ConnectionT]):
             self._require_same_server(master, current, "the master secret")
         except SecretMismatchError as mismatch:
             self._require_reader_of_master(master, current, topology, mismatch)
+        # The master would change its own password: every secret that uses it would then
+        # hold a master password the database refuses. Alternating users touch both users
+        # of the pair; dual passwords touch the secret's own user only.
+        if Strategy.of(current, self.engine) is Strategy.DUAL_PASSWORDS:
+            if master.username == current.username:
+                raise SecretMismatchError(
+                    f"user {current.username!r} is the master secret's own user: "
+                    "dual passwords need a master user apart from the secret's"
+                )
+            return master
         original = original_username(current.username)
         if master.username in (original, partner_username(original)):
-            # The master would change its own password: every secret that uses it would
-            # then hold a master password the database refuses.
             raise SecretMismatchError(
                 f"user {current.username!r} is the master secret's own user (or its alternate): "
                 "alternating users need a master user apart from the pair"

@@ -2,13 +2,18 @@
 
 A secret version is a JSON object with at least ``engine``, ``host``, ``username``
 and ``password``; ``port``, ``dbname``, ``masterarn``, ``ssl`` and ``ca_bundle`` are
-optional, and every other key is carried across rotations untouched.
+optional, and every other key is carried across rotations untouched. ``host`` names a
+server reached over TCP (a DNS name or IP address, see ``host_problem``), for every
+engine. ``user_arn`` means something to the Redis function's engines only (AWS's
+ElastiCache format: a managed user, which may lack ``engine`` and ``host``); in any other
+engine's secret it is someone else's key, kept and ignored.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +23,9 @@ from common.redaction import register
 _REQUIRED_STRINGS = ("engine", "host", "username", "password")
 #: AWS's ElastiCache rotation format names the user by ARN, with neither engine nor host.
 _USER_ARN_SERVICES = frozenset({"elasticache", "memorydb"})
+#: The ``engine`` values whose secrets may name a managed user by ``user_arn`` (the Redis
+#: function's). To every other engine the key belongs to someone else.
+_USER_ARN_ENGINES = frozenset({"redis", "valkey", *_USER_ARN_SERVICES})
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,9 @@ class DatabaseSecret:
     def from_dict(cls, raw: dict[str, Any], where: str) -> DatabaseSecret:
         """Validate an already decoded secret version."""
         register(raw.get("password") if isinstance(raw.get("password"), str) else None)
-        user_arn = _optional_string(raw, "user_arn", where)
+        engine = raw.get("engine")
+        managed = engine is None or (isinstance(engine, str) and engine.strip().lower() in _USER_ARN_ENGINES)
+        user_arn = _optional_string(raw, "user_arn", where) if managed else None
         defaults = _service_user_defaults(user_arn, where) if user_arn else {}
         for key in _REQUIRED_STRINGS:
             if key not in raw and key in defaults:
@@ -66,9 +76,14 @@ class DatabaseSecret:
                 raise SecretFormatError(f"secret version {where} lacks required key '{key}'")
             if not isinstance(value, str) or not value:
                 raise SecretFormatError(f"secret version {where}: key '{key}' must be a non-empty string")
+        host = str(raw.get("host", defaults.get("host"))).strip()
+        if "host" in raw:
+            problem = host_problem(host)
+            if problem:
+                raise SecretFormatError(f"secret version {where}: key 'host' {problem}")
         return cls(
             engine=str(raw.get("engine", defaults.get("engine"))).strip().lower(),
-            host=str(raw.get("host", defaults.get("host"))).strip(),
+            host=host,
             username=raw["username"],
             password=raw["password"],
             port=_port(raw.get("port"), where),
@@ -107,6 +122,31 @@ def parse_object(text: str, where: str) -> dict[str, Any]:
     if isinstance(value.get("password"), str):
         register(value["password"])
     return value
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (stripped) cannot name a server reached over TCP, or None if it can.
+
+    A host is a DNS name or an IP address. Anything a driver would read as something
+    else is refused, since each such reading ends on a local socket: libpq takes an empty
+    host, one starting with '/' (a directory) or '@' (an abstract socket), or an empty
+    item of a comma-separated list, as a Unix socket, where it ignores ``sslmode`` and the
+    server may trust local users without a password; PyMongo takes a name ending in
+    '.sock' as a socket file, and a '/' as part of a URI whose options apply. Whitespace
+    and control characters are never part of a name. The result names the problem, never
+    the value, and reads after "key 'host' "."""
+    rule = "a host is a DNS name or IP address"
+    if not host:
+        return f"is blank: {rule}"
+    if "\x00" in host:
+        return f"contains a NUL byte: {rule}"
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in host):
+        return f"contains whitespace or a control character: {rule}"
+    if "/" in host or host.startswith("@") or host.lower().endswith(".sock"):
+        return f"is a path or URI (drivers read one as a local socket, where TLS does not apply): {rule}"
+    if "," in host:
+        return f"lists more than one host: {rule}"
+    return None
 
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")

@@ -38,6 +38,17 @@ def labels(client: SecretsManagerClient, secret_id: str) -> dict[str, str]:
     return {label: version for version, stages in versions.items() for label in stages}
 
 
+def move_current(client: SecretsManagerClient, secret_id: str, token: str) -> str:
+    """Move AWSCURRENT onto version ``token`` as the first of finishSecret's two label
+    moves does (AWSPENDING stays on it), as a function that dies right after would leave
+    it; the version AWSCURRENT left."""
+    old = labels(client, secret_id)["AWSCURRENT"]
+    client.update_secret_version_stage(
+        SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=old
+    )
+    return old
+
+
 def value(client: SecretsManagerClient, secret_id: str, label: str) -> dict[str, Any]:
     response = client.get_secret_value(SecretId=secret_id, VersionStage=label)
     result: dict[str, Any] = json.loads(response["SecretString"])

@@ -176,7 +176,7 @@ class MongoEngine(Engine[MongoConnection]):
         return [Capability(what, False, "grant the user a role with the changeOwnPassword action")]
 
     def alternate_user_capabilities(
-        self, connection: MongoConnection, *, original: str, clone: str, database: str | None
+        self, connection: MongoConnection, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         db = _database(connection, database)
         try:

@@ -5,8 +5,9 @@ string, never by trial and error). Values, user names and host names are bound
 parameters; grant text is the server's own ``SHOW GRANTS`` output with the grantee
 replaced by a bound account.
 
-Alternating users: the clone gets an account for every host the original has (same host
-part, never an assumed ``%``), the original's TLS requirement, every grant including
+Alternating users: the clone gets an account for every host part of the original that the
+secret's current credentials prove (same host part, never an assumed ``%``; see
+``_proved_hosts``), the original's TLS requirement, every grant including
 ``WITH GRANT OPTION`` and roles, the original's default roles and resource limits
 (``MAX_USER_CONNECTIONS`` and the others); grants the original no longer has are revoked
 from the clone. The master user's session checks the result and names what differs.
@@ -173,18 +174,34 @@ class MySQLEngine(Engine[MySQLConnection]):
         # Accounts are created and passwords set first, one statement each (a password is
         # never part of a batch); everything else goes to the server in one batch.
         clone_hosts = _hosts(connection, clone)
+        unproved = _unproved_accounts(original, clone, hosts, _hosts(connection, original), clone_hosts)
+        if unproved:
+            engine_log.warning(
+                "accounts the current credentials did not prove are left alone: the original's keep "
+                "their password; the clone's are dropped only at its own turn (never while AWSCURRENT)",
+                extra={"accounts": unproved, "proved_hosts": hosts},
+            )
         steps: list[Step] = []
         for host in hosts:
             if user == clone:
                 steps += self._mirror_account(connection, server, original, clone, host, password)
             elif host in clone_hosts:
                 steps += self._mirror_account(connection, server, original, clone, host, None)
-        steps += [
-            Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host {original!r} left")
-            for host in sorted(set(clone_hosts) - set(hosts))
-        ]
+        if user == clone:
+            # The clone is not AWSCURRENT, and AWSPENDING's password goes only to the proved
+            # host parts: an account at any other host part (one the original left, or one
+            # not proved) would keep a retired password, and shadow the clone's wider account
+            # for clients there (refusing the new credentials). While the clone is AWSCURRENT,
+            # nothing is dropped: its credentials may still log in there (salted plugins
+            # prove one account only).
+            steps += [
+                Step("DROP USER %s@%s", (clone, host), f"drop {clone!r}@{host!r}, a host part not proved")
+                for host in sorted(set(clone_hosts) - set(hosts))
+            ]
         _run_batches(connection, server, steps)
-        for host in _hosts(connection, clone):
+        # Only the accounts the master keeps in line are checked; those it may not act on
+        # were named above (a check would fail every retry of this step on them).
+        for host in sorted(set(hosts) & set(_hosts(connection, clone))):
             difference = grant_difference(
                 _grants(connection, original, host), _grants(connection, clone, host)
             )
@@ -209,7 +226,7 @@ class MySQLEngine(Engine[MySQLConnection]):
 
         An account of the current user is proved when its authentication string is what
         the current password gives (``mysql_native_password``: the hash is unsalted). When
-        none is, as with salted plugins (``caching_sha2_password``, ``ed25519``), the one
+        none is (other plugins: ``caching_sha2_password``, salted; MariaDB's ``ed25519``), the one
         account a login with the current credentials opens (``CURRENT_USER()``) is proved,
         with the accounts holding the very same authentication string. The original's host
         parts are then those proved; when the clone is the current user, also the
@@ -437,7 +454,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         return account_lockout(login.username, _text(rows[0][0]) if rows else "")
 
     def alternate_user_capabilities(
-        self, connection: MySQLConnection, *, original: str, clone: str, database: str | None
+        self, connection: MySQLConnection, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         account = _text(_rows(connection, "SELECT CURRENT_USER()", (), "read the current account")[0][0])
         user, _, host = account.rpartition("@")
@@ -478,7 +495,31 @@ class MySQLEngine(Engine[MySQLConnection]):
                 "held at the global level" if not missing else f"not grantable: {', '.join(missing)}",
             )
         )
+        found.append(self._host_parts_capability(connection, original, clone, hosts, current))
         return found
+
+    def _host_parts_capability(
+        self, connection: MySQLConnection, original: str, clone: str, hosts: list[str], current: Login
+    ) -> Capability:
+        """Whether AWSCURRENT's credentials prove every host part of the pair (what
+        ``set_alternate_user`` acts on), naming the accounts a rotation leaves alone."""
+        what = f"act on every host part of {original!r} and {clone!r}"
+        try:
+            proved = self._proved_hosts(connection, original, current)
+        except DatabaseOperationError as error:
+            return Capability(what, False, str(error))
+        unproved = _unproved_accounts(original, clone, proved, hosts, _hosts(connection, clone))
+        if not unproved:
+            return Capability(what, True, f"AWSCURRENT's credentials prove host parts {', '.join(proved)}")
+        return Capability(
+            what,
+            False,
+            f"AWSCURRENT's credentials prove only host parts {', '.join(proved)}: rotations leave "
+            f"{', '.join(unproved)} alone (the original's keep their password; the clone's are dropped "
+            "at its turn). A salted plugin (caching_sha2_password) proves one account only, an "
+            "account with several authentication methods (IDENTIFIED VIA ... OR ...) none: "
+            "keep one host part per user, or drop the accounts that are not the secret's",
+        )
 
 
 def _replicates(connection: MySQLConnection) -> bool:
@@ -737,6 +778,23 @@ def _authentication(connection: MySQLConnection, user: str) -> dict[str, tuple[s
             f"read the accounts of {user!r}",
         )
     }
+
+
+def _unproved_accounts(
+    original: str,
+    clone: str,
+    proved: Sequence[str],
+    original_hosts: Sequence[str],
+    clone_hosts: Sequence[str],
+) -> list[str]:
+    """The pair's accounts at host parts the current credentials did not prove, as
+    ``'user'@'host'``: the original's never get a password from the rotation; the clone's
+    are left while the clone is AWSCURRENT and dropped at its next turn."""
+    return [
+        f"{user!r}@{host!r}"
+        for user, hosts in ((original, original_hosts), (clone, clone_hosts))
+        for host in sorted(set(hosts) - set(proved))
+    ]
 
 
 def _hosts(connection: MySQLConnection, user: str) -> list[str]:

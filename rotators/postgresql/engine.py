@@ -225,7 +225,7 @@ class PostgresEngine(Engine["PgConnection"]):
         return [Capability("change its own password", True, "any role may change its own password")]
 
     def alternate_user_capabilities(
-        self, connection: PgConnection, *, original: str, clone: str, database: str | None
+        self, connection: PgConnection, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         names = {"original": original, "clone": clone}
         superuser, createrole, recovery, version = _row(

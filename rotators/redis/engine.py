@@ -342,7 +342,7 @@ class RedisEngine(Engine[RedisSession]):
         return [self._may_change_here(connection, login.username, login.username, what)]
 
     def alternate_user_capabilities(
-        self, connection: RedisSession, *, original: str, clone: str, database: str | None
+        self, connection: RedisSession, *, original: str, clone: str, database: str | None, current: Login
     ) -> list[Capability]:
         # Redis never makes a clone: the master gives the original user a second password.
         what = f"give {original!r} a second password"

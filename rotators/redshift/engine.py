@@ -239,7 +239,13 @@ class RedshiftEngine(Engine[RedshiftConnection]):
         ]
 
     def alternate_user_capabilities(
-        self, connection: RedshiftConnection, *, original: str, clone: str, database: str | None
+        self,
+        connection: RedshiftConnection,
+        *,
+        original: str,
+        clone: str,
+        database: str | None,
+        current: Login,
     ) -> list[Capability]:
         rows = _run(
             connection, "SELECT usesuper FROM pg_user WHERE usename = current_user", (), "read the master"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.errors import RotationError
 from devtools.service import STEPS, LambdaContext
-from tests.helpers import labels, value
+from tests.helpers import labels, move_current, value
 from tests.postgresql.conftest import can_login
 
 if TYPE_CHECKING:
@@ -34,13 +34,7 @@ def test_next_rotation_recovers_from_awscurrent_moved_onto_pending_before_set_se
     new version that logs in and no AWSPENDING behind."""
     request = service.start(app_user.arn)
     handler(request.event("createSecret"), LambdaContext())
-    before = labels(sm_client, app_user.arn)["AWSCURRENT"]
-    sm_client.update_secret_version_stage(
-        SecretId=app_user.arn,
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=request.token,
-        RemoveFromVersionId=before,
-    )
+    before = move_current(sm_client, app_user.arn, request.token)
     for step in STEPS[1:]:
         try:
             handler(request.event(step), LambdaContext())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from common.errors import RotationError
-from devtools.managed_users import DataPlane, add_cluster, behave_like_aws_users, user_of
+from devtools.managed_users import DataPlane, add_cluster, user_of
 from devtools.ports import free_port
 from devtools.service import STEPS, LambdaContext
 from rotators.redis.engine import RedisEngine
@@ -25,19 +25,6 @@ if TYPE_CHECKING:
     from common.handler import RotationFunction
     from devtools.redis_server import RedisServer
     from devtools.service import RotationService
-
-
-@pytest.fixture
-def engine(sm_client: SecretsManagerClient) -> RedisEngine:
-    behave_like_aws_users()
-    return RedisEngine(clients, user_wait_seconds=5, poll_seconds=0.01)
-
-
-@pytest.fixture
-def handler(
-    engine: RedisEngine, sm_client: SecretsManagerClient, redis_server: RedisServer
-) -> RotationFunction[Any]:
-    return handler_for(engine, sm_client, DB_CA_BUNDLE=redis_server.ca_file)
 
 
 def run_all_steps(handler: RotationFunction[Any], service: RotationService, arn: str) -> list[str]:
@@ -270,7 +257,6 @@ def test_status_only_does_not_treat_a_certificate_failure_as_unreachable(
 
     Held now (r14b-fixes): a TLS failure stops the step in every mode, naming the
     certificate and DB_CA_BUNDLE."""
-    behave_like_aws_users()
     name, password = unique("app"), new_password()
     key, user_arn = new_user(kind, name, password)
     serve_on(redis_server, kind, key, name, password)
@@ -298,7 +284,6 @@ def test_a_user_of_a_serverless_cache_is_named_as_such(
     the function does not look up (README, Redis section), and names the cache."""
     from devtools import managed_users
 
-    behave_like_aws_users()
     name, password = unique("app"), new_password()
     user_id, user_arn = new_user("elasticache", name, password)
     group = unique("serverless-group").replace("_", "-")

@@ -4,7 +4,7 @@ PostgreSQL throwaway."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.errors import ConfigurationError, StepTimeLimitError
 from devtools.service import LambdaContext
@@ -16,10 +16,34 @@ from tests.helpers import handler_for, store_secret, value
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from common.handler import RotationFunction
     from devtools.postgres import PostgresServer
     from devtools.service import RotationService
 
 TIME_OUT = 9  # the function's time-out in this test; the step's deadline is 3 s less
+
+
+def single_user(
+    postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService
+) -> tuple[str, str, str, str]:
+    """A new user with its single-user secret: (user, password, database, the secret's ARN)."""
+    name, password, dbname = PostgresHarness(postgres).new_user()
+    arn = store_secret(sm_client, service, name, pg_secret(postgres, name, password, dbname))
+    return name, password, dbname, arn
+
+
+def limited_handler(
+    postgres: PostgresServer, sm_client: SecretsManagerClient, *, connect_timeout: str, statement_timeout: str
+) -> RotationFunction[Any]:
+    """The PostgreSQL function with these time limits and no replica wait."""
+    return handler_for(
+        PostgresEngine(),
+        sm_client,
+        DB_CA_BUNDLE=postgres.ca_file,
+        DB_CONNECT_TIMEOUT=connect_timeout,
+        DB_STATEMENT_TIMEOUT=statement_timeout,
+        REPLICA_WAIT_SECONDS="0",
+    )
 
 
 def test_a_blocked_password_change_stops_before_the_steps_deadline(
@@ -36,16 +60,8 @@ def test_a_blocked_password_change_stops_before_the_steps_deadline(
     broken): the statement runs to DB_STATEMENT_TIMEOUT whatever the step has left, and
     the step overruns its deadline into the margin (on Lambda, with more such statements,
     into the time-out: the invocation is killed without the named error)."""
-    name, password, dbname = PostgresHarness(postgres).new_user()
-    arn = store_secret(sm_client, service, name, pg_secret(postgres, name, password, dbname))
-    handler = handler_for(
-        PostgresEngine(),
-        sm_client,
-        DB_CA_BUNDLE=postgres.ca_file,
-        DB_CONNECT_TIMEOUT="5",
-        DB_STATEMENT_TIMEOUT="6",
-        REPLICA_WAIT_SECONDS="0",
-    )
+    name, password, dbname, arn = single_user(postgres, sm_client, service)
+    handler = limited_handler(postgres, sm_client, connect_timeout="5", statement_timeout="6")
     request = service.start(arn)
     handler(request.event("createSecret"), LambdaContext(timeout_s=TIME_OUT))
     holder = postgres.admin_connection()
@@ -88,16 +104,8 @@ def test_limits_the_start_up_check_accepts_let_a_step_log_in(
     DB_CONNECT_TIMEOUT). Actual (if broken): every step stops with StepTimeLimitError
     ("Secrets Manager runs the step again"), which fails again on every retry: the
     rotation can never run and the error blames time, not the setting."""
-    name, password, dbname = PostgresHarness(postgres).new_user()
-    arn = store_secret(sm_client, service, name, pg_secret(postgres, name, password, dbname))
-    handler = handler_for(
-        PostgresEngine(),
-        sm_client,
-        DB_CA_BUNDLE=postgres.ca_file,
-        DB_CONNECT_TIMEOUT="6",
-        DB_STATEMENT_TIMEOUT="5",
-        REPLICA_WAIT_SECONDS="0",
-    )
+    *_, arn = single_user(postgres, sm_client, service)
+    handler = limited_handler(postgres, sm_client, connect_timeout="6", statement_timeout="5")
     request = service.start(arn)
     try:
         handler(request.event("createSecret"), LambdaContext(timeout_s=TIME_OUT))

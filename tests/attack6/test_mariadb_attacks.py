@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,8 +17,23 @@ from devtools.service import LambdaContext
 from tests.helpers import value
 
 if TYPE_CHECKING:
+    from common.handler import RotationFunction
     from devtools.mariadb import MariaDBServer
-    from tests.rds.conftest import World
+    from devtools.service import RotationRequest
+    from tests.rds.conftest import User, World
+
+
+def created_on_the_replica(
+    world: World, replica: MariaDBReplica, host: str, **extra: Any
+) -> tuple[User, RotationFunction[Any], RotationRequest]:
+    """A single-user secret naming ``host`` (a replica's name), the replica caught up, and
+    createSecret done by a function that waits for replicas at most 1 s."""
+    user = world.user_on(host, **extra)
+    replica.catch_up()
+    handler = world.handler(REPLICA_WAIT_SECONDS="1")
+    request = world.service.start(user.arn)
+    handler(request.event("createSecret"), LambdaContext())
+    return user, handler, request
 
 
 def test_alternating_pair_on_a_cluster_writer_instance_does_not_wait_for_a_replica(
@@ -58,11 +73,7 @@ def test_replica_with_stopped_sql_thread_labels_nothing_refused(
     setSecret's wait is bounded, testSecret fails, and AWSCURRENT still logs in on the
     replica; after START SLAVE SQL_THREAD the same rotation finishes."""
     world = maria_world
-    user = world.user_on(world.instance("mysql").reader)
-    replica.catch_up()
-    handler = world.handler(REPLICA_WAIT_SECONDS="1")
-    request = world.service.start(user.arn)
-    handler(request.event("createSecret"), LambdaContext())
+    user, handler, request = created_on_the_replica(world, replica, world.instance("mysql").reader)
     replica.bootstrap("STOP SLAVE SQL_THREAD;")
     try:
         handler(request.event("setSecret"), LambdaContext())
@@ -98,11 +109,9 @@ def test_secret_naming_another_database_than_its_replica_host_changes_nothing(
     password changes; AWSCURRENT still logs in on the replica and the writer."""
     world = maria_world
     ours, theirs = world.instance("mysql"), world.instance("mysql")
-    user = world.user_on(ours.reader, dbInstanceIdentifier=theirs.identifier)
-    replica.catch_up()
-    handler = world.handler(REPLICA_WAIT_SECONDS="1")
-    request = world.service.start(user.arn)
-    handler(request.event("createSecret"), LambdaContext())
+    user, handler, request = created_on_the_replica(
+        world, replica, ours.reader, dbInstanceIdentifier=theirs.identifier
+    )
     with pytest.raises(RdsError, match=f"{ours.reader}.*{theirs.identifier}"):
         handler(request.event("setSecret"), LambdaContext())
     replica.catch_up()
@@ -118,11 +127,7 @@ def test_replica_with_a_gtid_position_ahead_of_its_writer_labels_nothing_refused
     once though the replica applies nothing. testSecret must still fail on the replica's
     refusal, leaving AWSCURRENT the only current version and still accepted there."""
     world = maria_world
-    user = world.user_on(world.instance("mysql").reader)
-    replica.catch_up()
-    handler = world.handler(REPLICA_WAIT_SECONDS="1")
-    request = world.service.start(user.arn)
-    handler(request.event("createSecret"), LambdaContext())
+    user, handler, request = created_on_the_replica(world, replica, world.instance("mysql").reader)
     replica.bootstrap("STOP SLAVE;")
     (kept,) = replica.bootstrap("SELECT @@global.gtid_slave_pos;").split()[-1:]
     replica.bootstrap("SET GLOBAL gtid_slave_pos = '0-1-999999999'; START SLAVE;")

@@ -21,12 +21,6 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-2: a PostgreSQL secret carrying an unrelated 'user_arn' key (an IAM "
-    "user's ARN put there by another tool) is refused by every step: the key is validated as "
-    "an ElastiCache/MemoryDB user ARN for every engine, so the secret can never rotate",
-)
 def test_postgres_secret_with_an_iam_user_arn_key_rotates(
     postgres: PostgresServer,
     database: str,
@@ -50,13 +44,6 @@ def test_postgres_secret_with_an_iam_user_arn_key_rotates(
     assert "AWSPENDING" not in labels(sm_client, arn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-2b: a PostgreSQL alternating-users secret carrying an ElastiCache "
-    "'user_arn' (a cache user the same application uses) is refused as 'a managed "
-    "(ElastiCache or MemoryDB) user rotates without a master secret', a Redis rule applied "
-    "to PostgreSQL",
-)
 def test_postgres_pair_with_a_cache_user_arn_key_rotates(
     postgres: PostgresServer,
     database: str,
@@ -83,13 +70,6 @@ def test_postgres_pair_with_a_cache_user_arn_key_rotates(
     assert current["user_arn"] == extra["user_arn"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-8: a PostgreSQL or MySQL secret without 'host' but with a 'user_arn' "
-    "key passes validation with host '' (the ElastiCache format's default): the engine then "
-    "connects to the local Unix socket (PostgreSQL: libpq ignores sslmode there, so no TLS) "
-    "or localhost, instead of refusing the missing host",
-)
 @pytest.mark.parametrize("engine_name", ["postgres", "mysql"])
 def test_a_database_secret_without_host_is_refused_even_with_a_user_arn(
     sm_client: SecretsManagerClient,
@@ -122,13 +102,6 @@ def test_a_database_secret_without_host_is_refused_even_with_a_user_arn(
         handler(request.event("createSecret"), LambdaContext())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-8b: a PostgreSQL secret whose host is blank (' ', a tab: stripped to '' "
-    "after the non-empty check), missing beside a 'user_arn', or a path ('/...', libpq's "
-    "socket directory) connects to a Unix socket; where that socket trusts local users, a "
-    "WRONG password rotates the local role: no TLS, no password proof, a takeover",
-)
 @pytest.mark.parametrize(
     "where",
     [

@@ -102,12 +102,6 @@ def test_a_master_engine_in_upper_case_with_blanks_is_the_same_engine(
     assert redis_server.can_login(user, new) and redis_server.can_login(user, password)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-4: a Redis user 'cache_clone' whose master user is 'cache' (two "
-    "different users; dual passwords never touch the master) is refused with the "
-    "alternating-users rule 'the master secret's own user (or its alternate)'",
-)
 def test_a_redis_user_named_like_the_masters_clone_rotates(
     redis_server: RedisServer,
     sm_client: SecretsManagerClient,

@@ -15,6 +15,8 @@ from common.errors import (
     ConfigurationError,
     DatabaseConnectionError,
     DatabaseOperationError,
+    RotationError,
+    SecretFormatError,
 )
 from common.tls import TlsPolicy
 from devtools.mongo_peer import MongoPeer
@@ -57,18 +59,27 @@ def peer() -> Iterator[MongoPeer]:
 
 
 @pytest.mark.parametrize(
-    ("key", "hostile", "message"),
+    ("key", "hostile", "error", "message"),
     [
         # PyMongo would read it as a URI and apply its options: TLS checks off.
         (
             "host",
             "mongodb://127.0.0.1/?tlsInsecure=true&evil=1",
-            "key 'host' must be a host name or address, not a URI",
+            SecretFormatError,
+            "key 'host' is a path or URI",
         ),
-        ("host", "127.0.0.1:evil", "cannot use the AWSCURRENT settings for 127.0.0.1:evil:.* non-digit"),
+        # PyMongo would read it as a Unix socket file.
+        ("host", "mongodb-27017.sock", SecretFormatError, "key 'host' is a path or URI"),
+        (
+            "host",
+            "127.0.0.1:evil",
+            ConfigurationError,
+            "cannot use the AWSCURRENT settings for 127.0.0.1:evil:.* non-digit",
+        ),
         (
             "dbname",
             "shop.orders",
+            ConfigurationError,
             "key 'dbname' is not a MongoDB database name: database names cannot contain the character '.'",
         ),
     ],
@@ -82,11 +93,12 @@ def test_what_pymongo_would_misread_is_a_configuration_error(
     app_user: tuple[str, str, str],
     key: str,
     hostile: str,
+    error: type[RotationError],
     message: str,
 ) -> None:
     user, password, db = app_user
     body = mongo_secret(mongo, user, password, db) | {key: hostile}
-    refused_at_create(handler, service, sm_client, caplog, body, ConfigurationError, message, hidden=password)
+    refused_at_create(handler, service, sm_client, caplog, body, error, message, hidden=password)
     assert mongo.can_login(user, password, db)
 
 

@@ -1,4 +1,4 @@
-"""Fixtures for tests against the real throwaway MariaDB server."""
+"""Fixtures and helpers for tests against the real throwaway MariaDB server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.engine import Login
+from common.tls import TlsPolicy
 from rotators.mysql.engine import MySQLEngine
 from tests.conftest import new_password, unique
 from tests.helpers import handler_for, store_secret
@@ -29,6 +31,51 @@ def maria_secret(server: MariaDBServer, user: str, password: str, **extra: Any) 
         "password": password,
         **extra,
     }
+
+
+def maria_login(server: MariaDBServer, user: str, password: str, label: str) -> Login:
+    """What the engine is given to log in as ``user`` (verified TLS, the server's CA)."""
+    return Login(
+        server.host, server.port, None, user, password, TlsPolicy(True, server.ca_file), 5, 30, label
+    )
+
+
+def maria_master(server: MariaDBServer) -> Login:
+    """The server's administrator as the engine's master login."""
+    return maria_login(server, server.admin_user, server.admin_password, "master")
+
+
+def run_many(server: MariaDBServer, statements: list[str]) -> None:
+    """Setup statements on one admin session (thousands of TLS logins would be slow)."""
+    connection = server.connect_as(server.admin_user, server.admin_password)
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def mirror_clone(server: MariaDBServer, user: str, password: str, engine: MySQLEngine | None = None) -> None:
+    """Mirror ``user`` onto ``<user>_clone`` once, as setSecret does: on a new session of
+    the server's administrator, with a new password for the clone."""
+    engine = engine or MySQLEngine()
+    with engine.connect(maria_master(server)) as master:
+        engine.set_alternate_user(
+            master,
+            original=user,
+            clone=user + "_clone",
+            user=user + "_clone",
+            password=new_password(),
+            database=None,
+            current=maria_login(server, user, password, "AWSCURRENT"),
+        )
+
+
+def mirror_once(server: MariaDBServer, setup: list[str], user: str, password: str) -> None:
+    """Run ``setup``, then mirror ``user`` onto ``<user>_clone`` once."""
+    run_many(server, setup)
+    mirror_clone(server, user, password)
 
 
 def mariadb_client(

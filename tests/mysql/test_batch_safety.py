@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import rotators.mysql.engine as engine_module
-from common.engine import Login
 from common.errors import DatabaseOperationError, VerificationError
-from common.tls import TlsPolicy
 from rotators.mysql.dialect import BATCH_STEP, Batch, Server, Step
 from rotators.mysql.engine import MySQLEngine, _run_batch, _run_batches
 from tests.conftest import new_password, unique
+from tests.mysql.conftest import maria_login, maria_master
 from tests.mysql.test_mariadb import grants_of
 
 if TYPE_CHECKING:
@@ -35,17 +34,9 @@ MYSQL_57 = "5.7.40-log"
 PATHS = [MYSQL_57, None]
 
 
-def _login(server: MariaDBServer, user: str, password: str, label: str) -> Login:
-    return Login(
-        server.host, server.port, None, user, password, TlsPolicy(True, server.ca_file), 5, 30, label
-    )
-
-
 @pytest.fixture
 def master(mariadb: MariaDBServer) -> Iterator[Connection[Any]]:
-    with MySQLEngine().connect(
-        _login(mariadb, mariadb.admin_user, mariadb.admin_password, "master")
-    ) as connection:
+    with MySQLEngine().connect(maria_master(mariadb)) as connection:
         yield connection
 
 
@@ -63,7 +54,7 @@ def _rotate(
     current: tuple[str, str],
 ) -> None:
     engine = MySQLEngine()
-    with engine.connect(_login(mariadb, mariadb.admin_user, mariadb.admin_password, "master")) as master:
+    with engine.connect(maria_master(mariadb)) as master:
         engine.set_alternate_user(
             master,
             original=original,
@@ -71,7 +62,7 @@ def _rotate(
             user=user,
             password=password,
             database=None,
-            current=_login(mariadb, *current, "AWSCURRENT"),
+            current=maria_login(mariadb, *current, "AWSCURRENT"),
         )
 
 

@@ -8,51 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from common.engine import Login
 from common.errors import VerificationError
-from common.tls import TlsPolicy
 from rotators.mysql.dialect import grant_difference, native_password_hash
 from rotators.mysql.engine import MySQLEngine, _grants
 from tests.conftest import new_password, unique
+from tests.mysql.conftest import maria_login, maria_master, mirror_clone, mirror_once, run_many
 
 if TYPE_CHECKING:
     from devtools.mariadb import MariaDBServer
-
-
-def _login(server: MariaDBServer, user: str, password: str, label: str) -> Login:
-    return Login(
-        server.host, server.port, None, user, password, TlsPolicy(True, server.ca_file), 5, 30, label
-    )
-
-
-def _master(server: MariaDBServer) -> Login:
-    return _login(server, server.admin_user, server.admin_password, "master")
-
-
-def _run_many(server: MariaDBServer, statements: list[str]) -> None:
-    """Setup statements on one admin session."""
-    connection = server.connect_as(server.admin_user, server.admin_password)
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
-
-
-def _mirror_once(mariadb: MariaDBServer, setup: list[str], user: str, password: str) -> None:
-    _run_many(mariadb, setup)
-    engine = MySQLEngine()
-    with engine.connect(_master(mariadb)) as master:
-        engine.set_alternate_user(
-            master,
-            original=user,
-            clone=user + "_clone",
-            user=user + "_clone",
-            password=new_password(),
-            database=None,
-            current=_login(mariadb, user, password, "AWSCURRENT"),
-        )
 
 
 def _user_flags(mariadb: MariaDBServer, who: str) -> list[tuple[object, ...]]:
@@ -71,7 +34,7 @@ def test_a_global_grant_option_reaches_the_clone_or_the_step_fails(mariadb: Mari
         f"GRANT SELECT ON *.* TO `{user}`@'%' WITH GRANT OPTION",
     ]
     try:
-        _mirror_once(mariadb, setup, user, password)
+        mirror_once(mariadb, setup, user, password)
     except VerificationError as error:
         assert "GRANT OPTION" in str(error), f"the difference is not named: {error}"
         return
@@ -92,10 +55,10 @@ def test_the_bare_global_grant_option_with_limits_reaches_the_clone_and_leaves_i
         f"CREATE USER `{user}`@'%' IDENTIFIED BY '{password}' WITH MAX_UPDATES_PER_HOUR 7",
         f"GRANT USAGE ON *.* TO `{user}`@'%' WITH GRANT OPTION",
     ]
-    _mirror_once(mariadb, setup, user, password)
+    mirror_once(mariadb, setup, user, password)
     assert _user_flags(mariadb, clone) == [("N", "Y")]
     assert mariadb.execute("SELECT max_updates FROM mysql.user WHERE User = %s", (clone,)) == [(7,)]
-    _mirror_once(mariadb, [f"REVOKE GRANT OPTION ON *.* FROM `{user}`@'%'"], user, password)
+    mirror_once(mariadb, [f"REVOKE GRANT OPTION ON *.* FROM `{user}`@'%'"], user, password)
     assert _user_flags(mariadb, clone) == [("N", "N")] == _user_flags(mariadb, user)
 
 
@@ -106,7 +69,7 @@ def test_column_grants_of_three_columns_mirror(mariadb: MariaDBServer) -> None:
     now required to succeed."""
     user, password, db = unique("cols"), new_password(), unique("db")
     clone = user + "_clone"
-    _run_many(
+    run_many(
         mariadb,
         [
             f"CREATE DATABASE `{db}`",
@@ -116,19 +79,8 @@ def test_column_grants_of_three_columns_mirror(mariadb: MariaDBServer) -> None:
             f"ON `{db}`.w TO `{user}`@'%'",
         ],
     )
-    engine = MySQLEngine()
-    current = _login(mariadb, user, password, "AWSCURRENT")
-    with engine.connect(_master(mariadb)) as master:
-        for _ in range(2):  # a second rotation finds nothing to change
-            engine.set_alternate_user(
-                master,
-                original=user,
-                clone=clone,
-                user=clone,
-                password=new_password(),
-                database=None,
-                current=current,
-            )
+    for _ in range(2):  # a second rotation finds nothing to change
+        mirror_clone(mariadb, user, password)
     privileges = {
         who: set(
             mariadb.execute(
@@ -149,7 +101,7 @@ def test_a_clone_that_does_not_match_names_the_differing_grant_lines(mariadb: Ma
     and the check."""
     user, password, db = unique("diff"), new_password(), unique("db")
     clone, secret = user + "_clone", new_password()
-    _run_many(
+    run_many(
         mariadb,
         [
             f"CREATE DATABASE `{db}`",
@@ -158,13 +110,13 @@ def test_a_clone_that_does_not_match_names_the_differing_grant_lines(mariadb: Ma
         ],
     )
     engine = MySQLEngine()
-    current = _login(mariadb, user, password, "AWSCURRENT")
-    with engine.connect(_master(mariadb)) as master:
+    current = maria_login(mariadb, user, password, "AWSCURRENT")
+    with engine.connect(maria_master(mariadb)) as master:
         engine.set_alternate_user(
             master, original=user, clone=clone, user=clone, password=secret, database=None, current=current
         )
         assert grant_difference(_grants(master, user, "%"), _grants(master, clone, "%")) == ""
-        _run_many(
+        run_many(
             mariadb,
             [f"REVOKE SELECT ON `{db}`.* FROM `{clone}`@'%'", f"GRANT INSERT ON `{db}`.* TO `{clone}`@'%'"],
         )
@@ -190,7 +142,7 @@ def test_account_resource_limits_reach_the_clone(
     """Every resource limit (MariaDB's MAX_STATEMENT_TIME too) reaches the clone; the
     first case is the attack test's."""
     user, password = unique("lim"), new_password()
-    _mirror_once(mariadb, [f"CREATE USER `{user}`@'%' IDENTIFIED BY '{password}' {options}"], user, password)
+    mirror_once(mariadb, [f"CREATE USER `{user}`@'%' IDENTIFIED BY '{password}' {options}"], user, password)
     limits = {
         who: mariadb.execute(
             "SELECT max_user_connections, max_questions, max_updates, max_connections, max_statement_time "
@@ -206,12 +158,12 @@ def test_account_resource_limits_reach_the_clone(
 def test_limits_the_original_dropped_are_dropped_from_the_clone(mariadb: MariaDBServer) -> None:
     user, password = unique("limdrop"), new_password()
     clone = user + "_clone"
-    _mirror_once(
+    mirror_once(
         mariadb,
         [f"CREATE USER `{user}`@'%' IDENTIFIED BY '{password}' WITH MAX_USER_CONNECTIONS 4"],
         user,
         password,
     )
     assert mariadb.execute("SELECT max_user_connections FROM mysql.user WHERE User = %s", (clone,)) == [(4,)]
-    _mirror_once(mariadb, [f"ALTER USER `{user}`@'%' WITH MAX_USER_CONNECTIONS 0"], user, password)
+    mirror_once(mariadb, [f"ALTER USER `{user}`@'%' WITH MAX_USER_CONNECTIONS 0"], user, password)
     assert mariadb.execute("SELECT max_user_connections FROM mysql.user WHERE User = %s", (clone,)) == [(0,)]

@@ -112,13 +112,15 @@ def test_alternating_users_mirror_hosts_tls_grant_options_roles_and_revokes(
     mariadb.execute("DROP USER %s@'localhost'", (user,))
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == user
-    assert (
-        mariadb.execute("SELECT Host FROM mysql.user WHERE User = %s AND Host = 'localhost'", (clone,)) == []
-    )
+    # The host part the original left goes at the clone's turn: during the original's,
+    # the clone was AWSCURRENT and its credentials logged in there.
+    left = "SELECT Host FROM mysql.user WHERE User = %s AND Host = 'localhost'"
+    assert mariadb.execute(left, (clone,)) == [("localhost",)]
     for host in ("%", "10.0.0.%"):
         assert grants_of(mariadb, clone, host) == grants_of(mariadb, user, host), host
     service.rotate(handler, arn)
     assert value(sm_client, arn, "AWSCURRENT")["username"] == clone
+    assert mariadb.execute(left, (clone,)) == []
     for host in ("%", "10.0.0.%"):
         assert grants_of(mariadb, clone, host) == grants_of(mariadb, user, host), host
 

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from common.engine import Login
 from common.errors import DatabaseOperationError
-from common.tls import TlsPolicy
 from rotators.mysql.dialect import Server, Step
 from rotators.mysql.engine import MySQLEngine, _run_batches
 from tests.conftest import new_password, unique
+from tests.mysql.conftest import maria_login, maria_master
 from tests.mysql.test_mariadb import grants_of
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection
 
+    from common.engine import Login
     from devtools.mariadb import MariaDBServer
 
 HOSTS = ("%", "10.1.%", "10.2.%")
@@ -31,12 +31,6 @@ def _status(connection: Connection[Any]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_grant', 'Com_revoke')")
         return {str(name): int(count) for name, count in cursor.fetchall()}
-
-
-def _login(server: MariaDBServer, user: str, password: str, label: str) -> Login:
-    return Login(
-        server.host, server.port, None, user, password, TlsPolicy(True, server.ca_file), 5, 30, label
-    )
 
 
 def _counted(engine: MySQLEngine, master: Connection[Any], **arguments: Any) -> dict[str, int]:
@@ -76,9 +70,9 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
     lines = sum(len(mariadb.execute("SHOW GRANTS FOR %s@%s", (user, host))) for host in HOSTS)
     assert lines == len(HOSTS) * (TABLES + 1)
     engine = MySQLEngine()
-    current = _login(mariadb, user, password, "AWSCURRENT")
+    current = maria_login(mariadb, user, password, "AWSCURRENT")
     clone_password = new_password()
-    with engine.connect(_login(mariadb, mariadb.admin_user, mariadb.admin_password, "master")) as master:
+    with engine.connect(maria_master(mariadb)) as master:
         # First rotation: the clone is created at every host and given every grant line.
         counted = _counted(
             engine, master, original=user, clone=clone, user=clone, password=clone_password, current=current
@@ -104,7 +98,7 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
             password=original_password,
             original=user,
             clone=clone,
-            current=_login(mariadb, clone, clone_password, "AWSCURRENT"),
+            current=maria_login(mariadb, clone, clone_password, "AWSCURRENT"),
         )
         assert counted["Com_revoke"] >= TABLES // 2 + TABLES // 2  # a changed line: revoked, granted anew
         assert counted["Questions"] <= 12 * len(HOSTS) + 5, counted
@@ -116,7 +110,7 @@ def test_hundreds_of_grant_lines_over_three_hosts_in_constant_round_trips(mariad
         mariadb.execute(f"GRANT SELECT ON `{db}`.m_gone TO %s@'%%'", (user,))
         mariadb.execute(f"GRANT UPDATE ON `{db}`.a099 TO %s@'%%'", (user,))
         mariadb.execute(f"DROP TABLE `{db}`.m_gone")
-        newer, current = new_password(), _login(mariadb, user, original_password, "AWSCURRENT")
+        newer, current = new_password(), maria_login(mariadb, user, original_password, "AWSCURRENT")
         with pytest.raises(DatabaseOperationError, match=r"m_gone.*1146") as failure:
             _mirror(engine, master, user, clone, clone, newer, current)
         assert f"grant '{clone}'@'%'" in str(failure.value)
@@ -146,7 +140,7 @@ def test_mysql_multi_statement_batches_against_the_real_server(mariadb: MariaDBS
     mysql_8 = Server.parse("8.0.36")
     assert [batch.multi for batch in mysql_8.batches(steps)] == [True]
     engine = MySQLEngine()
-    with engine.connect(_login(mariadb, mariadb.admin_user, mariadb.admin_password, "master")) as master:
+    with engine.connect(maria_master(mariadb)) as master:
         before = _status(master)
         with pytest.raises(DatabaseOperationError, match=r"could not grant t2: 1146"):
             _run_batches(master, mysql_8, steps)

@@ -17,7 +17,7 @@ from devtools.service import STEPS, LambdaContext
 from rotators.redis.acl import password_hash, rules_without_passwords
 from rotators.redis.engine import RedisEngine
 from tests.conftest import unique
-from tests.helpers import handler_for, labels, value
+from tests.helpers import handler_for, labels, move_current, value
 from tests.redis.conftest import make_account
 
 if TYPE_CHECKING:
@@ -124,13 +124,7 @@ def test_crash_inside_finish_between_label_moves(
     request = service.start(account.arn)
     for step in STEPS[:3]:
         handler(request.event(step), LambdaContext())
-    old = labels(sm_client, account.arn)["AWSCURRENT"]
-    sm_client.update_secret_version_stage(
-        SecretId=account.arn,
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=request.token,
-        RemoveFromVersionId=old,
-    )
+    old = move_current(sm_client, account.arn, request.token)
     assert redis_server.can_login(account.user, value(sm_client, account.arn, "AWSCURRENT")["password"])
     handler(request.event("finishSecret"), LambdaContext())
     assert labels(sm_client, account.arn) == {"AWSCURRENT": request.token, "AWSPREVIOUS": old}

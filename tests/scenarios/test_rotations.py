@@ -14,7 +14,7 @@ import pytest
 from common.errors import DatabaseConnectionError
 from devtools.certs import CertificateAuthority
 from devtools.service import STEPS, LambdaContext
-from tests.helpers import handler_for, labels, store_secret, value
+from tests.helpers import handler_for, labels, move_current, store_secret, value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -137,13 +137,7 @@ def test_crash_inside_finish_between_label_moves(
     request = service.start(account.arn)
     for step in STEPS[:3]:
         handler(request.event(step), LambdaContext())
-    old = labels(sm_client, account.arn)["AWSCURRENT"]
-    sm_client.update_secret_version_stage(  # the first of finishSecret's two calls, then death
-        SecretId=account.arn,
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=request.token,
-        RemoveFromVersionId=old,
-    )
+    old = move_current(sm_client, account.arn, request.token)  # finishSecret's first move, then death
     assert logs_in(harness, value(sm_client, account.arn, "AWSCURRENT"))
     for step in STEPS:
         handler(request.event(step), LambdaContext())

@@ -64,6 +64,21 @@ def test_a_warm_freeze_makes_no_garbage_permanent() -> None:
     assert kept.me is kept
 
 
+def test_a_warm_freeze_does_not_count_what_is_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """long_lived() never asks gc.get_freeze_count(): that walks every object ever
+    frozen, and in a process that built many containers (the test suite) each call took
+    seconds, enough to push the fault matrix's steps past their deadlines."""
+
+    def count() -> int:
+        raise AssertionError("gc.get_freeze_count() called")
+
+    with long_lived():
+        pass
+    monkeypatch.setattr(gc, "get_freeze_count", count)
+    with long_lived():
+        pass
+
+
 def test_a_collector_switched_off_by_the_caller_stays_off() -> None:
     gc.disable()
     try:

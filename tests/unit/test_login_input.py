@@ -105,3 +105,17 @@ def test_our_own_errors_pass_through_unchanged() -> None:
 def test_first_line() -> None:
     assert first_line(ValueError("\n  first\nsecond")) == "first"
     assert first_line(ValueError("")) == "ValueError"
+
+
+@pytest.mark.parametrize("host", ["", "/var/run/postgresql", "@socket", "db,", "db x"])
+def test_a_login_never_reaches_a_local_socket(host: str) -> None:
+    """Whatever gave the host (a secret, RDS): no driver may fall back to a Unix socket."""
+    with pytest.raises(SecretFormatError, match="AWSCURRENT secret's key 'host' .*DNS name or IP address"):
+        login(host=host)
+
+
+def test_only_a_managed_users_login_waits_for_its_engine_to_find_the_host() -> None:
+    arn = "arn:aws:elasticache:us-east-1:123456789012:user:app"
+    assert login(host="", user_arn=arn).host == ""
+    with pytest.raises(SecretFormatError, match="key 'host'"):
+        login(host="/var/run/postgresql", user_arn=arn)

@@ -191,6 +191,19 @@ def pymysql_like(connection: RecordingConnection) -> Any:
 LOGIN = Login("db", 3306, None, "app", "old-Pass-1", TlsPolicy(False), 5, 5, "AWSCURRENT")
 
 
+def mirror(engine: MySQLEngine, connection: RecordingConnection, original: str = "app") -> None:
+    """setSecret's mirror of ``original`` onto ``<original>_clone``, over the recording."""
+    engine.set_alternate_user(
+        pymysql_like(connection),
+        original=original,
+        clone=original + "_clone",
+        user=original + "_clone",
+        password="new-Pass-2",
+        database=None,
+        current=LOGIN,
+    )
+
+
 NATIVE_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF'",)]
 ED25519_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'abc'",)]
 
@@ -253,15 +266,7 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
         },
     )
     engine = MySQLEngine()
-    engine.set_alternate_user(
-        pymysql_like(connection),
-        original="app",
-        clone="app_clone",
-        user="app_clone",
-        password="new-Pass-2",
-        database=None,
-        current=LOGIN,
-    )
+    mirror(engine, connection)
     changes = [(s, p) for s, p in connection.sent if not s.startswith(("SELECT", "SHOW"))]
     account = ("app_clone", "10.0.0.%")
     # The account with its password, TLS requirement and resource limits in one statement
@@ -336,15 +341,7 @@ def test_a_failed_mysql_batch_names_the_statement_the_server_refused() -> None:
 def test_clone_name_too_long_for_an_old_mysql_is_named() -> None:
     connection = RecordingConnection(MYSQL_56, {"SELECT Host FROM mysql.user": [("%",)]})
     with pytest.raises(DatabaseOperationError, match="longer than the 16 characters"):
-        MySQLEngine().set_alternate_user(
-            pymysql_like(connection),
-            original="application",
-            clone="application_clone",
-            user="application_clone",
-            password="new-Pass-2",
-            database=None,
-            current=LOGIN,
-        )
+        mirror(MySQLEngine(), connection, "application")
 
 
 def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -378,15 +375,7 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
     engine = MySQLEngine()
     monkeypatch.setattr(engine, "open", lambda login: pymysql_like(session))
     monkeypatch.setattr(engine, "close", lambda connection: None)
-    engine.set_alternate_user(
-        pymysql_like(connection),
-        original="app",
-        clone="app_clone",
-        user="app_clone",
-        password="new-Pass-2",
-        database=None,
-        current=LOGIN,
-    )
+    mirror(engine, connection)
     assert session.sent == [("SELECT CURRENT_USER()", None)]
     changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW", "COMMAND"))]
     assert changes

@@ -75,3 +75,58 @@ def test_ssl_flag(raw: object, expected: bool | None) -> None:
 def test_a_user_arn_that_is_not_a_managed_user_in_a_region_is_named(user_arn: str) -> None:
     with pytest.raises(SecretFormatError, match="key 'user_arn'"):
         DatabaseSecret.from_dict({"user_arn": user_arn, "username": "app", "password": "pw-123456"}, "v")
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        (" ", "key 'host' is blank"),
+        ("\t", "key 'host' is blank"),
+        ("db .example.internal", "key 'host' contains whitespace or a control character"),
+        ("db\u00a0example", "key 'host' contains whitespace or a control character"),
+        ("db\x1b[31m", "key 'host' contains whitespace or a control character"),
+        ("/var/run/postgresql", "key 'host' is a path or URI"),
+        ("@abstract-socket", "key 'host' is a path or URI"),
+        ("mongodb://db/?tlsInsecure=true", "key 'host' is a path or URI"),
+        ("mongodb-27017.SOCK", "key 'host' is a path or URI"),
+        ("db.example.internal,", "key 'host' lists more than one host"),
+    ],
+)
+@pytest.mark.parametrize("engine", ["postgres", "mysql", "mongo", "redshift", "redis"])
+def test_a_host_that_a_driver_reads_as_a_local_socket_is_refused_for_every_engine(
+    engine: str, host: str, message: str
+) -> None:
+    """libpq: '', '/dir', '@name' and an empty list item are Unix sockets (sslmode
+    ignored); PyMongo: '*.sock' and URIs. The error names the key and the rule."""
+    with pytest.raises(SecretFormatError, match=message) as raised:
+        parse(engine=engine, host=host)
+    assert "DNS name or IP address" in str(raised.value)
+    assert "s3cret-value-1" not in str(raised.value)
+
+
+HOSTS = ["db.example.internal", " db.example.internal. ", "10.0.0.7", "::1", "[::1]", "DB-1"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_dns_names_and_addresses_are_hosts_and_are_stripped(host: str) -> None:
+    assert parse(host=host).host == host.strip()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "aurora-mysql", "mongo", "redshift"])
+def test_user_arn_is_another_tools_key_outside_the_redis_engines(engine: str) -> None:
+    """Kept as stored, neither validated nor taken for a managed user, and no excuse for
+    a missing host."""
+    secret = parse(engine=engine, user_arn="arn:aws:iam::123456789012:user/deployer")
+    assert secret.user_arn is None
+    assert json.loads(secret.to_json())["user_arn"] == "arn:aws:iam::123456789012:user/deployer"
+    with pytest.raises(SecretFormatError, match="lacks required key 'host'"):
+        parse(engine=engine, host=None, user_arn="arn:aws:elasticache:us-east-1:123456789012:user:app")
+
+
+@pytest.mark.parametrize("engine", [None, "redis", " Valkey ", "elasticache"])
+def test_a_managed_user_needs_no_host(engine: str | None) -> None:
+    arn = "arn:aws:elasticache:us-east-1:123456789012:user:app"
+    secret = parse(engine=engine, host=None, user_arn=arn)
+    assert secret.user_arn == arn and secret.host == ""
+    with pytest.raises(SecretFormatError, match="key 'user_arn'"):
+        parse(engine=engine, host=None, user_arn="arn:aws:iam::123456789012:user/deployer")

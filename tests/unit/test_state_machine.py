@@ -16,7 +16,7 @@ from common.errors import (
 )
 from devtools.service import STEPS, LambdaContext, RotationService
 from tests.fake_engine import FakeDatabase, FakeEngine, secret
-from tests.helpers import handler_for, labels, store_secret, value
+from tests.helpers import handler_for, labels, move_current, store_secret, value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -118,10 +118,7 @@ def test_finish_interrupted_between_label_moves_is_completed(
     handler = handler_for(FakeEngine(database), sm_client)
     for step in STEPS[:3]:
         handler(request.event(step), LambdaContext())
-    old = labels(sm_client, arn)["AWSCURRENT"]
-    sm_client.update_secret_version_stage(
-        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=request.token, RemoveFromVersionId=old
-    )
+    old = move_current(sm_client, arn, request.token)
     assert labels(sm_client, arn)["AWSPENDING"] == request.token
     handler(request.event("finishSecret"), LambdaContext())
     assert labels(sm_client, arn) == {"AWSCURRENT": request.token, "AWSPREVIOUS": old}

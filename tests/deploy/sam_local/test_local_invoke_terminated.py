@@ -17,8 +17,7 @@ import pytest
 from devtools.docker_daemon import DaemonUnavailable, DockerDaemon
 from devtools.sam_local import invoke_architecture
 from tests.attack3.procfs import cmdline, descendants
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.template import ROOT
 
 
 def _alive(pid: int) -> bool:
