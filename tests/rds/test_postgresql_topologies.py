@@ -249,6 +249,17 @@ def test_a_replica_promoted_between_two_rotations(world: World) -> None:
         own.stop()
 
 
+def preflight_denied_rds(world: World, arn: str) -> dict[str, Any]:
+    """A preflight of ``arn`` by a new container whose RDS look-up is refused."""
+    with Stubber(world.rds) as stubber:
+        stubber.add_client_error(
+            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
+        )
+        report = world.handler()({"Preflight": {"SecretId": arn}}, LambdaContext())
+    assert report is not None
+    return report
+
+
 def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     world: World, standby: PostgresStandby
 ) -> None:
@@ -263,12 +274,8 @@ def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     master = next(check for check in report["checks"] if check["check"] == "master secret")
     assert master["ok"] is True, master
 
-    with Stubber(world.rds) as stubber:
-        stubber.add_client_error(
-            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
-        )
-        denied = world.handler()({"Preflight": {"SecretId": user.arn}}, LambdaContext())
-    assert denied is not None and denied["ok"] is False
+    denied = preflight_denied_rds(world, user.arn)
+    assert denied["ok"] is False
     master = next(check for check in denied["checks"] if check["check"] == "master secret")
     assert "rds:DescribeDBInstances was refused" in master["detail"] and "RdsLookups" in master["fix"]
 
@@ -289,12 +296,8 @@ def test_preflight_of_a_single_user_on_a_standby_judges_on_the_writer(
     assert [c["held"] for c in report["capabilities"]] == [True], report["capabilities"]
     assert [login["outcome"] for login in report["logins"]] == ["accepted"]
 
-    with Stubber(world.rds) as stubber:
-        stubber.add_client_error(
-            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
-        )
-        denied = world.handler()({"Preflight": {"SecretId": user.arn}}, LambdaContext())
-    assert denied is not None and denied["ok"] is False
+    denied = preflight_denied_rds(world, user.arn)
+    assert denied["ok"] is False
     replica = next(check for check in denied["checks"] if check["check"] == "replica")
     assert replica["ok"] is False and "rds:DescribeDBInstances was refused" in replica["detail"]
     versions = {login["version"]: login["labels"] for login in denied["logins"]}
