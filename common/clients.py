@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 #: Seconds one AWS call attempt may take: connecting, then waiting for the answer.
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 10
+#: Seconds one call attempt may take in all: a call starts only when they are left.
+CALL_SECONDS = float(CONNECT_TIMEOUT + READ_TIMEOUT)
 
 
 def _config() -> Any:

@@ -8,12 +8,14 @@ session works. Engines import their driver lazily and never import boto3.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from common.deadline import UNBOUNDED, Deadline
 from common.errors import (
     DatabaseConnectionError,
     DatabaseLoginError,
@@ -146,6 +148,15 @@ class Engine(ABC, Generic[ConnectionT]):
     #: Whether, with a master secret, the master user gives the secret's own user a second
     #: password instead of alternating two users (servers whose users hold two passwords).
     master_adds_password: ClassVar[bool] = False
+    #: The running step's deadline (:meth:`start_step`): an engine's own waits stop before
+    #: it (StepTimeLimitError), and every login opened with :meth:`connect` or
+    #: :meth:`bounded` fits in it.
+    deadline: Deadline = UNBOUNDED
+
+    def start_step(self, deadline: Deadline) -> None:
+        """Called by the Rotator as each step, and each preflight, begins, with its
+        deadline. Engines that keep per-step state (a budget) override it, calling this."""
+        self.deadline = deadline
 
     def username_limit(self, engine: str) -> int:
         """The longest user name for a secret whose ``engine`` key is ``engine``; engines
@@ -175,10 +186,24 @@ class Engine(ABC, Generic[ConnectionT]):
             self.close(connection)
             raise
 
+    def bounded(self, login: Login) -> Login:
+        """``login``, which starts only when the step's deadline leaves the connect
+        time-out for it (else StepTimeLimitError); its statements' time-out cut to what the
+        deadline leaves after a full-length login (at least 1 s, within the margin), so a
+        blocked statement stops in time."""
+        left = self.deadline.left()
+        self.deadline.require(login.connect_timeout, f"logging in with the {login.label} credentials")
+        after_login = left - login.connect_timeout
+        if after_login < login.statement_timeout:
+            login = replace(login, statement_timeout=max(1, math.floor(after_login)))
+        return login
+
     @contextmanager
     def connect(self, login: Login) -> Iterator[ConnectionT]:
-        """A session for ``login``, closed on exit (errors as for :meth:`open`)."""
-        connection = self.open(login)
+        """A session for ``login`` (:meth:`bounded` by the step's deadline), closed on exit
+        (errors as for :meth:`open`). Every login of a step opens here, or with
+        ``open(bounded(login))`` for a session kept beyond a block."""
+        connection = self.open(self.bounded(login))
         try:
             yield connection
         finally:

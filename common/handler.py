@@ -124,7 +124,7 @@ class RotationFunction(Generic[ConnectionT]):
             # Operators' tool only: rotation steps never import it.
             from common.preflight import Preflight, invoked_function
 
-            return Preflight.of(self.rotator).answer(event, invoked_function(context))
+            return Preflight.of(self.rotator).answer(event, invoked_function(context), deadline)
         with reported_step(self._engine.name, event, self._calls_made) as done:
             # A step that cannot fit its own time limits in the function's time-out is a
             # configuration error, named before anything runs; the rest stop before the time-out.

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.deadline import UNBOUNDED, Deadline
 from common.engine import Capability, ConnectionT, Login
 from common.errors import (
     DatabaseConnectionError,
@@ -55,6 +56,7 @@ from common.errors import (
     RotationError,
     SecretsManagerError,
     StagingError,
+    StepTimeLimitError,
 )
 from common.observability import logger
 from common.rds import DESCRIBE_PERMISSIONS
@@ -258,10 +260,15 @@ class Preflight(Rotator[ConnectionT]):
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
         return cls(rotator.engine, rotator.store, rotator.settings, rotator.rds)
 
-    def answer(self, event: object, function_arn: str | None) -> dict[str, Any]:
+    def answer(
+        self, event: object, function_arn: str | None, deadline: Deadline = UNBOUNDED
+    ) -> dict[str, Any]:
         """Answer a preflight event for the function ``function_arn`` (the invoked one,
         unqualified: :func:`invoked_function`), logging one line as a step does.
-        Raises PreflightRefusedError for a secret that is not this function's."""
+        Raises PreflightRefusedError for a secret that is not this function's, and
+        StepTimeLimitError when a login or an RDS call would not fit before ``deadline``
+        (the invocation's, as a step's)."""
+        self._begin(deadline)
         request = PreflightRequest.parse(event)
         logger.append_keys(step="preflight", secret_id=request.secret_id, engine=self.engine.name)
         try:
@@ -291,7 +298,8 @@ class Preflight(Rotator[ConnectionT]):
         the checks after it cannot run without it. Nothing is read but the secret's
         description unless the secret is ``function_arn``'s own (see the module)."""
         report = PreflightReport(secret=request.secret_id, engine=self.engine.name)
-        self.rds.begin(None)  # what RDS says now, not what a rotation was told
+        # What RDS says now, not what a rotation was told; each call only if it fits.
+        self.rds.begin(None, self.deadline.require)
         try:
             metadata = self.store.describe(request.secret_id)
         except SecretsManagerError as error:
@@ -302,6 +310,8 @@ class Preflight(Rotator[ConnectionT]):
         report.secret, report.rotation_enabled = metadata.arn, metadata.rotation_enabled
         try:
             current = self._current(metadata)
+        except StepTimeLimitError:
+            raise  # the function's time, not the secret: the preflight stops, naming it
         except RotationError as error:
             return report.fail(
                 "secret format", str(error), f"store a valid {AWSCURRENT} version (README: The secret)"
@@ -354,6 +364,8 @@ class Preflight(Rotator[ConnectionT]):
                 "secret (the template's MasterSecretArnPattern)",
             )
             return None
+        except StepTimeLimitError:
+            raise
         except RdsError as error:
             report.fail(
                 "master secret",
@@ -492,6 +504,8 @@ class Preflight(Rotator[ConnectionT]):
             self._validate_engine(secret)
         except StagingError:
             return VersionLogin(version, labels, None, "no value", "no value stored (or no such version)")
+        except StepTimeLimitError:
+            raise
         except RotationError as error:
             return VersionLogin(version, labels, None, "unusable", str(error))
         relation = user_relation(secret.username, current.username)
@@ -512,7 +526,7 @@ class Preflight(Rotator[ConnectionT]):
         login = self._login(secret, name, server=server)
         privileges: tuple[bool | None, str] = (None, "")
         try:
-            with self.engine.connect(login) as connection:
+            with self._connect(login) as connection:
                 self.engine.verify_session(connection)
                 if not budget.lockout_read and (lockout := self._read_lockout(connection, login, budget)):
                     report.checks.append(lockout)
@@ -644,7 +658,7 @@ class Preflight(Rotator[ConnectionT]):
             return
         original = original_username(current.username)
         try:
-            session = self.engine.open(self._master_login(current, master))
+            session = self.engine.open(self.engine.bounded(self._master_login(current, master)))
         except DatabaseError as error:
             report.fail(
                 "master login", str(error), "the master secret's credentials must log in to this server"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from common.awserrors import AwsFailure
-from common.clients import CONNECT_TIMEOUT, READ_TIMEOUT, build_rds_client
+from common.clients import CALL_SECONDS, build_rds_client
 from common.errors import RdsError
 from common.secret import DatabaseSecret
 
@@ -47,8 +47,6 @@ DEFAULT_CACHE_SECONDS = 900.0
 RDS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".docdb.amazonaws.com")
 # RDS engine names whose secret ``engine`` key differs.
 _SECRET_ENGINES = {"aurora": "aurora-mysql", "docdb": "mongo"}
-#: Seconds one RDS call attempt may take; a call starts only when they are left.
-CALL_SECONDS = float(CONNECT_TIMEOUT + READ_TIMEOUT)
 #: Rotations an answer remembers being fetched in (interleaved rotations in one container).
 _ROTATIONS_KEPT = 8
 _NOT_FOUND = frozenset({"DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"})

@@ -17,7 +17,6 @@ Contract (see the README for the long form):
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,6 +99,11 @@ def _single_outcome(kept: bool, label: str, where: str = "") -> str:
     if kept:
         return f"pending password added beside the {label} one{where}"
     return f"password changed with the {label} credentials{where}"
+
+
+def _account(host: str, port: int, user: str) -> tuple[str, int, str]:
+    """An account's key for :attr:`Rotator.lockouts` and :attr:`Rotator.accepted`."""
+    return normal_host(host), port, user
 
 
 def is_preflight(event: object) -> bool:
@@ -205,6 +209,14 @@ class Rotator(Generic[ConnectionT]):
             engine, settings.replica_wait, login_seconds=settings.connect_timeout + settings.statement_timeout
         )
         self.deadline: Deadline = UNBOUNDED
+        #: Refused logins in a row after which the server blocks an account, by (host,
+        #: port, user), as read (``Engine.login_lockout``) in a session accepted after
+        #: refused ones: no session can read it before one is accepted, so the later steps
+        #: of a rotation this container serves stop short of it (see _log_in_with_first).
+        self.lockouts: dict[tuple[str, int, str], int] = {}
+        #: The version (its label) a session was accepted with after refused ones, by
+        #: account as :attr:`lockouts`: a later step tries it right after ``AWSCURRENT``.
+        self.accepted: dict[tuple[str, int, str], str] = {}
 
     @cached_property
     def password_policy(self) -> PasswordPolicy:
@@ -217,7 +229,7 @@ class Rotator(Generic[ConnectionT]):
     def run(self, event: object, deadline: Deadline = UNBOUNDED) -> str:
         """Run the step the event names; returns what it did (for the log). Logins and
         waits for a replica stop before ``deadline`` (StepTimeLimitError)."""
-        self.deadline = self.replica_wait.deadline = deadline
+        self._begin(deadline)
         request = RotationEvent.parse(event)
         logger.append_keys(
             step=request.step,
@@ -241,6 +253,12 @@ class Rotator(Generic[ConnectionT]):
             "finishSecret": self.finish_secret,
         }
         return steps[request.step](request, metadata)
+
+    def _begin(self, deadline: Deadline) -> None:
+        """Bound what follows (logins, waits for a replica, the engine's own waits) by
+        ``deadline``; a step or a preflight calls this first."""
+        self.deadline = self.replica_wait.deadline = deadline
+        self.engine.start_step(deadline)
 
     def _nothing_to_do(self, request: RotationEvent, metadata: SecretMetadata) -> bool:
         """The checks every step makes first; True when the token is already current."""
@@ -394,6 +412,8 @@ class Rotator(Generic[ConnectionT]):
                 outcome.append(self._set_single_on_writer(metadata, current, pending, connection))
                 return
             outcome.append(_single_outcome(self._apply_pending(connection, login, pending), login.label))
+            # The database now holds the pending password: what it held before is no guide.
+            self.accepted.pop(_account(login.host, login.port, login.username), None)
 
         used = self._log_in_with_first(
             self._single_user_logins(metadata, current, lambda: pending), current, apply
@@ -504,14 +524,31 @@ class Rotator(Generic[ConnectionT]):
         """Log in with each labelled version in turn and run ``act`` in the first session
         the server accepts; returns that label. Only a refused login moves on to the next
         candidate: an unreachable server or a TLS failure stops at once. ``server`` logs in
-        elsewhere than the secrets' host (a replica's writer)."""
+        elsewhere than the secrets' host (a replica's writer).
+
+        Where the server blocks an account after refused logins in a row (MariaDB's
+        ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``) and an earlier
+        step read that limit, it stops one refused login short of it, saying so: an
+        account blocked until an administrator unblocks it is worse than a rotation that
+        stops (an accepted login resets the count). The first candidate is always tried."""
         tried: list[str] = []
         last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
             login = self._login(secret, label, server=server)
+            account = _account(login.host, login.port, login.username)
+            limit = self.lockouts.get(account)
+            if tried and limit is not None and len(tried) >= limit - 1:
+                raise DatabaseLoginError(
+                    f"user {current.username!r}: stopped after {len(tried)} refused logins "
+                    f"({', '.join(tried)}): the server blocks the account after {limit} in a row; "
+                    "find the version it holds with `secrets-rotation repair`"
+                ) from last_error
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
             try:
                 with self._connect(login) as connection:
+                    if tried:
+                        self._note_lockout(connection, login, account)
+                    self._remember_accepted(account, label)
                     act(connection, login)
             except DatabaseLoginError as error:
                 tried.append(label)
@@ -526,16 +563,29 @@ class Rotator(Generic[ConnectionT]):
             f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
 
+    def _remember_accepted(self, account: tuple[str, int, str], label: str) -> None:
+        """Note which version the database accepted for ``account`` (:attr:`accepted`);
+        ``AWSCURRENT`` and ``AWSPENDING``, tried first anyway, are not kept."""
+        if label in {AWSCURRENT, AWSPENDING}:
+            self.accepted.pop(account, None)
+        else:
+            self.accepted[account] = label
+
+    def _note_lockout(self, connection: ConnectionT, login: Login, account: tuple[str, int, str]) -> None:
+        """Remember the server's lockout for ``account`` (see :attr:`lockouts`); a limit
+        that cannot be read is not guessed."""
+        try:
+            lockout = self.engine.login_lockout(connection, login)
+        except RotationError as error:
+            logger.warning("login lockout not read", extra={"reason": str(error)})
+            return
+        if lockout.limit is None:
+            self.lockouts.pop(account, None)
+        else:
+            self.lockouts[account] = lockout.limit
+
     def _connect(self, login: Login) -> AbstractContextManager[ConnectionT]:
-        """A session for ``login`` (``Engine.connect``): every login of a step goes through
-        here, and starts only when the step's deadline leaves the connect time-out for it.
-        Its statements' time-out is cut to what the deadline leaves after a full-length
-        login (at least 1 s, within the margin), so a blocked statement stops in time."""
-        left = self.deadline.left()
-        self.deadline.require(login.connect_timeout, f"logging in with the {login.label} credentials")
-        after_login = left - login.connect_timeout
-        if after_login < login.statement_timeout:
-            login = dataclasses.replace(login, statement_timeout=max(1, math.floor(after_login)))
+        """A session for ``login``, bounded by the step's deadline (``Engine.connect``)."""
         return self.engine.connect(login)
 
     def _verify(self, connection: ConnectionT, login: Login) -> None:
@@ -552,20 +602,55 @@ class Rotator(Generic[ConnectionT]):
         pending: Callable[[], DatabaseSecret | None],
     ) -> Iterator[tuple[str, DatabaseSecret]]:
         """Current first (the happy path: no refused login), then pending (an earlier
-        attempt already changed the password), then previous (a password restored behind
-        the rotation's back), then the newest versions that carry no label (an abandoned
-        rotation whose ``AWSPENDING`` an operator removed: the database may hold its
-        password). Each is read only when the one before was refused."""
-        yield AWSCURRENT, current
+        attempt already changed the password), then the versions without a label created
+        after the current one (an abandoned rotation whose ``AWSPENDING`` an operator
+        removed: the database may hold its password), then previous (a password restored
+        behind the rotation's back), then the older versions without a label; at most
+        :data:`UNLABELLED_TRIED` unlabelled ones, newest first. Each is read only when the
+        one before was refused.
+
+        The likeliest first: where the server blocks an account after a few refused
+        logins in a row (MariaDB ``max_password_errors``), which no session can read
+        before one is accepted, an abandoned rotation is found before a guess at
+        ``AWSPREVIOUS`` counts against the account. The version an earlier step in this
+        container found the database holding (:attr:`accepted`) comes first of all: with
+        a lockout limit of 2, ``AWSCURRENT`` refused again would leave no other try."""
+        held = self.accepted.get(_account(current.host, self._port(current), current.username))
+        if held is None:
+            yield AWSCURRENT, current
+            yield from self._recovery_logins(metadata, current, pending)
+            return
+        # Read in full (only in a container that saw AWSCURRENT refused); a stable sort
+        # keeps the others' order.
+        found = [(AWSCURRENT, current), *self._recovery_logins(metadata, current, pending)]
+        yield from sorted(found, key=lambda candidate: candidate[0] != held)
+
+    def _recovery_logins(
+        self,
+        metadata: SecretMetadata,
+        current: DatabaseSecret,
+        pending: Callable[[], DatabaseSecret | None],
+    ) -> Iterator[tuple[str, DatabaseSecret]]:
+        """:meth:`_single_user_logins` after ``AWSCURRENT``, in the likeliest order."""
         pending_secret = pending()
         if pending_secret is not None:
             yield AWSPENDING, pending_secret
+        newer, older = self.store.unlabelled_versions_around(
+            metadata.arn, UNLABELLED_TRIED, metadata.version_with(AWSCURRENT)
+        )
+        yield from self._unlabelled(metadata, current, newer)
         previous_version = metadata.version_with(AWSPREVIOUS)
         if previous_version is not None:
             previous = self.store.version(metadata.arn, previous_version, AWSPREVIOUS)
             if self._same_user(previous, current):
                 yield AWSPREVIOUS, previous
-        for version_id in self.store.unlabelled_versions(metadata.arn, limit=UNLABELLED_TRIED):
+        yield from self._unlabelled(metadata, current, older)
+
+    def _unlabelled(
+        self, metadata: SecretMetadata, current: DatabaseSecret, version_ids: list[str]
+    ) -> Iterator[tuple[str, DatabaseSecret]]:
+        """The versions ``version_ids`` that are for ``current``'s user and server."""
+        for version_id in version_ids:
             label = f"unlabelled version {version_id}"
             try:
                 candidate = self.store.version(metadata.arn, version_id, label)

@@ -131,12 +131,27 @@ class SecretStore:
         """The ids of the ``limit`` newest versions that carry no staging label, newest
         first (``ListSecretVersionIds`` with deprecated versions; one page holds them all,
         since Secrets Manager keeps about 100 versions)."""
+        newer, older = self.unlabelled_versions_around(arn, limit, None)
+        return newer + older
+
+    def unlabelled_versions_around(
+        self, arn: str, limit: int, version: str | None
+    ) -> tuple[list[str], list[str]]:
+        """:meth:`unlabelled_versions` in two runs, each newest first: those created after
+        ``version`` (an abandoned rotation's, whose ``AWSPENDING`` was removed), and the
+        others (``version`` absent from the listing or None: all are the others)."""
         response = self._call("ListSecretVersionIds", SecretId=arn, IncludeDeprecated=True, MaxResults=100)
         versions = response.get("Versions", [])
         # Newest first; versions created in the same second keep the listing's order, later first.
         order = sorted(range(len(versions)), key=lambda i: (_created(versions[i]), i), reverse=True)
-        unlabelled = [versions[i] for i in order if not versions[i].get("VersionStages")]
-        return [str(v["VersionId"]) for v in unlabelled[:limit]]
+        ids = [str(versions[i]["VersionId"]) for i in order]
+        cut = ids.index(version) if version in ids else 0
+        unlabelled = [
+            (position < cut, ids[position])
+            for position, i in enumerate(order)
+            if not versions[i].get("VersionStages")
+        ][:limit]
+        return [id_ for newer, id_ in unlabelled if newer], [id_ for newer, id_ in unlabelled if not newer]
 
     def put_pending(self, arn: str, token: str, secret: DatabaseSecret, rotation_token: str | None) -> bool:
         """Store ``secret`` as version ``token`` labelled ``AWSPENDING``.

@@ -41,6 +41,12 @@ def password_rule(password: str) -> str:
     return ">" + password
 
 
+def rules_without_passwords(user: dict[str, Any]) -> dict[str, Any]:
+    """What ``ACL GETUSER`` says of a user, less its passwords: what a rotation must
+    leave unchanged."""
+    return {key: value for key, value in user.items() if key != "passwords"}
+
+
 #: What a user needs to rotate its own passwords without a master secret.
 SELF_SERVICE_RULES = (
     "+acl|setuser",

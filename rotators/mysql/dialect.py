@@ -103,11 +103,24 @@ class Server:
         """
         return self.flavour == "mariadb" and plugin == "mysql_native_password"
 
+    @property
+    def replaces_current_password(self) -> bool:
+        """``ALTER USER CURRENT_USER() ... REPLACE <current>``: MySQL 8.0.13+ and Aurora
+        MySQL 3. Where ``password_require_current`` is on, a user changing its own
+        password must name its current (primary) one; where it is off, a ``REPLACE``
+        given is checked all the same: so it is always sent, and works either way."""
+        if self.flavour == "mariadb":
+            return False
+        return self.version >= (8, 0, 13) or (self.aurora or 0) >= 3
+
     def change_own_password(self, hashed: bool = False) -> str:
-        """The statement a user runs to change its own password (one bound parameter: the
-        password, or with ``hashed`` its :func:`native_password_hash`)."""
+        """The statement a user runs to change its own password (bound parameters: the
+        password, or with ``hashed`` its :func:`native_password_hash`; then, where the
+        server :attr:`replaces_current_password`, the current primary password)."""
         if hashed:
             return "SET PASSWORD = %s"
+        if self.replaces_current_password:
+            return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s"
         if self.flavour == "mysql" and self.has_alter_user_password:
             return "ALTER USER CURRENT_USER() IDENTIFIED BY %s"
         # MariaDB: ALTER USER needs the CREATE USER privilege even for oneself.
@@ -126,9 +139,10 @@ class Server:
         current primary as its secondary (parameters: the new password, the current one).
 
         ``REPLACE`` makes the server check the current password against the *primary*
-        only: when an earlier attempt already made another password primary, the server
+        only: when an earlier attempt already made the new password primary, the server
         answers ``ER_INCORRECT_CURRENT_PASSWORD`` and the caller, logged in with the
-        secondary, sets the primary with :meth:`change_own_password`, which keeps the
+        secondary, sets the primary with :meth:`change_own_password` replacing the new
+        password itself (so ``password_require_current`` is met), which keeps the
         secondary as it is. Never an old secondary dropped before the new password works.
         """
         return "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"

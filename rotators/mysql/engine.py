@@ -65,6 +65,19 @@ _NOT_ALLOWED = frozenset({1044, 1142, 1227})
 _SPECIFIC_ACCESS_DENIED = 1227
 _PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
+#: Takes ANSI_QUOTES (and ANSI, which sets it) out of the session's sql_mode, keeping the
+#: rest (NO_BACKSLASH_ESCAPES, which PyMySQL follows). Under ANSI_QUOTES ``SHOW GRANTS``
+#: writes names in double quotes, which the grant parser does not read, and ``"`` quotes
+#: a name with no backslash escape, which the batch guard's quote scanner
+#: (``dialect.unquoted_text``) would misread: a session that reads grants or sends a
+#: batch first takes the default quoting (:func:`_default_quoting`), whatever the
+#: server's sql_mode.
+_DEFAULT_QUOTING = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
+    "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))"
+)
+#: The attribute that marks a session already given the default quoting.
+_QUOTING_SET = "_secrets_rotation_default_quoting"
 #: MariaDB's max_password_errors when no limit is set (the default).
 MARIADB_UNLIMITED = 4294967295
 #: Seconds one MASTER_GTID_WAIT blocks before the replica wait polls again.
@@ -140,10 +153,13 @@ class MySQLEngine(Engine[MySQLConnection]):
             for row in _rows(connection, "SHOW GRANTS FOR CURRENT_USER()", (), "read its own account")
         )
         secret = native_password_hash(new_password) if hashed else new_password
+        # MySQL 8 with password_require_current: the password the session logged in with
+        # (the primary: a secondary logs in only where add_password keeps one) is named.
+        current = (login.password,) if server.replaces_current_password else ()
         _execute(
             connection,
             server.change_own_password(hashed),
-            (secret,),
+            (secret, *current),
             f"change the password of {login.username!r}",
         )
 
@@ -350,10 +366,21 @@ class MySQLEngine(Engine[MySQLConnection]):
                 return False
             if code != _INCORRECT_CURRENT_PASSWORD:
                 raise _ERRORS.shape(f"add a password for {user!r}", error) from error
-            # ``keep`` logged in but is not the primary: it is the secondary already.
-            _execute(
-                connection, server.change_own_password(), (new,), f"set the primary password of {user!r}"
-            )
+            # ``keep`` logged in but is not the primary: it is the secondary already, and
+            # the primary the new password an earlier attempt set. Set again replacing
+            # itself (password_require_current wants the primary named), which leaves the
+            # secondary as it is; a primary that is neither is refused (3891), not guessed.
+            what = f"set the primary password of {user!r}"
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(server.change_own_password(), (new, new))
+            except pymysql.err.MySQLError as refused:
+                if (refused.args[0] if refused.args else None) != _INCORRECT_CURRENT_PASSWORD:
+                    raise _ERRORS.shape(what, refused) from refused
+                raise DatabaseOperationError(
+                    f"could not {what}: its primary password is neither the current nor the "
+                    "pending one (changed outside the rotation?); set it to the current one"
+                ) from refused
         return True
 
     def is_replica(self, connection: MySQLConnection) -> bool:
@@ -418,16 +445,11 @@ class MySQLEngine(Engine[MySQLConnection]):
     # -- preflight (read only) ---------------------------------------------------------
 
     def own_password_capabilities(self, connection: MySQLConnection, login: Login) -> list[Capability]:
-        # Every account may set its own password, except on a read-only server (a replica)
-        # or, on MySQL 8, where the current password must be given with the new one.
+        # Every account may set its own password, except on a read-only server (a replica).
+        # MySQL 8's password_require_current is met: the current password is sent (REPLACE).
         read_only = _rows(connection, "SELECT @@read_only", (), "read @@read_only")[0][0]
-        require_current = _rows(
-            connection, "SHOW VARIABLES LIKE 'password_require_current'", (), "read server variables"
-        )
         if int(read_only):
             detail = "the server is read-only (a replica): the password changes on its writer"
-        elif require_current and _text(require_current[0][1]).upper() == "ON":
-            detail = "password_require_current is ON: the function does not send the current password"
         else:
             return [Capability("change its own password", True, "any account may set its own password")]
         return [Capability("change its own password", False, detail)]
@@ -659,10 +681,22 @@ def _account_options(connection: MySQLConnection, server: Server, user: str, hos
     )
 
 
+def _default_quoting(connection: MySQLConnection) -> None:
+    """Give the session the default quoting of names (:data:`_DEFAULT_QUOTING`), once:
+    only sessions that read grants or send batches pay the round trip (an account with
+    ``MAX_QUERIES_PER_HOUR`` pays nothing for a login)."""
+    if not getattr(connection, _QUOTING_SET, False):
+        _execute(connection, _DEFAULT_QUOTING, (), "set the session's sql_mode")
+        setattr(connection, _QUOTING_SET, True)
+
+
 def _run_batches(connection: MySQLConnection, server: Server, steps: list[Step]) -> None:
     """Send ``steps`` in :meth:`Server.batches`' round trips; a failure names the statement
     that failed (the server ran the ones before it and none after)."""
-    for batch in server.batches(steps):
+    batches = server.batches(steps)  # checked before anything is sent
+    if batches:
+        _default_quoting(connection)
+    for batch in batches:
         if batch.multi:
             with _multi_statements(connection):
                 _run_batch(connection, batch)
@@ -817,6 +851,7 @@ def _server(connection: MySQLConnection) -> Server:
 
 
 def _grants(connection: MySQLConnection, user: str, host: str) -> set[Grant]:
+    _default_quoting(connection)
     lines = [
         str(row[0])
         for row in _rows(connection, "SHOW GRANTS FOR %s@%s", (user, host), f"read the grants of {user!r}")

@@ -11,7 +11,7 @@ neither ``nopass`` nor ``resetpass`` is sent (each would drop the current passwo
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,9 +31,3 @@ def password_rules(held: Iterable[str], wanted: Iterable[str]) -> list[str]:
     adds = [f"#{value}" for value in wanted_hashes if value not in held_hashes]
     removes = [f"!{value}" for value in held_hashes if value not in wanted_hashes]
     return adds + removes
-
-
-def rules_without_passwords(user: dict[str, Any]) -> dict[str, Any]:
-    """What ``ACL GETUSER`` says of a user, less its passwords: what a rotation must
-    leave unchanged."""
-    return {key: value for key, value in user.items() if key != "passwords"}

@@ -184,48 +184,62 @@ def _persisted_with(how: str | None) -> str:
 
 
 def _probe_self_service(client: Redis, user: str, what: str, fix: str) -> Capability:
-    """With no rules, ``ACL SETUSER`` on an existing user changes nothing: it probes the
-    right itself; reading the user, the node's replication and the persistence settings
-    follows. The persistence command is queued in a transaction that is discarded (the
-    server checks ACL rights when it queues, and nothing runs); a user that may not run
-    ``MULTI`` either is probed with the command itself, which writes only what the server
-    already holds, as every setSecret does."""
+    """The rights probed without ``ACL DRYRUN``, changing nothing (the contract of the
+    preflight and of createSecret): the reads a password change makes (the user, the
+    node's replication, the persistence settings) are made; the writes (``ACL SETUSER``
+    and the persistence command) are only queued after ``MULTI`` and discarded (the
+    server checks ACL rights when it queues; nothing runs). A user that may not run
+    ``MULTI`` either is not checked for the writes (running them would write: ``CONFIG
+    REWRITE`` would also persist any setting changed at run time): setSecret's own
+    ``NOPERM`` names what is missing."""
+    refused = (
+        f"; Redis lets only a user that may change every user set its own passwords: {fix} "
+        "(ACL SETUSER, ACL GETUSER, INFO and ACL SAVE or CONFIG REWRITE, as the server persists)"
+    )
     try:
-        _command(client, "probe ACL SETUSER", "ACL SETUSER", user)
         _command(client, "read its own ACL", "ACL GETUSER", user)
         _command(client, "read its replication (INFO replication)", "INFO", "replication")
         how = _persistence(client)
     except PermissionDeniedError as error:
-        return Capability(
-            what,
-            False,
-            f"{error}; Redis lets only a user that may change every user set its own passwords: {fix} "
-            "(ACL SETUSER, ACL GETUSER, INFO and ACL SAVE or CONFIG REWRITE, as the server persists)",
-        )
-    if how is not None:
+        return Capability(what, False, f"{error}{refused}")
+    try:
+        queued = _queued_then_discarded(client, "ACL SETUSER", user)
+    except PermissionDeniedError as error:
+        return Capability(what, False, f"{error}{refused}")
+    if queued and how is not None:
         try:
-            _probe_command(client, how)
+            _queued_then_discarded(client, how)
         except PermissionDeniedError as error:
             return Capability(what, False, f"{error}: {_persisted_with(how)}: {fix}")
+    if not queued:
+        return Capability(
+            what,
+            None,
+            "not checked: the session may run neither ACL DRYRUN nor MULTI (the preflight and "
+            f"createSecret write nothing); setSecret says if ACL SETUSER or {how or 'persisting'} is refused",
+        )
     return Capability(
         what, True, f"ACL SETUSER, ACL GETUSER, INFO and {how or 'no persistence'} are allowed (probed)"
     )
 
 
-def _probe_command(client: Redis, command: str) -> None:
-    """Whether the session may run ``command``: queued after ``MULTI`` then discarded,
-    else (``MULTI`` refused) run. Raises PermissionDeniedError when it may not."""
+def _queued_then_discarded(client: Redis, *command: str) -> bool:
+    """Whether the session may run ``command``, asked by queueing it after ``MULTI`` and
+    sending ``DISCARD``: it never runs (``ACL SETUSER`` with no rules would change
+    nothing anyway, but is never sent outside the transaction). False, having sent
+    nothing else, when the session may not run ``MULTI``; raises PermissionDeniedError
+    when it may not run ``command``."""
     import redis
 
     try:
         client.execute_command("MULTI")  # type: ignore[no-untyped-call]  # untyped in redis-py
     except redis.exceptions.NoPermissionError:
-        _command(client, command, command)
-        return
+        return False
     try:
-        _command(client, command, command)
+        _command(client, command[0], *command)
     finally:
         client.execute_command("DISCARD")  # type: ignore[no-untyped-call]
+    return True
 
 
 def _persistence(client: Redis) -> str | None:

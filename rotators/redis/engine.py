@@ -46,17 +46,20 @@ from common.errors import (
 from common.passwords import PasswordPolicy
 from common.settings import flag, seconds
 from rotators.redis.dataplane import connect, may_change, ping, replication, set_passwords, tls_failure
-from rotators.redis.managed import ManagedUser, ServiceClients, UserArn
+from rotators.redis.managed import ManagedUser, ServiceClients, UserArn, WaitBudget
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from redis import Redis
 
+    from common.deadline import Deadline
+
 #: How long a step may wait for a managed user to turn ``active`` (seconds, all waits).
 DEFAULT_USER_WAIT = 240
-#: The most a step may wait: the function's time-out (600 s) less 120 s for logins and
-#: Secrets Manager calls (the template's MaxValue of ManagedUserWaitSeconds).
+#: The most a step may wait (the template's MaxValue of ManagedUserWaitSeconds, for its
+#: 600 s time-out). Whatever the function's time-out, every wait also stops before the
+#: step's deadline (``ManagedUser.wait_until_active``: StepTimeLimitError).
 MAX_USER_WAIT = 480
 USER_WAIT_VARIABLE = "MANAGED_USER_WAIT_SECONDS"
 #: The opt-in to rotate a managed user no login can reach, checked by its status only.
@@ -110,6 +113,13 @@ class RedisEngine(Engine[RedisSession]):
         self._named_node_only = named_node_only
         self._environ = environ
         self.poll_seconds = poll_seconds
+        #: The running step's budget for managed users' waits, from the step's first managed
+        #: user on: every ManagedUser of the step shares it.
+        self._budget: WaitBudget | None = None
+
+    def start_step(self, deadline: Deadline) -> None:
+        super().start_step(deadline)
+        self._budget = None
 
     @cached_property
     def user_wait_seconds(self) -> float:
@@ -259,8 +269,8 @@ class RedisEngine(Engine[RedisSession]):
         return True
 
     def change_own_password(self, connection: RedisSession, login: Login, new_password: str) -> None:
-        # Not reached by a rotation (add_password always keeps two); exact for a caller
-        # that wants one password.
+        # Not reached by a rotation (add_password always keeps two, so the Rotator never
+        # falls back to this); kept because Engine declares it abstract, and exact.
         self._set_passwords(connection, login.username, [new_password])
 
     def _set_passwords(self, connection: RedisSession, user: str, passwords: list[str]) -> None:
@@ -383,6 +393,6 @@ class RedisEngine(Engine[RedisSession]):
         key = (arn.service, arn.region)
         if key not in self._clients:
             self._clients[key] = self._service_clients(arn.service, arn.region)
-        return ManagedUser(
-            arn, self._clients[key], wait_seconds=self.user_wait_seconds, poll_seconds=self.poll_seconds
-        )
+        if self._budget is None:
+            self._budget = WaitBudget(self.user_wait_seconds, self.deadline)
+        return ManagedUser(arn, self._clients[key], budget=self._budget, poll_seconds=self.poll_seconds)

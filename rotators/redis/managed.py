@@ -5,9 +5,10 @@ user's passwords are set with ElastiCache's ``ModifyUser`` (``Passwords``) or Me
 ``UpdateUser`` (``AuthenticationMode``). Both hold up to two passwords, so a rotation
 sets ``[pending, current]``: the current password keeps working, the one before it goes.
 The user is ``modifying`` for a while afterwards and refuses another change until it is
-``active`` again: every change waits before and after, and all the waits of one
-:class:`ManagedUser` (one session, so one step: a step waits in one session only) share
-one budget, ``wait_seconds`` from its creation, so that a step never waits twice that long.
+``active`` again: every change waits before and after. All the waits of one step share
+one :class:`WaitBudget` (the engine gives every :class:`ManagedUser` of a step the same),
+and every wait also stops before the step's deadline, keeping the time of one more
+``DescribeUsers`` call (StepTimeLimitError, not Lambda's silent time-out).
 
 The service client comes from the handler (``common.clients``): this module never
 imports boto3 and recognises the service's errors by their documented shape
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from common.awserrors import AwsFailure
+from common.clients import CALL_SECONDS
+from common.deadline import UNBOUNDED, Deadline
 from common.errors import DatabaseOperationError, PermissionDeniedError, SecretFormatError
 
 #: (service, region) -> a boto3 client of that service.
@@ -57,15 +60,29 @@ class UserArn:
         raise SecretFormatError("key 'user_arn' is not an ElastiCache or MemoryDB user ARN")
 
 
+@dataclass
+class WaitBudget:
+    """What one step may spend waiting for managed users to turn ``active``: ``seconds``
+    (``MANAGED_USER_WAIT_SECONDS``) from this budget's creation, and never past the step's
+    ``deadline``."""
+
+    seconds: float
+    deadline: Deadline = UNBOUNDED
+    ends: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ends = time.monotonic() + self.seconds
+
+
 class ManagedUser:
     """One user of ElastiCache or MemoryDB, read and changed through the service's API."""
 
-    def __init__(self, arn: UserArn, client: Any, *, wait_seconds: float, poll_seconds: float) -> None:
+    def __init__(self, arn: UserArn, client: Any, *, budget: WaitBudget, poll_seconds: float) -> None:
+        """``budget``: the step's, shared by every ManagedUser of the step."""
         self.arn = arn
         self.client = client
-        self.wait_seconds = wait_seconds
+        self.budget = budget
         self.poll_seconds = poll_seconds
-        self.deadline = time.monotonic() + wait_seconds
         self.serverless_caches = []
 
     def describe(self) -> dict[str, Any]:
@@ -169,18 +186,27 @@ class ManagedUser:
 
     def wait_until_active(self) -> dict[str, Any]:
         """Poll ``DescribeUsers`` until the user is ``active``; bounded by what is left of
-        the budget (``wait_seconds`` from this object's creation)."""
+        the step's budget (DatabaseOperationError naming ``MANAGED_USER_WAIT_SECONDS``) and
+        of the step's deadline, less one more pause and call (StepTimeLimitError),
+        whichever ends first."""
+        deadline = self.budget.deadline
         while True:
             user = self.describe()
             status = user.get("Status")
             if status == ACTIVE:
                 return user
-            if time.monotonic() >= self.deadline:
+            left = self.budget.ends - time.monotonic()
+            if left <= 0:
                 raise DatabaseOperationError(
-                    f"user {self.arn.arn} is still {status!r}: the step's {self.wait_seconds:g} s "
+                    f"user {self.arn.arn} is still {status!r}: the step's {self.budget.seconds:g} s "
                     f"for the user to turn {ACTIVE!r} are spent (MANAGED_USER_WAIT_SECONDS)"
                 )
-            time.sleep(max(0.0, min(self.poll_seconds, self.deadline - time.monotonic())))
+            # The next poll (a pause, then one more call) starts only if it ends in time.
+            pause = min(self.poll_seconds, left)
+            deadline.require(
+                pause + CALL_SECONDS, f"asking again if {self.arn.arn} (still {status!r}) is active"
+            )
+            time.sleep(pause)
 
     def _call(self, operation: str, method: Callable[..., Any], **parameters: Any) -> dict[str, Any]:
         try:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 TIME_OUT = 9  # the function's time-out in this test; the step's deadline is 3 s less
+#: The blocked-statement test's time-out: a login (5 s) or a statement (9 s) fits in its
+#: 9 s deadline, both together do not; 4 s to spare before the first login, so that a
+#: loaded machine does not stop the step before the statement it is about.
+BLOCKED_TIME_OUT = 12
 
 
 def single_user(
@@ -50,26 +54,26 @@ def test_a_blocked_password_change_stops_before_the_steps_deadline(
     postgres: PostgresServer, sm_client: SecretsManagerClient, service: RotationService
 ) -> None:
     """Every limit fits in the time-out on its own (DB_CONNECT_TIMEOUT 5 s, DB_STATEMENT_
-    TIMEOUT 6 s, REPLICA_WAIT_SECONDS 0, function time-out 9 s, margin 3 s: the start-up
+    TIMEOUT 9 s, REPLICA_WAIT_SECONDS 0, function time-out 12 s, margin 3 s: the start-up
     check passes), but a login and a statement together do not. Another session holds
     the user's pg_authid row (an open ALTER ROLE), so setSecret's ALTER ROLE ... PASSWORD
     blocks.
 
-    Expected: the step stops by its deadline (time-out less the margin, 6 s) with
+    Expected: the step stops by its deadline (time-out less the margin, 9 s) with
     StepTimeLimitError naming what did not fit, keeping the margin to report. Actual (if
     broken): the statement runs to DB_STATEMENT_TIMEOUT whatever the step has left, and
     the step overruns its deadline into the margin (on Lambda, with more such statements,
     into the time-out: the invocation is killed without the named error)."""
     name, password, dbname, arn = single_user(postgres, sm_client, service)
-    handler = limited_handler(postgres, sm_client, connect_timeout="5", statement_timeout="6")
+    handler = limited_handler(postgres, sm_client, connect_timeout="5", statement_timeout="9")
     request = service.start(arn)
-    handler(request.event("createSecret"), LambdaContext(timeout_s=TIME_OUT))
+    handler(request.event("createSecret"), LambdaContext(timeout_s=BLOCKED_TIME_OUT))
     holder = postgres.admin_connection()
     try:
         holder.autocommit = False
         with holder.cursor() as cursor:
             cursor.execute(f'ALTER ROLE "{name}" CONNECTION LIMIT 50')  # row locked until rollback
-        context = LambdaContext(timeout_s=TIME_OUT)
+        context = LambdaContext(timeout_s=BLOCKED_TIME_OUT)
         deadline_s = context.get_remaining_time_in_millis() / 1000 - 3
         started = time.monotonic()
         error: Exception | None = None

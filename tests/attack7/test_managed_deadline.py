@@ -11,7 +11,15 @@ import pytest
 from common.errors import RotationError
 from tests.helpers import value
 from tests.redis.conftest import *  # noqa: F403 - the Redis fixtures
-from tests.redis.test_managed import Clock, Managed, aws_users, busy_after_create, engine, managed
+from tests.redis.test_managed import (
+    Clock,
+    ClockContext,
+    Managed,
+    aws_users,
+    busy_after_create,
+    engine,
+    managed,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -22,30 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["aws_users", "engine", "managed"]
 
 
-class ClockContext:
-    """A Lambda context whose remaining time runs on ``clock`` (the engine's clock)."""
-
-    function_name = "rotation-function"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:rotation-function"
-    memory_limit_in_mb = 256
-    aws_request_id = "a7-request"
-    log_group_name = "/aws/lambda/rotation-function"
-    log_stream_name = "local"
-
-    def __init__(self, clock: Clock, timeout_s: float) -> None:
-        self.clock, self.end = clock, clock.now + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.end - self.clock.now) * 1000))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-3: the managed user's wait (MANAGED_USER_WAIT_SECONDS) ignores the "
-    "step's deadline and is not checked against the function's time-out at start: a 60 s "
-    "function waits the default 240 s and Lambda kills the step without a word",
-)
 def test_a_managed_user_wait_stops_before_the_functions_time_out(
     sm_client: SecretsManagerClient,
     service: RotationService,
@@ -53,13 +37,16 @@ def test_a_managed_user_wait_stops_before_the_functions_time_out(
     redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Severity: low (the template gives the Redis function 600 s; a deployment with a
+    """Held now (redisfix): every wait stops before the step's deadline with
+    StepTimeLimitError (``ManagedUser.wait_until_active``).
+
+    Was (severity low: the template gives the Redis function 600 s; a deployment with a
     lower Timeout, or the 60 s of the other functions, gets the silent kill the deadline
     exists to prevent; no label moves, Secrets Manager retries).
 
     Expected: a ConfigurationError at the start (as for REPLICA_WAIT_SECONDS) or a
     StepTimeLimitError before the function's time-out less the margin.
-    Actual: setSecret waits the whole 240 s budget past the 60 s time-out."""
+    Was: setSecret waited the whole 240 s budget past the 60 s time-out."""
     clock = Clock()
     monkeypatch.setattr("rotators.redis.managed.time", clock)
     handler, request, _ = busy_after_create(sm_client, service, managed, redis_server, 240, 1, 10**6)

@@ -13,13 +13,6 @@ from tests.unit.test_mysql_dialect import MYSQL_8, pymysql_like
 from tests.unit.test_mysql_dual_passwords import ADD, PRIMARY, RefusingConnection
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-6: with password_require_current=ON a setSecret retried after a crash "
-    "(logged in with AWSCURRENT, now the secondary) falls back to ALTER USER ... IDENTIFIED BY "
-    "without REPLACE, which MySQL 8 refuses (3892): every retry, and every later rotation, "
-    "fails the same way",
-)
 def test_a_retry_under_password_require_current_completes() -> None:
     """Severity: medium-low (no lockout: AWSCURRENT stays the secondary; but the rotation
     can never complete again, and repair's 'discard' leads to the same state).

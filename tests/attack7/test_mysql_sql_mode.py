@@ -48,12 +48,6 @@ def _pair(
     return user, store_secret(sm, service, user, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-1: alternating users cannot rotate on a MariaDB/MySQL whose sql_mode "
-    "has ANSI_QUOTES (or ANSI): SHOW GRANTS then double-quotes names, the parser refuses "
-    "every line ('unexpected SHOW GRANTS line'), and the error does not name sql_mode",
-)
 @pytest.mark.parametrize("mode", ["ANSI_QUOTES", "ANSI"])
 def test_alternating_users_rotate_under_ansi_quotes(
     mariadb: MariaDBServer,
@@ -104,13 +98,6 @@ def test_alternating_users_rotate_under_other_sql_modes(
     mariadb.connect_as(current["username"], current["password"]).close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-11: a MariaDB ed25519 account (named by the README among the salted "
-    "plugins it handles) cannot rotate at all: PyMySQL needs 'pynacl' for ed25519 logins, "
-    "which the function neither packages nor names; createSecret fails with "
-    "UnexpectedError: RuntimeError",
-)
 @pytest.mark.parametrize("mode", ["NO_BACKSLASH_ESCAPES", None])
 def test_ed25519_single_user_with_backslashes_and_quotes_in_passwords(
     mariadb: MariaDBServer,
@@ -157,13 +144,6 @@ def test_ed25519_single_user_with_backslashes_and_quotes_in_passwords(
             mariadb.connect_as(user, current).close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-12: the abandoned-rotation recovery (AWSCURRENT, AWSPREVIOUS, then "
-    "unlabelled versions) ignores MariaDB's max_password_errors, which the preflight reads: "
-    "with a limit of 2 its own refused logins block the account before it reaches the "
-    "unlabelled version the server holds; nobody can log in until FLUSH PRIVILEGES",
-)
 def test_the_recovery_of_an_abandoned_rotation_does_not_block_the_account(
     mariadb: MariaDBServer,
     sm_client: SecretsManagerClient,

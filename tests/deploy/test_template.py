@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Top-level modules of every engine's driver, by rotators package.
 DRIVERS = {
     "postgresql": {"psycopg2"},
-    "mysql": {"pymysql", "cryptography"},
+    "mysql": {"pymysql", "cryptography", "nacl"},
     "mongodb": {"pymongo", "bson"},
     "redshift": {"redshift_connector"},
     "redis": {"redis"},

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from common.deadline import UNBOUNDED
 from common.errors import (
     ConfigurationError,
     DatabaseConnectionError,
@@ -22,6 +23,7 @@ from common.errors import (
     DatabaseOperationError,
     PermissionDeniedError,
     SecretMismatchError,
+    StepTimeLimitError,
     TlsConfigurationError,
 )
 from common.observability import logger
@@ -679,6 +681,64 @@ def test_set_secret_waits_at_most_one_budget_in_all(
         handler(request.event("setSecret"), LambdaContext())
     assert clock.now - start <= 10 + 1  # one poll past the budget at most
     assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
+
+
+class ClockContext(LambdaContext):
+    """A Lambda context whose time runs out ``seconds`` after ``clock``'s now."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.end = clock, clock.now + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.end - self.clock.now) * 1000))
+
+
+def test_a_wait_stops_before_the_step_s_deadline_with_a_named_error(
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    managed: Managed,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The budget (50 s) fits the function's time-out (60 s) with the margin, but not with
+    one more DescribeUsers call (15 s) at its end: the wait stops while that call and the
+    margin (3 s) are left, with StepTimeLimitError. Was: it waited its own 50 s, by its own
+    clock, past the step's deadline (on Lambda: killed without a word)."""
+    clock = Clock()
+    monkeypatch.setattr("rotators.redis.managed.time", clock)
+    handler, request, _ = busy_after_create(sm_client, service, managed, redis_server, 50, 1, 10**6)
+    context = ClockContext(clock, 60)
+    with pytest.raises(StepTimeLimitError, match="DescribeUsers|active"):
+        handler(request.event("setSecret"), context)
+    assert context.get_remaining_time_in_millis() >= 3 * 1000, "the margin was spent"
+    assert user_of(managed.kind, managed.key).passwords == [managed.password]
+    assert value(sm_client, managed.arn, "AWSCURRENT")["password"] == managed.password
+
+
+def test_the_sessions_of_one_step_share_one_budget(
+    sm_client: SecretsManagerClient, managed: Managed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every session of a step makes a ManagedUser; they share the step's budget, which
+    the next step renews. Was: each got a budget of its own."""
+    clock = Clock()
+    monkeypatch.setattr("rotators.redis.managed.time", clock)
+    user_arn = value(sm_client, managed.arn, "AWSCURRENT")["user_arn"]
+    user_of(managed.kind, managed.key).status = "modifying"
+    user_of(managed.kind, managed.key).modifying_describes = 10**6
+    engine = RedisEngine(clients, user_wait_seconds=5, poll_seconds=1)
+    engine.start_step(UNBOUNDED)
+    first, second = engine._managed(user_arn), engine._managed(user_arn)  # one per session
+    with pytest.raises(DatabaseOperationError, match="are spent"):
+        first.wait_until_active()
+    spent = clock.now
+    with pytest.raises(DatabaseOperationError, match="are spent"):
+        second.wait_until_active()
+    assert clock.now == spent, "the second session waited a budget of its own"
+    engine.start_step(UNBOUNDED)
+    with pytest.raises(DatabaseOperationError, match="are spent"):
+        engine._managed(user_arn).wait_until_active()
+    assert clock.now > spent, "the next step had no budget of its own"
 
 
 def test_a_pending_version_for_another_user_arn_names_both(

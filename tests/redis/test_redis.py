@@ -12,9 +12,9 @@ import pytest
 from common.errors import DatabaseConnectionError, DatabaseLoginError, PermissionDeniedError
 from common.observability import logger
 from devtools.certs import CertificateAuthority
-from devtools.redis_server import RedisServer
+from devtools.redis_server import RedisServer, rules_without_passwords
 from devtools.service import STEPS, LambdaContext
-from rotators.redis.acl import password_hash, rules_without_passwords
+from rotators.redis.acl import password_hash
 from rotators.redis.engine import RedisEngine
 from tests.conftest import unique
 from tests.helpers import handler_for, labels, move_current, value

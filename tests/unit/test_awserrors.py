@@ -13,7 +13,7 @@ from common.awserrors import AwsFailure
 from common.errors import PermissionDeniedError, RdsError, SecretsManagerError
 from common.rds import RdsDirectory
 from common.secretsmanager import SecretStore
-from rotators.redis.managed import ManagedUser, UserArn
+from rotators.redis.managed import ManagedUser, UserArn, WaitBudget
 
 USER = UserArn.parse("arn:aws:elasticache:us-east-1:123456789012:user:app")
 
@@ -58,7 +58,7 @@ def test_every_client_reads_an_aws_error_the_same_way(error: Exception, code: st
     expected = f"rds:DescribeDBInstances was refused ({code})" if denied else f"failed with {code}"
     assert expected in str(rds.value)
     with pytest.raises(PermissionDeniedError if denied else Exception) as managed:
-        ManagedUser(USER, Failing(error), wait_seconds=1, poll_seconds=0).describe()
+        ManagedUser(USER, Failing(error), budget=WaitBudget(1), poll_seconds=0).describe()
     assert f"elasticache DescribeUsers on {USER.arn} failed with {code}" in str(managed.value)
     assert isinstance(managed.value, PermissionDeniedError) == denied
 

@@ -102,8 +102,9 @@ def test_the_handler_refuses_before_any_call(sm_client: Any) -> None:
 
 
 def test_every_login_of_a_step_starts_only_with_the_connect_time_out_left(sm_client: Any) -> None:
-    """``Rotator._connect`` is every session's way in: testSecret's and finishSecret's proof,
-    the master's sessions (alternating and dual passwords) and the labelled logins."""
+    """``Engine.connect`` is every session's way in: testSecret's and finishSecret's proof,
+    the master's sessions (alternating and dual passwords), the labelled logins and an
+    engine's own logins."""
     from common.rotation import Strategy
     from common.secret import DatabaseSecret
     from tests.fake_engine import secret
@@ -114,21 +115,26 @@ def test_every_login_of_a_step_starts_only_with_the_connect_time_out_left(sm_cli
     pending = DatabaseSecret.from_dict(secret(), "AWSPENDING")
     master = DatabaseSecret.from_dict(secret("master", "master-Pass-1"), "master")
     clock = Clock()
-    rotator.deadline = Deadline.of(FakeContext(clock, 7.9))  # 4.9 s after the margin: < 5 s
+    rotator._begin(Deadline.of(FakeContext(clock, 7.9)))  # 4.9 s after the margin: < 5 s
     with pytest.raises(StepTimeLimitError, match="stopped before logging in with the AWSPENDING"):
         rotator._prove(pending, Strategy.SINGLE_USER)
     with pytest.raises(StepTimeLimitError, match="stopped before logging in with the master"):
-        rotator._connect(rotator._master_login(pending, master))
+        with rotator._connect(rotator._master_login(pending, master)):
+            pass
     with pytest.raises(StepTimeLimitError, match="stopped before logging in with the AWSCURRENT"):
         rotator._log_in_with_first([("AWSCURRENT", pending)], pending, rotator._verify)
+    with pytest.raises(StepTimeLimitError, match="stopped before logging in with the AWSPENDING"):
+        with rotator.engine.connect(rotator._login(pending, "AWSPENDING")):
+            pass  # an engine's own login (MySQL's proof of host parts) is bounded too
     assert database.logins == []  # nothing was even tried
-    rotator.deadline = Deadline.of(FakeContext(clock, 8.1))
+    rotator._begin(Deadline.of(FakeContext(clock, 8.1)))
     rotator._prove(pending, Strategy.SINGLE_USER)
     assert database.logins == ["AWSPENDING"]
 
 
 def test_an_rds_call_starts_only_with_one_attempts_time_left() -> None:
-    from common.rds import CALL_SECONDS, RdsDirectory
+    from common.clients import CALL_SECONDS
+    from common.rds import RdsDirectory
 
     def no_client() -> Any:
         raise AssertionError("no RDS client may be built")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from common.engine import Lockout, Login
 from common.errors import (
     ConfigurationError,
     DatabaseLoginError,
@@ -20,7 +21,7 @@ from common.errors import (
 from common.handler import RotationFunction
 from common.observability import logger
 from devtools.service import STEPS, RotationService
-from tests.fake_engine import FakeDatabase, FakeEngine, secret
+from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession, secret
 from tests.helpers import handler_for, labels, store_secret, value
 
 if TYPE_CHECKING:
@@ -104,6 +105,36 @@ def test_unlabelled_versions_are_tried_newest_first_and_bounded(
         service.rotate(handler_for(FakeEngine(database), sm_client), arn)
     # AWSCURRENT, AWSPREVIOUS is absent, and three unlabelled versions: four refused logins.
     assert database.failed_logins - failed_before == 4
+
+
+class LockingEngine(FakeEngine):
+    """A server that blocks an account after two refused logins in a row."""
+
+    def login_lockout(self, connection: FakeSession, login: Login) -> Lockout:
+        return Lockout(2, known=True, detail="blocks after 2")
+
+
+def test_a_lockout_read_in_one_step_orders_and_stops_the_next(
+    sm_client: SecretsManagerClient, service: RotationService, database: FakeDatabase
+) -> None:
+    """createSecret finds the password restored to AWSPREVIOUS after one refused login and
+    reads the limit (2); setSecret then tries AWSPREVIOUS first (no refused login). With
+    the limit known, a later refused first login is the last: the step stops rather than
+    make the refusal that blocks."""
+    arn = store_secret(sm_client, service, "app", secret())
+    handler = handler_for(LockingEngine(database), sm_client)
+    service.rotate(handler, arn)
+    database.passwords["app"] = value(sm_client, arn, "AWSPREVIOUS")["password"]  # restored
+    before = database.failed_logins
+    service.rotate(handler, arn)
+    assert database.failed_logins - before == 1  # createSecret's AWSCURRENT only
+    assert database.passwords["app"] == value(sm_client, arn, "AWSCURRENT")["password"]
+
+    database.passwords["app"] = value(sm_client, arn, "AWSPREVIOUS")["password"]  # again
+    before = database.failed_logins
+    with pytest.raises(DatabaseLoginError, match=r"stopped after 1 refused logins \(AWSCURRENT\)"):
+        service.rotate(handler, arn)
+    assert database.failed_logins - before == 1
 
 
 def test_unlabelled_versions_of_another_user_or_server_are_not_used(

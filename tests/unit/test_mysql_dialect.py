@@ -39,6 +39,7 @@ MYSQL_575 = "5.7.5-m15"
 MYSQL_56 = "5.6.51"
 MARIADB = "10.11.18-MariaDB-0+deb12u1"
 MARIADB_HANDSHAKE = "5.5.5-10.6.12-MariaDB-log"
+REPLACE_OWN = "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s"
 
 
 @pytest.mark.parametrize(
@@ -63,8 +64,11 @@ def test_server_family_and_version(
 @pytest.mark.parametrize(
     ("version", "own", "other"),
     [
-        (MYSQL_8, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
-        (AURORA_3, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
+        # MySQL 8.0.13+ names the current password (password_require_current).
+        (MYSQL_8, REPLACE_OWN, "ALTER USER %s@%s IDENTIFIED BY %s"),
+        (AURORA_3, REPLACE_OWN, "ALTER USER %s@%s IDENTIFIED BY %s"),
+        ("8.0.13", REPLACE_OWN, "ALTER USER %s@%s IDENTIFIED BY %s"),
+        ("8.0.12", "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
         (MYSQL_57, "ALTER USER CURRENT_USER() IDENTIFIED BY %s", "ALTER USER %s@%s IDENTIFIED BY %s"),
         (MYSQL_575, "SET PASSWORD = PASSWORD(%s)", "SET PASSWORD FOR %s@%s = PASSWORD(%s)"),
         (MYSQL_56, "SET PASSWORD = PASSWORD(%s)", "SET PASSWORD FOR %s@%s = PASSWORD(%s)"),
@@ -211,7 +215,9 @@ ED25519_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 
 @pytest.mark.parametrize(
     ("version", "own_grants", "expected"),
     [
-        (MYSQL_8, [], ("ALTER USER CURRENT_USER() IDENTIFIED BY %s", "new-Pass-2")),
+        # MySQL 8: the password the session logged in with, for password_require_current.
+        (MYSQL_8, [], (REPLACE_OWN, "new-Pass-2", "old-Pass-1")),
+        (MYSQL_57, [], ("ALTER USER CURRENT_USER() IDENTIFIED BY %s", "new-Pass-2")),
         (MYSQL_56, [], ("SET PASSWORD = PASSWORD(%s)", "new-Pass-2")),
         # MariaDB logs SET PASSWORD as sent: a native-password account gets the hash.
         (MARIADB, NATIVE_GRANT, ("SET PASSWORD = %s", native_password_hash("new-Pass-2"))),
@@ -219,14 +225,14 @@ ED25519_GRANT = [("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 
     ],
 )
 def test_engine_sends_the_own_password_statement_of_the_server(
-    version: str, own_grants: list[tuple[str]], expected: tuple[str, str]
+    version: str, own_grants: list[tuple[str]], expected: tuple[str, ...]
 ) -> None:
     connection = RecordingConnection(version, {"SHOW GRANTS FOR CURRENT_USER()": own_grants})
     MySQLEngine().change_own_password(pymysql_like(connection), LOGIN, "new-Pass-2")
     changes = [
         (statement, params) for statement, params in connection.sent if not statement.startswith("SHOW")
     ]
-    assert changes == [(expected[0], (expected[1],))]
+    assert changes == [(expected[0], expected[1:])]
 
 
 def test_native_password_hash_is_mysqls() -> None:
@@ -271,12 +277,18 @@ def test_engine_mirrors_a_mysql_8_account_exactly() -> None:
     account = ("app_clone", "10.0.0.%")
     # The account with its password, TLS requirement and resource limits in one statement
     # (a failed batch never leaves it open without TLS); then one multi-statement round trip, with
-    # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off).
+    # multi-statements allowed for it only (COM_SET_OPTION 0 = on, 1 = off). Before the
+    # first grants read, once, the session's default quoting of names (no ANSI_QUOTES).
     assert changes == [
         (
             "CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL WITH MAX_QUERIES_PER_HOUR %s "
             "MAX_UPDATES_PER_HOUR %s MAX_CONNECTIONS_PER_HOUR %s MAX_USER_CONNECTIONS %s",
             (*account, "new-Pass-2", 0, 0, 0, 3),
+        ),
+        (
+            "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
+            "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))",
+            None,
         ),
         ("COMMAND 27", (b"\x00\x00",)),
         (
@@ -377,7 +389,11 @@ def test_salted_accounts_are_proved_by_the_account_a_login_opens(monkeypatch: py
     monkeypatch.setattr(engine, "close", lambda connection: None)
     mirror(engine, connection)
     assert session.sent == [("SELECT CURRENT_USER()", None)]
-    changes = [p for s, p in connection.sent if not s.startswith(("SELECT", "SHOW", "COMMAND"))]
+    changes = [
+        p
+        for s, p in connection.sent
+        if not s.startswith(("SELECT", "SHOW", "COMMAND", "SET SESSION sql_mode"))
+    ]
     assert changes
     assert all(params is not None and params[:2] == ("app_clone", "%") for params in changes), changes
 

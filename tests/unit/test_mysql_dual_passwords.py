@@ -26,6 +26,7 @@ from tests.unit.test_mysql_dialect import (
 
 ADD = "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD"
 PRIMARY = "ALTER USER CURRENT_USER() IDENTIFIED BY %s"
+REPLACE_PRIMARY = "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s"
 
 
 class RefusingConnection(RecordingConnection):
@@ -72,13 +73,26 @@ def test_the_new_password_becomes_primary_and_the_current_one_secondary() -> Non
 def test_a_retry_logged_in_with_the_secondary_sets_the_primary_and_keeps_it() -> None:
     """The first attempt made the new password primary, then the function died; the retry
     logs in with AWSCURRENT, now the secondary: REPLACE refuses it (3891), and the primary
-    is set without RETAIN, which leaves the secondary (AWSCURRENT) as it is."""
+    is set replacing itself without RETAIN, which leaves the secondary (AWSCURRENT) as it is."""
     connection = RefusingConnection(MYSQL_8, {ADD: (3891, "Incorrect current password.")})
     kept = MySQLEngine().add_password(
         pymysql_like(connection), user="app", keep="cur-Pass-1", new="new-Pass-2"
     )
     assert kept is True
-    assert connection.sent == [(ADD, ("new-Pass-2", "cur-Pass-1")), (PRIMARY, ("new-Pass-2",))]
+    assert connection.sent == [
+        (ADD, ("new-Pass-2", "cur-Pass-1")),
+        (REPLACE_PRIMARY, ("new-Pass-2", "new-Pass-2")),
+    ]
+
+
+def test_a_primary_that_is_neither_password_is_refused_by_name() -> None:
+    """Neither AWSCURRENT nor the pending password is the primary: the server refuses both
+    REPLACEs (3891) and the error says so, naming no password."""
+    refused = (3891, "Incorrect current password.")
+    connection = RefusingConnection(MYSQL_8, {ADD: refused, REPLACE_PRIMARY: refused})
+    with pytest.raises(DatabaseOperationError, match="neither the current nor the pending") as raised:
+        MySQLEngine().add_password(pymysql_like(connection), user="app", keep="cur-Pass-1", new="new-Pass-2")
+    assert "Pass-" not in str(raised.value)
 
 
 def test_an_account_without_application_password_admin_falls_back_and_says_so(

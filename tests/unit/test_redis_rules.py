@@ -9,7 +9,8 @@ import pytest
 
 from common.errors import SecretFormatError
 from common.secret import DatabaseSecret
-from rotators.redis.acl import password_hash, password_rules, rules_without_passwords
+from devtools.redis_server import rules_without_passwords
+from rotators.redis.acl import password_hash, password_rules
 from rotators.redis.managed import UserArn
 
 CURRENT, PENDING, OLDER = "current-Pass-1", "pending-Pass-2", "older-Pass-0"
