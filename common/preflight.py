@@ -64,6 +64,7 @@ from common.rotation import PREFLIGHT_KEY, Rotator, Strategy, original_username,
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 if TYPE_CHECKING:
+    from common.rds import Endpoint
     from common.secret import DatabaseSecret
     from common.secretsmanager import SecretMetadata
 
@@ -219,6 +220,9 @@ class PreflightReport:
     checks: list[Finding] = field(default_factory=list)
     logins: list[VersionLogin] = field(default_factory=list)
     capabilities: list[Capability] = field(default_factory=list)
+    #: Whether a session of the secret's own user found its host a read replica (None:
+    #: no session could tell); not part of the answer, whose ``replica`` check says it.
+    on_replica: bool | None = None
 
     def fail(self, check: str, error: Exception | str, fix: str) -> PreflightReport:
         """Record a failed check; returns the report (a check that ends it returns this)."""
@@ -404,17 +408,35 @@ class Preflight(Rotator[ConnectionT]):
     ) -> set[str]:
         """Log in with every version the budget allows; returns the labels whose
         credentials were accepted. A single user's capabilities, and the server's lockout,
-        are read in the first session that fits."""
-        accepted: set[str] = set()
+        are read in the first session that fits.
+
+        A single user's password lives on the writer when the secret names a read replica
+        (setSecret changes it there, ``Rotator._set_single_on_writer``), and a replica that
+        lags or stopped applying still accepts the password the writer has replaced: so
+        there the versions are judged by logins on the writer (found through RDS, as
+        setSecret finds it), and the replica's own answers are only reported."""
         single = Strategy.of(current, self.engine) is Strategy.SINGLE_USER
-        for version, labels in self._versions(metadata, extra):
-            name = labels[0] if labels else f"version {version}"
-            login = self._try_version(metadata, current, (version, labels, name), single, report, budget)
-            report.logins.append(login)
-            if login.user is not None:
-                budget.count(login.user, login.outcome)
-            if login.outcome == "accepted":
-                accepted.update(labels or (version,))
+        accepted = self._log_in_with_each(metadata, current, extra, report, budget)
+        on_replica = report.on_replica
+        if on_replica is None and single:
+            on_replica = self.rds.is_reader(current)  # no session could tell: RDS may
+        if single and on_replica:
+            writer = self._replica_writer(current, report)
+            if writer is not None:
+                replica_logins, report.logins, report.capabilities = report.logins, [], []
+                # The writer counts its own refused logins (its lockout: as read so far).
+                budget = LoginBudget(budget.asked, budget.lockout, budget.lockout_read)
+                accepted = self._log_in_with_each(metadata, current, extra, report, budget, writer)
+                seen = ", ".join(f"{(x.labels or (x.version,))[0]} {x.outcome}" for x in replica_logins)
+                report.checks.append(
+                    Finding(
+                        "replica",
+                        ok=True,
+                        detail=f"{current.host} is a read replica: the password changes on its writer "
+                        f"{writer.host}:{writer.port}, where the versions were tried (on the replica "
+                        f"itself, which may lag: {seen or 'no login'})",
+                    )
+                )
         report.checks.append(self._login_finding(report.logins, accepted, single))
         stopped = budget.finding()
         if stopped is not None:
@@ -425,6 +447,44 @@ class Preflight(Rotator[ConnectionT]):
             )
         return accepted
 
+    def _log_in_with_each(  # noqa: PLR0917 - the parts of one pass, spelled out
+        self,
+        metadata: SecretMetadata,
+        current: DatabaseSecret,
+        extra: tuple[str, ...],
+        report: PreflightReport,
+        budget: LoginBudget,
+        server: Endpoint | None = None,
+    ) -> set[str]:
+        """One pass over the versions, on the secrets' host or on ``server``; adds to
+        ``report.logins`` and returns the labels (or ids) accepted."""
+        accepted: set[str] = set()
+        single = Strategy.of(current, self.engine) is Strategy.SINGLE_USER
+        for version, labels in self._versions(metadata, extra):
+            name = labels[0] if labels else f"version {version}"
+            login = self._try_version(
+                metadata, current, (version, labels, name), single, report, budget, server=server
+            )
+            report.logins.append(login)
+            if login.user is not None:
+                budget.count(login.user, login.outcome)
+            if login.outcome == "accepted":
+                accepted.update(labels or (version,))
+        return accepted
+
+    def _replica_writer(self, current: DatabaseSecret, report: PreflightReport) -> Endpoint | None:
+        """The writer of the replica ``current`` names (RDS), or None with a failed check."""
+        try:
+            return self.rds.writer_for(current)
+        except RdsError as error:
+            report.fail(
+                "replica",
+                f"{error}: the versions were tried on the replica only, which may lag its writer",
+                f"give the function's role {DESCRIBE_PERMISSIONS}, or name the database in the "
+                "secret ('dbInstanceIdentifier' or 'dbClusterIdentifier'): a rotation needs the writer too",
+            )
+            return None
+
     def _try_version(  # noqa: PLR0911, PLR0917 - one version, described in full, one return per outcome
         self,
         metadata: SecretMetadata,
@@ -433,8 +493,11 @@ class Preflight(Rotator[ConnectionT]):
         single: bool,
         report: PreflightReport,
         budget: LoginBudget,
+        *,
+        server: Endpoint | None = None,
     ) -> VersionLogin:
-        """``which``: (version id, labels, name)."""
+        """``which``: (version id, labels, name); ``server``: log in there rather than on
+        the secrets' host (a replica's writer)."""
         version, labels, name = which
         try:
             secret = self.store.version(metadata.arn, version, name)
@@ -460,7 +523,7 @@ class Preflight(Rotator[ConnectionT]):
             return VersionLogin(
                 version, labels, secret.username, "not tried", budget.why(secret.username), relation=relation
             )
-        login = self._login(secret, name)
+        login = self._login(secret, name, server=server)
         privileges: tuple[bool | None, str] = (None, "")
         try:
             with self._connect(login) as connection:
@@ -468,6 +531,8 @@ class Preflight(Rotator[ConnectionT]):
                 if not budget.lockout_read and (lockout := self._read_lockout(connection, login, budget)):
                     report.checks.append(lockout)
                 if single and not report.capabilities and secret.username == current.username:
+                    if server is None:
+                        report.on_replica = self.engine.is_replica(connection)
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
                 if not single:
                     privileges = self._acts_as_original(connection, secret, current)

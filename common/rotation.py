@@ -534,9 +534,7 @@ class Rotator(Generic[ConnectionT]):
         tried: list[str] = []
         last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
-            login = self._login(secret, label)
-            if server is not None:
-                login = dataclasses.replace(login, host=server.host, port=server.port)
+            login = self._login(secret, label, server=server)
             account = _account(login.host, login.port, login.username)
             limit = self.lockouts.get(account)
             if tried and limit is not None and len(tried) >= limit - 1:
@@ -823,5 +821,9 @@ class Rotator(Generic[ConnectionT]):
     def _port(self, secret: DatabaseSecret) -> int:
         return secret.port or self.engine.default_port
 
-    def _login(self, secret: DatabaseSecret, label: str, dbname: str | None = None) -> Login:
-        return Login.for_secret(self.engine, secret, label, self.settings, dbname)
+    def _login(
+        self, secret: DatabaseSecret, label: str, dbname: str | None = None, server: Endpoint | None = None
+    ) -> Login:
+        """``secret``'s login; ``server``: on another host than the secret's (a replica's writer)."""
+        login = Login.for_secret(self.engine, secret, label, self.settings, dbname)
+        return login if server is None else dataclasses.replace(login, host=server.host, port=server.port)

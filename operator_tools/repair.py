@@ -23,6 +23,10 @@ by PutSecretValue) is never made current: repair cannot tell which user is the i
 one, and refuses. "hand over" is chosen only when the rotation's own recovery would
 find the accepted credentials (``AWSPREVIOUS`` of the same user on the same server).
 
+For a single user whose secret names a read replica, the database is the writer: the
+preflight tries the versions there (the replica may lag, accepting a password its writer
+has replaced), and repair refuses when the writer cannot be found.
+
 It refuses when it cannot tell: the database could not be reached, or accepts none of
 the versions (of the secret's user). ``AWSCURRENT`` and ``AWSPENDING`` never end on credentials the database
 refused; ``AWSPREVIOUS`` follows ``AWSCURRENT`` as in every rotation. For alternating
@@ -123,6 +127,10 @@ def decide(versions: dict[str, list[str]], report: dict[str, Any]) -> Plan:  # n
         return Plan(
             "refuse", f"cannot tell: {unreachable[0].get('detail') or 'the database could not be reached'}"
         )
+    replica = _check(report, "replica")
+    if replica is not None and replica.get("ok") is False:
+        # A replica that lags accepts what its writer replaced: its answers cannot judge.
+        return Plan("refuse", f"cannot tell: {replica.get('detail')} ({replica.get('fix', '')})")
     current, pending = version_with(versions, AWSCURRENT), stuck_pending(versions)
     if current is None:
         return Plan("refuse", f"cannot tell: no version is labelled {AWSCURRENT}")
@@ -184,6 +192,12 @@ def decide(versions: dict[str, list[str]], report: dict[str, Any]) -> Plan:  # n
     )
 
 
+def _check(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The preflight report's check ``name``, if it made one."""
+    found: dict[str, Any] | None = next((c for c in report.get("checks", []) if c.get("check") == name), None)
+    return found
+
+
 def _remove(label: str, version: str) -> dict[str, str]:
     return {"call": "UpdateSecretVersionStage", "VersionStage": label, "RemoveFromVersionId": version}
 
@@ -236,10 +250,13 @@ class Repair:
             why = failing[0]["detail"] if failing else "the preflight tried no login"
             return Plan("refuse", f"cannot tell: {why}")
         plan = decide(self.versions, self.report)
-        stopped = next((c for c in self.report.get("checks", []) if c.get("check") == "logins stopped"), None)
+        stopped = _check(self.report, "logins stopped")
         if stopped is not None:
             # The plan rests on fewer versions than asked for: say so, and how to try more.
             plan.reason += f"; the preflight {stopped['detail']} ({stopped.get('fix', '')})"
+        replica = _check(self.report, "replica")
+        if replica is not None and replica.get("ok") is True:
+            plan.reason += f"; {replica['detail']}"
         return plan
 
     def _unlabelled(self) -> list[str]:

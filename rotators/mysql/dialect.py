@@ -274,6 +274,16 @@ class Server:
         options = " ".join(f"{option} %s" for _, option in self.resource_limits)
         return f"WITH {options}", list(limits)
 
+    @property
+    def replica_status(self) -> str:
+        """The statement that lists the server's replication sources (one row per source,
+        none on a server that replicates from nothing); it needs MariaDB's SLAVE MONITOR
+        (10.5.9+; REPLICATION CLIENT before) or MySQL's REPLICATION CLIENT. MariaDB lists
+        every named connection with ``ALL``; MySQL's statement lists every channel."""
+        if self.flavour == "mariadb":
+            return "SHOW ALL SLAVES STATUS"
+        return "SHOW REPLICA STATUS" if self.version >= (8, 0, 22) else "SHOW SLAVE STATUS"
+
 
 def native_password_hash(password: str) -> str:
     """``mysql_native_password``'s stored form: ``*`` and SHA1(SHA1(password)) in hex, of

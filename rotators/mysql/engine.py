@@ -384,14 +384,17 @@ class MySQLEngine(Engine[MySQLConnection]):
         return True
 
     def is_replica(self, connection: MySQLConnection) -> bool:
-        # RDS read replicas run with read_only, Aurora MySQL readers with innodb_read_only.
+        """Read only, or replicating: RDS read replicas run with read_only and Aurora MySQL
+        readers with innodb_read_only, but a replica's parameter group may turn read_only
+        off, and a password changed there would change on the replica alone. So a server
+        that is not read-only is asked whether it replicates (:func:`_replicates`)."""
         rows = _rows(
             connection,
             "SELECT @@global.read_only OR @@global.innodb_read_only",
             (),
             "ask whether it is a replica",
         )
-        return bool(rows and rows[0][0])
+        return bool(rows and rows[0][0]) or _replicates(connection)
 
     def write_position(self, connection: MySQLConnection) -> str | None:
         # MariaDB: the writer's binary log position as a GTID list, once the change is
@@ -411,11 +414,14 @@ class MySQLEngine(Engine[MySQLConnection]):
         # -1 after the time-out (short: the caller polls, and bounds the whole wait), NULL
         # on a malformed position. On a primary it waits out the time-out and says -1 too
         # (a secret naming the writer under another spelling would stall the whole wait),
-        # so only a replica (is_replica's test, in the same statement) is asked.
+        # so only a replica (read-only, or applying a source's events: a writable replica)
+        # is asked, in the same statement.
         try:
             rows = _rows(
                 connection,
-                "SELECT IF(@@global.read_only OR @@global.innodb_read_only, MASTER_GTID_WAIT(%s, %s), NULL)",
+                "SELECT IF(@@global.read_only OR @@global.innodb_read_only OR (SELECT VARIABLE_VALUE "
+                "FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVES_RUNNING') > 0, "
+                "MASTER_GTID_WAIT(%s, %s), NULL)",
                 (position, GTID_WAIT_SLICE),
                 "wait for the replica's GTID position",
             )
@@ -443,7 +449,7 @@ class MySQLEngine(Engine[MySQLConnection]):
         # MySQL 8's password_require_current is met: the current password is sent (REPLACE).
         read_only = _rows(connection, "SELECT @@read_only", (), "read @@read_only")[0][0]
         if int(read_only):
-            detail = "the server is read-only (a replica?): point the secret at the writer"
+            detail = "the server is read-only (a replica): the password changes on its writer"
         else:
             return [Capability("change its own password", True, "any account may set its own password")]
         return [Capability("change its own password", False, detail)]
@@ -536,6 +542,47 @@ class MySQLEngine(Engine[MySQLConnection]):
             "account with several authentication methods (IDENTIFIED VIA ... OR ...) none: "
             "keep one host part per user, or drop the accounts that are not the secret's",
         )
+
+
+def _replicates(connection: MySQLConnection) -> bool:
+    """Whether a server replicates from a source (a replica, writable or not): a source
+    listed in its replication status (``Server.replica_status``). An account without the
+    privilege that statement needs (most single users) is answered, on MariaDB, from
+    status variables every account may read: a source configured for the default
+    connection (``Slave_heartbeat_period`` above 0, also while stopped) or an applier
+    running (``Slaves_running``, any connection); on MySQL 8, which keeps no such
+    variable, ``read_only`` alone decides. The log says which way it was judged."""
+    import pymysql
+
+    server = _server(connection)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(server.replica_status)
+            return bool(cursor.fetchall())
+    except pymysql.err.MySQLError as error:
+        if not error.args or error.args[0] not in _NOT_ALLOWED:
+            raise _ERRORS.shape("read the replication status", error) from error
+    if server.flavour != "mariadb":
+        engine_log.warning(
+            "the user may not read the replication status (REPLICATION CLIENT): a writable "
+            "read replica would be taken for the writer; read_only alone was asked"
+        )
+        return False
+    rows = _rows(
+        connection,
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Slave_heartbeat_period', 'Slaves_running')",
+        (),
+        "read the replication status variables",
+    )
+    status = {_text(name).lower(): _text(value) for name, value in rows}
+    configured = float(status.get("slave_heartbeat_period") or 0) > 0
+    replicating = configured or int(status.get("slaves_running") or 0) > 0
+    engine_log.info(
+        "the user may not read the replication status (SLAVE MONITOR): judged by read_only and "
+        "the replication status variables",
+        extra={"replicating": replicating},
+    )
+    return replicating
 
 
 def account_lockout(user: str, create_user: str) -> Lockout:

@@ -119,6 +119,7 @@ class PostgresEngine(Engine["PgConnection"]):
             connection,
             connection.cursor() as cursor,
         ):
+            cursor.execute(_READ_WRITE)
             for statement in statements:
                 # Composed whole and sent without parameters: see the module docstring.
                 cursor.execute(statement.format(**names, hash=hashed, original_name=sql.Literal(original)))
@@ -190,6 +191,7 @@ class PostgresEngine(Engine["PgConnection"]):
             sql.Identifier(user), sql.Literal(self._hash(connection, user, password))
         )
         with _ERRORS.operation(what), connection, connection.cursor() as cursor:
+            cursor.execute(_READ_WRITE)
             cursor.execute(statement)  # no parameters: see the module docstring
 
     @staticmethod
@@ -201,23 +203,25 @@ class PostgresEngine(Engine["PgConnection"]):
 
     @staticmethod
     def _role_exists(connection: PgConnection, user: str) -> bool:
-        with _ERRORS.operation(f"look up role {user!r}"), connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,))
-            return cursor.fetchone() is not None
+        with _ERRORS.operation(f"look up role {user!r}"):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (user,))
+                found = cursor.fetchone() is not None
+            # A read: its transaction ends here, so that the write after it opens its own
+            # (``_READ_WRITE`` must come before any query of a transaction).
+            connection.rollback()
+        return found
 
     # -- preflight (read only) ---------------------------------------------------------
 
     def own_password_capabilities(self, connection: PgConnection, login: Login) -> list[Capability]:
-        # Any role may ALTER its own password, but not on a standby or in a read-only session.
-        recovery, read_only = _row(
-            connection,
-            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
-            {},
-            "read the server's state",
-        )
-        if recovery or read_only:
-            where = "the server is a standby (in recovery)" if recovery else "sessions are read-only"
-            return [Capability("change its own password", False, f"{where}: point the secret at the writer")]
+        # Any role may ALTER its own password, but not on a standby; a role whose sessions
+        # are read-only by default (default_transaction_read_only) is served: the change
+        # runs in a read-write transaction (_READ_WRITE). The rotation changes a standby's
+        # password on its writer, where the preflight reads this.
+        if self.is_replica(connection):
+            detail = "the server is a standby (in recovery): the password changes on its writer"
+            return [Capability("change its own password", False, detail)]
         return [Capability("change its own password", True, "any role may change its own password")]
 
     def alternate_user_capabilities(
@@ -402,6 +406,12 @@ def _reason(error: Exception) -> tuple[object | None, str | None]:
     diag = getattr(error, "diag", None)
     return getattr(error, "pgcode", None), getattr(diag, "message_primary", None)
 
+
+#: The first statement of every transaction that writes: a role may make its sessions
+#: read-only by default (``ALTER ROLE ... SET default_transaction_read_only = on``, the
+#: usual read-only application user), and any role may open a read-write transaction;
+#: on a standby it fails, as the write would.
+_READ_WRITE = "SET TRANSACTION READ WRITE"
 
 # 42501 insufficient_privilege.
 _ERRORS = DriverErrors(_reason, denied=frozenset({"42501"}))

@@ -21,12 +21,6 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-10: a single PostgreSQL user whose sessions are read-only by default "
-    "(default_transaction_read_only = on) can never rotate: ALTER ROLE is refused in its "
-    "read-only session, though the user may turn it off for its own session",
-)
 def test_a_read_only_by_default_user_rotates_its_own_password(
     postgres: PostgresServer,
     database: str,

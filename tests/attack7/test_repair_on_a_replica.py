@@ -26,13 +26,6 @@ __all__ = ["endpoints", "maria", "maria_world", "rds", "replica"]
 import pytest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-5: repair judges a replica secret's versions by logging in on the "
-    "replica only: while the replica lags the writer it finds AWSCURRENT accepted and "
-    "'discards' AWSPENDING from the version the writer holds; once the replica catches up "
-    "AWSCURRENT is refused everywhere and no label names the working password",
-)
 def test_repair_of_a_stuck_rotation_on_a_stalled_replica_keeps_a_working_label(
     maria_world: World, replica: MariaDBReplica
 ) -> None:
@@ -81,13 +74,6 @@ def test_repair_of_a_stuck_rotation_on_a_stalled_replica_keeps_a_working_label(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-7: the preflight (doctor, repair) reports a single user on a read "
-    "replica as unable to 'change its own password' ('the server is read-only (a replica?): "
-    "point the secret at the writer'), though rotation serves replicas by changing the "
-    "password on the writer",
-)
 def test_the_preflight_of_a_single_user_on_a_replica_finds_no_problem(
     maria_world: World, replica: MariaDBReplica
 ) -> None:
@@ -108,13 +94,6 @@ def test_the_preflight_of_a_single_user_on_a_replica_finds_no_problem(
     assert missing == [], missing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A7-9: a read replica whose read_only is off (an RDS parameter group may "
-    "set read_only=0 on a replica, e.g. for extra indexes) is taken for a writer: a single "
-    "user's password is changed on the replica only, the writer refuses the new AWSCURRENT "
-    "and the replica carries an errant local write",
-)
 def test_a_writable_read_replica_still_changes_the_password_on_the_writer(
     maria_world: World, replica: MariaDBReplica
 ) -> None:

@@ -185,3 +185,36 @@ def test_the_gtid_wait_asks_only_a_replica(maria: MariaDBServer, replica: MariaD
     with engine.connect(login(replica)) as session:
         assert engine.has_replayed(session, position) is True
         assert engine.has_replayed(session, ahead) is False
+
+
+@pytest.mark.parametrize("privileged", [True, False], ids=["slave-monitor", "plain-user"])
+def test_a_replica_is_known_by_its_replication_not_only_read_only(
+    maria: MariaDBServer, replica: MariaDBReplica, privileged: bool
+) -> None:
+    """A replica with read_only off is still a replica (its password changes on the
+    writer): through its replication status where the account may read it, else through
+    the status variables every account may read, also while its applier is stopped. The
+    primary is not one either way."""
+    engine = MySQLEngine()
+    name, password = f"probe_{'priv' if privileged else 'plain'}", "probe-password-1"
+    maria.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (name, password))
+    if privileged:
+        maria.execute("GRANT SLAVE MONITOR ON *.* TO %s@'%%'", (name,))
+    replica.catch_up()
+
+    def answer(server: MariaDBServer) -> bool:
+        tls = TlsPolicy(enabled=True, ca_file=server.ca_file)
+        with engine.connect(Login(server.host, server.port, None, name, password, tls, 5, 5, "x")) as session:
+            return engine.is_replica(session)
+
+    assert answer(maria) is False
+    assert answer(replica) is True  # read_only
+    replica.bootstrap("SET GLOBAL read_only = 0;")
+    try:
+        assert answer(replica) is True
+        replica.bootstrap("STOP SLAVE;")
+        assert answer(replica) is True  # a source is still configured
+    finally:
+        replica.bootstrap("START SLAVE; SET GLOBAL read_only = 1;")
+        replica.catch_up()
+    assert answer(maria) is False

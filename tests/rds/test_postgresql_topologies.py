@@ -17,6 +17,7 @@ from common.rotation import STEPS
 from devtools.postgres import PostgresStandby
 from devtools.rds_endpoints import instance_address, promote_read_replica
 from devtools.service import LambdaContext
+from operator_tools.repair import decide
 from tests.helpers import value
 
 if TYPE_CHECKING:
@@ -248,6 +249,17 @@ def test_a_replica_promoted_between_two_rotations(world: World) -> None:
         own.stop()
 
 
+def preflight_denied_rds(world: World, arn: str) -> dict[str, Any]:
+    """A preflight of ``arn`` by a new container whose RDS look-up is refused."""
+    with Stubber(world.rds) as stubber:
+        stubber.add_client_error(
+            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
+        )
+        report = world.handler()({"Preflight": {"SecretId": arn}}, LambdaContext())
+    assert report is not None
+    return report
+
+
 def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     world: World, standby: PostgresStandby
 ) -> None:
@@ -262,14 +274,35 @@ def test_preflight_takes_an_rds_managed_master_and_names_a_denied_look_up(
     master = next(check for check in report["checks"] if check["check"] == "master secret")
     assert master["ok"] is True, master
 
-    with Stubber(world.rds) as stubber:
-        stubber.add_client_error(
-            "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
-        )
-        denied = world.handler()({"Preflight": {"SecretId": user.arn}}, LambdaContext())
-    assert denied is not None and denied["ok"] is False
+    denied = preflight_denied_rds(world, user.arn)
+    assert denied["ok"] is False
     master = next(check for check in denied["checks"] if check["check"] == "master secret")
     assert "rds:DescribeDBInstances was refused" in master["detail"] and "RdsLookups" in master["fix"]
+
+
+def test_preflight_of_a_single_user_on_a_standby_judges_on_the_writer(
+    world: World, standby: PostgresStandby
+) -> None:
+    """A single user on the standby: the preflight logs in on the writer (where setSecret
+    changes the password) and finds nothing missing; when RDS cannot name the writer, the
+    ``replica`` check fails and repair refuses to judge by the standby's answers."""
+    database = world.instance()
+    user = world.user_on(database.reader)
+    standby.catch_up()
+    report = world.handler()({"Preflight": {"SecretId": user.arn}}, LambdaContext())
+    assert report is not None and report["ok"] is True, report
+    replica = next(check for check in report["checks"] if check["check"] == "replica")
+    assert replica["ok"] is True and f"{database.reader} is a read replica" in replica["detail"]
+    assert [c["held"] for c in report["capabilities"]] == [True], report["capabilities"]
+    assert [login["outcome"] for login in report["logins"]] == ["accepted"]
+
+    denied = preflight_denied_rds(world, user.arn)
+    assert denied["ok"] is False
+    replica = next(check for check in denied["checks"] if check["check"] == "replica")
+    assert replica["ok"] is False and "rds:DescribeDBInstances was refused" in replica["detail"]
+    versions = {login["version"]: login["labels"] for login in denied["logins"]}
+    plan = decide(versions, denied)
+    assert plan.kind == "refuse" and "replica" in plan.reason, plan
 
 
 def test_waits_on_a_lagging_replica_stop_before_the_functions_time_out(

@@ -684,3 +684,10 @@ def test_a_global_line_keeps_its_grant_option_and_column_lists_read_in_one_order
     one = parse_grants(["GRANT SELECT (`c1`, `c0`, `c,2`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
     other = parse_grants(["GRANT SELECT (`c,2`, `c1`, `c0`), INSERT (`c2`) ON `d`.`w` TO `u`@`%`"], "u", "%")
     assert one == other == {Grant("SELECT (`c,2`, `c0`, `c1`), INSERT (`c2`) ON `d`.`w`", "")}
+
+
+def test_the_replication_status_statement_lists_every_source() -> None:
+    assert Server.parse("10.11.6-MariaDB-0+deb12u1").replica_status == "SHOW ALL SLAVES STATUS"
+    assert Server.parse("8.0.36").replica_status == "SHOW REPLICA STATUS"
+    assert Server.parse("8.0.21").replica_status == "SHOW SLAVE STATUS"
+    assert Server.parse("5.7.44-log").replica_status == "SHOW SLAVE STATUS"
