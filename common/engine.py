@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from common.deadline import UNBOUNDED, Deadline
 from common.errors import (
+    AccountBlockedError,
     DatabaseConnectionError,
     DatabaseLoginError,
     DatabaseOperationError,
@@ -119,6 +120,15 @@ class Login:
             f"{self.host}:{self.port} refused the {self.label} credentials for user {self.username!r}"
         )
 
+    def blocked(self, reason: str) -> AccountBlockedError:
+        """The error for a server that blocks the account (``reason``: the server's words)."""
+        return AccountBlockedError(
+            f"{self.host}:{self.port} blocks user {self.username!r} after too many refused logins "
+            f"in a row ({self.label} credentials not checked): {redact(reason)}; no login works until "
+            "an administrator unblocks the account (MariaDB: FLUSH PRIVILEGES; MySQL 8: after "
+            "PASSWORD_LOCK_TIME, or ALTER USER ... ACCOUNT UNLOCK)"
+        )
+
     def unreachable(self, reason: str) -> DatabaseConnectionError:
         """The error for any other failure to open a session (``reason`` is the driver's)."""
         return DatabaseConnectionError(
@@ -167,7 +177,8 @@ class Engine(ABC, Generic[ConnectionT]):
     def open(self, login: Login) -> ConnectionT:
         """A new session for ``login``; the caller closes it with :meth:`close`.
 
-        Raises ``login.refused()`` when the server refuses the credentials, and
+        Raises ``login.refused()`` when the server refuses the credentials,
+        ``login.blocked(...)`` when it blocks the account whatever the credentials, and
         ``login.unreachable(...)`` for anything else (unreachable, TLS failure, time-out):
         callers try other credentials only after a refused login.
         """

@@ -83,6 +83,13 @@ class DatabaseLoginError(DatabaseError):
     """The database refused the credentials."""
 
 
+class AccountBlockedError(DatabaseError):
+    """The server blocks the account after too many refused logins in a row (MariaDB's
+    ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``): it refuses every login,
+    with any password, until an administrator unblocks it. Not a refused login: trying
+    other credentials cannot help."""
+
+
 class DatabaseOperationError(DatabaseError):
     """A statement was refused or failed."""
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from common.deadline import UNBOUNDED, Deadline
 from common.engine import Capability, ConnectionT, Login
 from common.errors import (
+    AccountBlockedError,
     DatabaseConnectionError,
     DatabaseError,
     DatabaseLoginError,
@@ -60,7 +61,14 @@ from common.errors import (
 )
 from common.observability import logger
 from common.rds import DESCRIBE_PERMISSIONS
-from common.rotation import PREFLIGHT_KEY, Rotator, Strategy, original_username, partner_username
+from common.rotation import (
+    PREFLIGHT_KEY,
+    Rotator,
+    Strategy,
+    account_key,
+    original_username,
+    partner_username,
+)
 from common.secretsmanager import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 if TYPE_CHECKING:
@@ -77,7 +85,7 @@ MAX_REFUSED_LIMIT = 10
 LABEL_ORDER = (AWSCURRENT, AWSPENDING, AWSPREVIOUS)
 
 #: What a login with one version came to.
-Outcome = Literal["accepted", "refused", "unreachable", "no value", "unusable", "not tried"]
+Outcome = Literal["accepted", "refused", "blocked", "unreachable", "no value", "unusable", "not tried"]
 #: Whose credentials a version holds, relative to ``AWSCURRENT``'s user: the same user,
 #: the other user of its alternating pair (``name``/``name_clone``), or another user (the
 #: secret was moved to another user by PutSecretValue): a rotation never recovers with,
@@ -159,6 +167,13 @@ class VersionLogin:
     relation: Relation | None = None
 
 
+def _failed_login(error: DatabaseError) -> Outcome:
+    """A login's outcome for the error that ended it (``Engine.open``'s contract)."""
+    if isinstance(error, DatabaseLoginError):
+        return "refused"
+    return "blocked" if isinstance(error, AccountBlockedError) else "unreachable"
+
+
 @dataclass
 class LoginBudget:
     """How many refused logins in a row the preflight risks per user (see the module)."""
@@ -174,17 +189,16 @@ class LoginBudget:
         """Refused logins in a row allowed per user: never as many as block the account."""
         return self.asked if self.lockout is None else max(min(self.asked, self.lockout - 1), 0)
 
-    def may_try(self, user: str) -> bool:
-        if self.refused.get(user, 0) < self.allowed:
+    def may_try(self, user: str, refused: int, *, always: bool = False) -> bool:
+        """Whether to try a version of ``user``, whose account the database refused
+        ``refused`` logins in a row (this container's count: :attr:`Rotator.refused`);
+        ``always``: a login the application makes anyway, tried unless a refusal is
+        already counted."""
+        self.refused[user] = refused
+        if refused < self.allowed or (always and refused == 0):
             return True
         self.skipped[user] = self.skipped.get(user, 0) + 1
         return False
-
-    def count(self, user: str, outcome: Outcome) -> None:
-        if outcome == "refused":
-            self.refused[user] = self.refused.get(user, 0) + 1
-        elif outcome == "accepted":
-            self.refused[user] = 0
 
     def why(self, user: str) -> str:
         return (
@@ -258,7 +272,15 @@ class Preflight(Rotator[ConnectionT]):
     @classmethod
     def of(cls, rotator: Rotator[ConnectionT]) -> Preflight[ConnectionT]:
         """A preflight sharing ``rotator``'s engine, Secrets Manager client and settings."""
-        return cls(rotator.engine, rotator.store, rotator.settings, rotator.rds)
+        preflight = cls(rotator.engine, rotator.store, rotator.settings, rotator.rds)
+        # One record per container of what the server counts: a preflight's refused logins
+        # count towards the steps' stop, and the steps' towards the preflight's.
+        preflight.lockouts, preflight.accepted, preflight.refused = (
+            rotator.lockouts,
+            rotator.accepted,
+            rotator.refused,
+        )
+        return preflight
 
     def answer(
         self, event: object, function_arn: str | None, deadline: Deadline = UNBOUNDED
@@ -466,8 +488,6 @@ class Preflight(Rotator[ConnectionT]):
                 metadata, current, (version, labels, name), single, report, budget, server=server
             )
             report.logins.append(login)
-            if login.user is not None:
-                budget.count(login.user, login.outcome)
             if login.outcome == "accepted":
                 accepted.update(labels or (version,))
         return accepted
@@ -485,7 +505,19 @@ class Preflight(Rotator[ConnectionT]):
             )
             return None
 
-    def _try_version(  # noqa: PLR0911, PLR0917 - one version, described in full, one return per outcome
+    def _within_budget(
+        self, budget: LoginBudget, account: tuple[str, int, str], user: str, labels: tuple[str, ...]
+    ) -> bool:
+        """Whether ``budget`` allows a login to ``account``, counting the refused logins in
+        a row this container saw (steps and earlier preflights: :attr:`Rotator.refused`)
+        and the limit any of them learnt. ``AWSCURRENT``'s login is tried (the application
+        makes it all day long) unless a refused one is already counted: then it counts
+        like any other."""
+        if budget.lockout is None:
+            budget.lockout = self.lockouts.get(account)
+        return budget.may_try(user, self.refused.get(account, 0), always=AWSCURRENT in labels)
+
+    def _try_version(  # noqa: PLR0917 - one version, described in full, one return per outcome
         self,
         metadata: SecretMetadata,
         current: DatabaseSecret,
@@ -518,15 +550,18 @@ class Preflight(Rotator[ConnectionT]):
                 f"for {secret.host}:{self._port(secret)}, not {AWSCURRENT}'s server",
                 relation=relation,
             )
-        # AWSCURRENT's login is always tried: the application makes it all day long.
-        if AWSCURRENT not in labels and not budget.may_try(secret.username):
+        login = self._login(secret, name, server=server)
+        account = account_key(login.host, login.port, login.username)
+        if not self._within_budget(budget, account, secret.username, labels):
             return VersionLogin(
                 version, labels, secret.username, "not tried", budget.why(secret.username), relation=relation
             )
-        login = self._login(secret, name, server=server)
         privileges: tuple[bool | None, str] = (None, "")
+        opened = False
         try:
             with self._connect(login) as connection:
+                opened = True
+                self.refused.pop(account, None)
                 self.engine.verify_session(connection)
                 if not budget.lockout_read and (lockout := self._read_lockout(connection, login, budget)):
                     report.checks.append(lockout)
@@ -536,12 +571,11 @@ class Preflight(Rotator[ConnectionT]):
                     report.capabilities.extend(self.engine.own_password_capabilities(connection, login))
                 if not single:
                     privileges = self._acts_as_original(connection, secret, current)
-        except DatabaseLoginError as error:
-            return VersionLogin(version, labels, secret.username, "refused", str(error), relation=relation)
-        except DatabaseConnectionError as error:
-            return VersionLogin(
-                version, labels, secret.username, "unreachable", str(error), relation=relation
-            )
+        except (DatabaseLoginError, AccountBlockedError, DatabaseConnectionError) as error:
+            outcome = _failed_login(error)
+            if outcome == "refused" and not opened:
+                self._count_refused(account, name)
+            return VersionLogin(version, labels, secret.username, outcome, str(error), relation=relation)
         except DatabaseError as error:
             # Logged in, then a query failed: the credentials work, the session does not.
             report.checks.append(Finding(f"session of {name}", ok=False, detail=str(error)))
@@ -559,6 +593,11 @@ class Preflight(Rotator[ConnectionT]):
         except DatabaseError as error:
             return Finding("login lockout", ok=None, detail=f"could not be read: {error}")
         budget.lockout = lockout.limit
+        account = account_key(login.host, login.port, login.username)
+        if lockout.limit is None:
+            self.lockouts.pop(account, None)
+        else:
+            self.lockouts[account] = lockout.limit
         if not lockout.known:
             return None
         if lockout.limit is None:
@@ -588,6 +627,16 @@ class Preflight(Rotator[ConnectionT]):
 
     @staticmethod
     def _login_finding(logins: list[VersionLogin], accepted: set[str], single: bool) -> Finding:
+        blocked = next((login for login in logins if login.outcome == "blocked"), None)
+        if blocked is not None:
+            return Finding(
+                "database login",
+                ok=False,
+                detail=blocked.detail,
+                fix="the server blocks the account after refused logins in a row: unblock it "
+                "(MariaDB: FLUSH PRIVILEGES; MySQL 8: ALTER USER ... ACCOUNT UNLOCK), then run the "
+                "preflight again",
+            )
         unreachable = next((login for login in logins if login.outcome == "unreachable"), None)
         if unreachable is not None:
             return Finding(

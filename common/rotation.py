@@ -101,7 +101,7 @@ def _single_outcome(kept: bool, label: str, where: str = "") -> str:
     return f"password changed with the {label} credentials{where}"
 
 
-def _account(host: str, port: int, user: str) -> tuple[str, int, str]:
+def account_key(host: str, port: int, user: str) -> tuple[str, int, str]:
     """An account's key for :attr:`Rotator.lockouts` and :attr:`Rotator.accepted`."""
     return normal_host(host), port, user
 
@@ -215,8 +215,13 @@ class Rotator(Generic[ConnectionT]):
         #: of a rotation this container serves stop short of it (see _log_in_with_first).
         self.lockouts: dict[tuple[str, int, str], int] = {}
         #: The version (its label) a session was accepted with after refused ones, by
-        #: account as :attr:`lockouts`: a later step tries it right after ``AWSCURRENT``.
+        #: account as :attr:`lockouts`: a later step tries it first; forgotten once refused.
         self.accepted: dict[tuple[str, int, str], str] = {}
+        #: Refused logins in a row this container saw, by account as :attr:`lockouts`:
+        #: every login of every step, retry and preflight counts (an accepted one resets
+        #: it), as the server counts them, so that no sequence of them reaches a learnt
+        #: limit (:meth:`_check_lockout`). Shared with the preflight (``Preflight.of``).
+        self.refused: dict[tuple[str, int, str], int] = {}
 
     @cached_property
     def password_policy(self) -> PasswordPolicy:
@@ -413,7 +418,7 @@ class Rotator(Generic[ConnectionT]):
                 return
             outcome.append(_single_outcome(self._apply_pending(connection, login, pending), login.label))
             # The database now holds the pending password: what it held before is no guide.
-            self.accepted.pop(_account(login.host, login.port, login.username), None)
+            self.accepted.pop(account_key(login.host, login.port, login.username), None)
 
         used = self._log_in_with_first(
             self._single_user_logins(metadata, current, lambda: pending), current, apply
@@ -530,27 +535,27 @@ class Rotator(Generic[ConnectionT]):
         ``max_password_errors``, MySQL 8's ``FAILED_LOGIN_ATTEMPTS``) and an earlier
         step read that limit, it stops one refused login short of it, saying so: an
         account blocked until an administrator unblocks it is worse than a rotation that
-        stops (an accepted login resets the count). The first candidate is always tried."""
+        stops (an accepted login resets the count). The count is this container's
+        (:attr:`refused`): the refused logins of earlier steps, retries and preflights
+        count too, so a retried step may stop before its first login."""
         tried: list[str] = []
         last_error: DatabaseLoginError | None = None
         for label, secret in candidates:
             login = self._login(secret, label, server=server)
-            account = _account(login.host, login.port, login.username)
-            limit = self.lockouts.get(account)
-            if tried and limit is not None and len(tried) >= limit - 1:
-                raise DatabaseLoginError(
-                    f"user {current.username!r}: stopped after {len(tried)} refused logins "
-                    f"({', '.join(tried)}): the server blocks the account after {limit} in a row; "
-                    "find the version it holds with `secrets-rotation repair`"
-                ) from last_error
+            account = account_key(login.host, login.port, login.username)
+            self._check_lockout(account, login, tried, last_error)
             logger.debug("logging in", extra={"label": label, "user": login.username, "port": login.port})
+            opened = False
             try:
                 with self._connect(login) as connection:
-                    if tried:
+                    opened = True
+                    if self.refused.pop(account, 0) or tried:
                         self._note_lockout(connection, login, account)
                     self._remember_accepted(account, label)
                     act(connection, login)
             except DatabaseLoginError as error:
+                if not opened:  # a login act() makes elsewhere (a writer) is not this account's
+                    self._count_refused(account, label)
                 tried.append(label)
                 logger.warning("credentials refused", extra={"label": label, "user": secret.username})
                 last_error = error
@@ -562,6 +567,34 @@ class Rotator(Generic[ConnectionT]):
         raise DatabaseLoginError(
             f"user {current.username!r} could not log in to {where} with the {', '.join(tried)} credentials"
         ) from last_error
+
+    def _check_lockout(
+        self,
+        account: tuple[str, int, str],
+        login: Login,
+        tried: list[str],
+        last_error: DatabaseLoginError | None,
+    ) -> None:
+        """Raise DatabaseLoginError instead of a login that, refused, would reach the
+        server's learnt limit for ``account`` (:attr:`lockouts`, :attr:`refused`)."""
+        limit, refused = self.lockouts.get(account), self.refused.get(account, 0)
+        if limit is None or refused < limit - 1:
+            return
+        here = f" ({', '.join(tried)} in this step)" if tried else ""
+        raise DatabaseLoginError(
+            f"user {login.username!r} on {login.host}:{login.port}: not logging in with the "
+            f"{login.label} credentials: the database refused {refused} logins in a row{here} "
+            f"and blocks the account after {limit} (until FLUSH PRIVILEGES), so this function "
+            "tries no more logins for it while its container lives; put a labelled version's "
+            "password back on the server (`secrets-rotation repair` in a new container, e.g. "
+            "after any change to the function's configuration, says which), then retry"
+        ) from last_error
+
+    def _count_refused(self, account: tuple[str, int, str], label: str) -> None:
+        """Count a refused login for ``account``; a remembered version refused is forgotten."""
+        self.refused[account] = self.refused.get(account, 0) + 1
+        if self.accepted.get(account) == label:
+            del self.accepted[account]
 
     def _remember_accepted(self, account: tuple[str, int, str], label: str) -> None:
         """Note which version the database accepted for ``account`` (:attr:`accepted`);
@@ -615,7 +648,7 @@ class Rotator(Generic[ConnectionT]):
         ``AWSPREVIOUS`` counts against the account. The version an earlier step in this
         container found the database holding (:attr:`accepted`) comes first of all: with
         a lockout limit of 2, ``AWSCURRENT`` refused again would leave no other try."""
-        held = self.accepted.get(_account(current.host, self._port(current), current.username))
+        held = self.accepted.get(account_key(current.host, self._port(current), current.username))
         if held is None:
             yield AWSCURRENT, current
             yield from self._recovery_logins(metadata, current, pending)

@@ -122,7 +122,9 @@ def decide(versions: dict[str, list[str]], report: dict[str, Any]) -> Plan:  # n
     # Only the secret's own user's versions count from here on.
     outcome = {login["version"]: login["outcome"] for login in logins}
     usable = {login["version"] for login in logins if may_become_current(login, strategy)}
-    unreachable = [login for login in report.get("logins", []) if login["outcome"] == "unreachable"]
+    unreachable = [
+        login for login in report.get("logins", []) if login["outcome"] in {"unreachable", "blocked"}
+    ]
     if unreachable:
         return Plan(
             "refuse", f"cannot tell: {unreachable[0].get('detail') or 'the database could not be reached'}"

@@ -58,6 +58,9 @@ else:
 
 # ER_ACCESS_DENIED_ERROR and ER_ACCESS_DENIED_NO_PASSWORD_ERROR: the credentials were refused.
 _LOGIN_REFUSED = frozenset({1045, 1698})
+# ER_USER_IS_BLOCKED (MariaDB max_password_errors) and MySQL 8's
+# ER_USER_ACCESS_DENIED_FOR_USER_ACCOUNT_BLOCKED_BY_PASSWORD_LOCK: every login is refused.
+_ACCOUNT_BLOCKED = frozenset({4150, 3955})
 # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
 _NOT_ALLOWED = frozenset({1044, 1142, 1227})
 # ER_SPECIFIC_ACCESS_DENIED_ERROR (RETAIN CURRENT PASSWORD needs APPLICATION_PASSWORD_ADMIN)
@@ -130,6 +133,8 @@ class MySQLEngine(Engine[MySQLConnection]):
         except pymysql.err.OperationalError as error:
             if error.args and error.args[0] in _LOGIN_REFUSED:
                 raise login.refused() from error
+            if error.args and error.args[0] in _ACCOUNT_BLOCKED:
+                raise login.blocked(_reason(error)[1] or f"error {error.args[0]}") from error
             raise login.unreachable(_reason(error)[1] or type(error).__name__) from error
         except (pymysql.err.Error, OSError, ValueError) as error:
             # PyMySQL closes its socket itself when any part of connect() fails (the

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from common.errors import RotationError
 from devtools.service import LambdaContext
 from tests.attack7.test_mysql_sql_mode import _logs_in
@@ -24,10 +22,6 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A8-5: a retried step re-counts from zero; its first refused login blocks the account",
-)
 def test_a_retried_set_secret_does_not_block_the_account(
     mariadb: MariaDBServer,
     sm_client: SecretsManagerClient,
@@ -74,10 +68,6 @@ def test_a_retried_set_secret_does_not_block_the_account(
     assert usable, "the password the server holds is refused: the account is blocked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A8-6: the remembered version, tried first at every retry, blocks AWSCURRENT (limit 2)",
-)
 def test_a_stale_remembered_version_does_not_block_awscurrent(
     mariadb: MariaDBServer,
     sm_client: SecretsManagerClient,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from tests.attack7.test_mysql_sql_mode import _logs_in
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret
@@ -22,10 +20,6 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A8-7: two preflights in a row block the account under max_password_errors 3",
-)
 def test_running_the_preflight_twice_does_not_block_the_account(
     mariadb: MariaDBServer,
     sm_client: SecretsManagerClient,
