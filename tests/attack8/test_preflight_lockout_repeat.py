@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
+from common.errors import AccountBlockedError
+from devtools.service import LambdaContext
 from tests.attack7.test_mysql_sql_mode import _logs_in
 from tests.conftest import new_password, unique
 from tests.helpers import store_secret
 from tests.mysql.conftest import maria_secret
-from tests.operator.test_preflight import preflight
+from tests.operator.test_preflight import outcomes, preflight
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -56,3 +60,33 @@ def test_running_the_preflight_twice_does_not_block_the_account(
         mariadb.bootstrap("FLUSH PRIVILEGES;")
     assert first_report["ok"] is False and second_report["ok"] is False
     assert usable, "the password the server holds is refused: two preflights blocked the account"
+
+
+def test_a_blocked_account_is_reported_as_blocked(
+    mariadb: MariaDBServer,
+    sm_client: SecretsManagerClient,
+    service: RotationService,
+    handler: RotationFunction[Any],
+) -> None:
+    """MariaDB's error 4150 (the account blocked after max_password_errors refused logins)
+    is neither a refused login nor an unreachable server: the preflight reports the login
+    "blocked" and says FLUSH PRIVILEGES unblocks it; a step fails with AccountBlockedError
+    saying the same, and tries no other version (each would be refused as well)."""
+    user, first = unique("lock"), new_password()
+    mariadb.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, first))
+    arn = store_secret(sm_client, service, user, maria_secret(mariadb, user, first))
+    ((old,),) = mariadb.execute("SELECT @@GLOBAL.max_password_errors")
+    mariadb.execute("SET GLOBAL max_password_errors = 1")
+    mariadb.bootstrap("FLUSH PRIVILEGES;")
+    try:
+        assert not _logs_in(mariadb, user, new_password())  # the one refused login: blocked
+        report = preflight(handler, arn)
+        with pytest.raises(AccountBlockedError, match="FLUSH PRIVILEGES") as raised:
+            handler(service.start(arn).event("createSecret"), LambdaContext())
+    finally:
+        mariadb.execute("SET GLOBAL max_password_errors = %s", (int(old),))
+        mariadb.bootstrap("FLUSH PRIVILEGES;")
+    assert outcomes(report)["AWSCURRENT"] == "blocked"
+    check = next(c for c in report["checks"] if c["check"] == "database login")
+    assert check["ok"] is False and "FLUSH PRIVILEGES" in check["fix"]
+    assert first not in str(raised.value) and first not in str(report)
