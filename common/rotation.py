@@ -583,8 +583,8 @@ class Rotator(Generic[ConnectionT]):
         here = f" ({', '.join(tried)} in this step)" if tried else ""
         raise DatabaseLoginError(
             f"user {login.username!r} on {login.host}:{login.port}: not logging in with the "
-            f"{login.label} credentials: the database refused {refused} logins in a row{here} "
-            f"and blocks the account after {limit} (until FLUSH PRIVILEGES), so this function "
+            f"{login.label} credentials: the database counts {refused} refused login{'s' * (refused != 1)} "
+            f"in a row{here} and blocks the account after {limit} (until FLUSH PRIVILEGES), so this function "
             "tries no more logins for it while its container lives; put a labelled version's "
             "password back on the server (`secrets-rotation repair` in a new container, e.g. "
             "after any change to the function's configuration, says which), then retry"
