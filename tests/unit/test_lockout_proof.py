@@ -132,7 +132,8 @@ def test_a_lockout_read_in_one_step_orders_and_stops_the_next(
 
     database.passwords["app"] = value(sm_client, arn, "AWSPREVIOUS")["password"]  # again
     before = database.failed_logins
-    with pytest.raises(DatabaseLoginError, match=r"1 refused login in a row \(AWSCURRENT in this step\) and blocks the account after 2"):
+    stop = r"counts 1 refused login in a row \(AWSCURRENT in this step\) and blocks the account after 2"
+    with pytest.raises(DatabaseLoginError, match=stop):
         service.rotate(handler, arn)
     assert database.failed_logins - before == 1
 
