@@ -167,6 +167,16 @@ class VersionLogin:
     relation: Relation | None = None
 
 
+#: The ``database login`` check's fix for a login that failed other than refused, the
+#: first that applies.
+_FAILED_LOGIN_FIXES: dict[Outcome, str] = {
+    "blocked": "the server blocks the account after refused logins in a row: unblock it (MariaDB: "
+    "FLUSH PRIVILEGES; MySQL 8: ALTER USER ... ACCOUNT UNLOCK), then run the preflight again",
+    "unreachable": "check the host, port, security groups and the CA bundle (DB_CA_BUNDLE or "
+    "the secret's 'ca_bundle'); TLS is verified and never dropped",
+}
+
+
 def _failed_login(error: DatabaseError) -> Outcome:
     """A login's outcome for the error that ended it (``Engine.open``'s contract)."""
     if isinstance(error, DatabaseLoginError):
@@ -627,25 +637,10 @@ class Preflight(Rotator[ConnectionT]):
 
     @staticmethod
     def _login_finding(logins: list[VersionLogin], accepted: set[str], single: bool) -> Finding:
-        blocked = next((login for login in logins if login.outcome == "blocked"), None)
-        if blocked is not None:
-            return Finding(
-                "database login",
-                ok=False,
-                detail=blocked.detail,
-                fix="the server blocks the account after refused logins in a row: unblock it "
-                "(MariaDB: FLUSH PRIVILEGES; MySQL 8: ALTER USER ... ACCOUNT UNLOCK), then run the "
-                "preflight again",
-            )
-        unreachable = next((login for login in logins if login.outcome == "unreachable"), None)
-        if unreachable is not None:
-            return Finding(
-                "database login",
-                ok=False,
-                detail=unreachable.detail,
-                fix="check the host, port, security groups and the CA bundle (DB_CA_BUNDLE or "
-                "the secret's 'ca_bundle'); TLS is verified and never dropped",
-            )
+        for outcome, fix in _FAILED_LOGIN_FIXES.items():
+            failed = next((login for login in logins if login.outcome == outcome), None)
+            if failed is not None:
+                return Finding("database login", ok=False, detail=failed.detail, fix=fix)
         if AWSCURRENT in accepted:
             return Finding("database login", ok=True, detail=f"{AWSCURRENT} accepted over the configured TLS")
         # setSecret recovers only with its own user's credentials (never another user's).
