@@ -20,9 +20,10 @@ from common.errors import (
 )
 from common.handler import RotationFunction
 from common.observability import logger
-from devtools.service import STEPS, RotationService
+from devtools.service import STEPS, LambdaContext, RotationService
 from tests.fake_engine import FakeDatabase, FakeEngine, FakeSession, secret
 from tests.helpers import handler_for, labels, store_secret, value
+from tests.operator.test_preflight import FUNCTION
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -135,6 +136,31 @@ def test_a_lockout_read_in_one_step_orders_and_stops_the_next(
     stop = r"counts 1 refused login in a row \(AWSCURRENT in this step\) and blocks the account after 2"
     with pytest.raises(DatabaseLoginError, match=stop):
         service.rotate(handler, arn)
+    assert database.failed_logins - before == 1
+
+
+def test_the_steps_refused_logins_count_for_the_preflight_and_retries(
+    sm_client: SecretsManagerClient, service: RotationService, database: FakeDatabase
+) -> None:
+    """One count per account and container: after a step stopped one refused login short
+    of the limit (2), neither its retry nor a preflight in the same container logs in
+    (AWSCURRENT included); an accepted login elsewhere is not seen, so they keep waiting."""
+    arn = store_secret(sm_client, service, "app", secret())
+    handler = handler_for(LockingEngine(database), sm_client)
+    service.rotate(handler, arn)
+    database.passwords["app"] = value(sm_client, arn, "AWSPREVIOUS")["password"]
+    service.rotate(handler, arn)  # learns the limit (2)
+    database.passwords["app"] = "changed-Behind-our-back"
+    request = service.start(arn)
+    before = database.failed_logins
+    with pytest.raises(DatabaseLoginError, match="counts 1 refused login in a row"):
+        handler(request.event("createSecret"), None)
+    with pytest.raises(DatabaseLoginError, match=r"counts 1 refused login in a row and blocks"):
+        handler(request.event("createSecret"), None)  # Secrets Manager's retry
+    report = handler({"Preflight": {"SecretId": arn}}, LambdaContext(FUNCTION))
+    assert report is not None
+    tried = {login["outcome"] for login in report["logins"] if login["user"]}  # "no value": AWSPENDING
+    assert tried == {"not tried"}
     assert database.failed_logins - before == 1
 
 
