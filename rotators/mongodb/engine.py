@@ -91,7 +91,7 @@ class MongoEngine(Engine[MongoConnection]):
         try:
             client: MongoConnection = pymongo.MongoClient(**client_options(login))
         except (DriverConfigurationError, ValueError, TypeError) as error:
-            # A value PyMongo cannot use (a port in the host, a malformed address).
+            # A value PyMongo cannot use (the host rule leaves it little: a malformed name).
             raise ConfigurationError(
                 f"cannot use the {login.label} settings for {login.host}:{login.port}: "
                 f"{redact(first_line(error))}"
