@@ -710,8 +710,8 @@ def test_a_session_still_quoting_with_ansi_quotes_names_sql_mode() -> None:
         MARIADB, {"SELECT @@SESSION.sql_mode": [("PIPES_AS_CONCAT,ANSI_QUOTES",)]}
     )
     with pytest.raises(DatabaseOperationError, match="sql_mode still has ANSI_QUOTES"):
-        _default_quoting(connection)
+        _default_quoting(pymysql_like(connection))
     quiet = RecordingConnection(MARIADB, {})
-    _default_quoting(quiet)
-    _default_quoting(quiet)  # once per session
+    _default_quoting(pymysql_like(quiet))
+    _default_quoting(pymysql_like(quiet))  # once per session
     assert [statement for statement, _ in quiet.sent] == [_DEFAULT_QUOTING, "SELECT @@SESSION.sql_mode"]
