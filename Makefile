@@ -35,7 +35,7 @@ setup: system-deps $(STAMP) $(SAM)
 
 ## The tests: unit tests and real-database tests (servers started by the suite).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

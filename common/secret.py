@@ -11,6 +11,7 @@ engine's secret it is someone else's key, kept and ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import unicodedata
@@ -34,7 +35,8 @@ class DatabaseSecret:
 
     ``raw`` is the whole JSON object as stored, so that a rotation can write it back
     with only the credentials changed. ``where`` names the version (its label or id)
-    for error messages.
+    for error messages. ``host`` is stripped, an IPv6 address without brackets
+    (:func:`ipv6_address`).
     """
 
     engine: str
@@ -81,6 +83,7 @@ class DatabaseSecret:
             problem = host_problem(host)
             if problem:
                 raise SecretFormatError(f"secret version {where}: key 'host' {problem}")
+            host = ipv6_address(host) or host  # the raw object (stored) keeps the brackets
         return cls(
             engine=str(raw.get("engine", defaults.get("engine"))).strip().lower(),
             host=host,
@@ -133,20 +136,57 @@ def host_problem(host: str) -> str | None:
     item of a comma-separated list, as a Unix socket, where it ignores ``sslmode`` and the
     server may trust local users without a password; PyMongo takes a name ending in
     '.sock' as a socket file, and a '/' as part of a URI whose options apply. Whitespace
-    and control characters are never part of a name. The result names the problem, never
-    the value, and reads after "key 'host' "."""
-    rule = "a host is a DNS name or IP address"
-    if not host:
-        return f"is blank: {rule}"
-    if "\x00" in host:
-        return f"contains a NUL byte: {rule}"
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in host):
-        return f"contains whitespace or a control character: {rule}"
-    if "/" in host or host.startswith("@") or host.lower().endswith(".sock"):
-        return f"is a path or URI (drivers read one as a local socket, where TLS does not apply): {rule}"
-    if "," in host:
-        return f"lists more than one host: {rule}"
+    and control characters are never part of a name. A ':' belongs to an IPv6 address
+    only (bare or in brackets, :func:`ipv6_address`): ``db:5432`` would be a name no
+    resolver finds (libpq, PyMySQL, redis-py) or a port that overrides ``port``
+    (PyMongo). The result names the problem, never the value, and reads after "key
+    'host' "."""
+    has = "a ':'" if ":" in host else "brackets"
+    problems = (
+        (not host, "is blank"),
+        ("\x00" in host, "contains a NUL byte"),
+        (
+            any(char.isspace() or unicodedata.category(char) == "Cc" for char in host),
+            "contains whitespace or a control character",
+        ),
+        (
+            "/" in host or host.startswith("@") or host.lower().endswith(".sock"),
+            "is a path or URI (drivers read one as a local socket, where TLS does not apply)",
+        ),
+        ("," in host, "lists more than one host"),
+        (
+            any(char in host for char in ":[]") and ipv6_address(host) is None,
+            f"has {has} but is not an IPv6 address (a port goes in key 'port', never in 'host')",
+        ),
+    )
+    for found, problem in problems:
+        if found:
+            return f"{problem}: a host is a DNS name or IP address"
     return None
+
+
+#: An IPv6 zone (``fe80::1%eth0``): an interface name or index, nothing more (no '%',
+#: which PyMongo decodes in a bracketed host).
+_ZONE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def ipv6_address(host: str) -> str | None:
+    """The IPv6 address ``host`` writes, with its zone if any (``fe80::1%eth0``), without
+    the brackets a URL puts around it (``[::1]`` is ``::1``); None when it is not one.
+
+    Drivers differ on brackets: libpq, PyMySQL and redis-py take the bare address and
+    resolve ``[::1]`` as a DNS name; PyMongo needs the brackets. So a secret may write
+    either, the parsed secret holds the bare address (:class:`DatabaseSecret` ``host``),
+    and the MongoDB engine brackets it again."""
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    address, percent, zone = text.partition("%")
+    if percent and not _ZONE.fullmatch(zone):
+        return None
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return None
+    return text
 
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")

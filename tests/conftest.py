@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
+from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -128,9 +131,53 @@ def pg_secret(
     return secret
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _thaw_frozen_containers() -> Iterator[None]:
+    """Each handler a test builds freezes what exists (``common.coldstart.long_lived``,
+    as a Lambda container does once), so reference cycles that die later (a dropped
+    handler's boto3 client) are never collected: a process that builds thousands of
+    handlers keeps them all. After each test file, thaw and collect them."""
+    yield
+    gc.unfreeze()
+    gc.collect()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``: ``--dist loadgroup``) each test file runs in one
+    worker, so its module-scoped servers start once; the deployment checks all share one
+    worker, which builds the functions (``sam build``) once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    deploy = Path(__file__).parent / "deploy"
+    for item in items:
+        group = "deploy" if deploy in item.path.parents else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _tally() -> dict[tuple[str, str], Counter[str]]:
+    from tests.scenarios.test_fault_matrix import TALLY
+
+    return TALLY
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its fault-matrix counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_matrix"] = [
+            [engine, family, dict(tally)] for (engine, family), tally in _tally().items()
+        ]
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller adds up the workers' fault-matrix counts (xdist's hook)."""
+    for engine, family, counts in getattr(node, "workeroutput", {}).get("fault_matrix", []):
+        _tally().setdefault((engine, family), Counter()).update(counts)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """The fault matrix's counts, when it ran: sequences tried and invariant held."""
-    from tests.scenarios.test_fault_matrix import TALLY
+    TALLY = _tally()  # noqa: N806 - the module's name for it
 
     if not TALLY:
         return

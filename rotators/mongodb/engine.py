@@ -25,6 +25,7 @@ from common.errors import (
 )
 from common.passwords import PasswordPolicy
 from common.redaction import redact
+from common.secret import ipv6_address
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -40,8 +41,11 @@ DOCUMENTDB_SUFFIX = ".docdb.amazonaws.com"
 
 def client_options(login: Login) -> dict[str, Any]:
     """The MongoClient options for ``login`` (pure: tested without a server)."""
+    # PyMongo refuses an IPv6 address unbracketed (it reads a ':' as a port) and reads a
+    # zone's '%' escaped as '%25' (RFC 6874) in a bracketed one.
+    address = ipv6_address(login.host)
     options: dict[str, Any] = {
-        "host": login.host,
+        "host": login.host if address is None else f"[{address.replace('%', '%25')}]",
         "port": login.port,
         "username": login.username,
         "password": login.password,
@@ -87,7 +91,7 @@ class MongoEngine(Engine[MongoConnection]):
         try:
             client: MongoConnection = pymongo.MongoClient(**client_options(login))
         except (DriverConfigurationError, ValueError, TypeError) as error:
-            # A value PyMongo cannot use (a port in the host, a malformed address).
+            # A value PyMongo cannot use (the host rule leaves it little: a malformed name).
             raise ConfigurationError(
                 f"cannot use the {login.label} settings for {login.host}:{login.port}: "
                 f"{redact(first_line(error))}"

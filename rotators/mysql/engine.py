@@ -68,17 +68,29 @@ _NOT_ALLOWED = frozenset({1044, 1142, 1227})
 _SPECIFIC_ACCESS_DENIED = 1227
 _PARSE_ERROR = 1064
 _INCORRECT_CURRENT_PASSWORD = 3891
-#: Takes ANSI_QUOTES (and ANSI, which sets it) out of the session's sql_mode, keeping the
-#: rest (NO_BACKSLASH_ESCAPES, which PyMySQL follows). Under ANSI_QUOTES ``SHOW GRANTS``
-#: writes names in double quotes, which the grant parser does not read, and ``"`` quotes
-#: a name with no backslash escape, which the batch guard's quote scanner
-#: (``dialect.unquoted_text``) would misread: a session that reads grants or sends a
-#: batch first takes the default quoting (:func:`_default_quoting`), whatever the
-#: server's sql_mode.
-_DEFAULT_QUOTING = (
-    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE("
-    "CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ANSI,', ','))"
-)
+#: The sql_mode words that set ANSI_QUOTES: the flag itself, and the combination modes
+#: that imply it (ANSI; MySQL 5.7's and MariaDB's ORACLE, POSTGRESQL, MSSQL, DB2, MAXDB).
+#: A combination mode stays in ``@@sql_mode`` beside the flags it set, and naming it in a
+#: SET sets them all again: taking out ANSI_QUOTES alone brings it back.
+_ANSI_QUOTES_MODES = ("ANSI_QUOTES", "ANSI", "ORACLE", "POSTGRESQL", "MSSQL", "DB2", "MAXDB")
+
+
+def _without_modes(modes: Sequence[str]) -> str:
+    """A SQL expression: the session's sql_mode less the words ``modes`` (fixed names)."""
+    expression = "CONCAT(',', @@SESSION.sql_mode, ',')"
+    for mode in modes:
+        expression = f"REPLACE({expression}, ',{mode},', ',')"
+    return f"TRIM(BOTH ',' FROM {expression})"
+
+
+#: Takes ANSI_QUOTES and every mode that sets it (:data:`_ANSI_QUOTES_MODES`) out of the
+#: session's sql_mode, keeping the rest (NO_BACKSLASH_ESCAPES, which PyMySQL follows).
+#: Under ANSI_QUOTES ``SHOW GRANTS`` writes names in double quotes, which the grant parser
+#: does not read, and ``"`` quotes a name with no backslash escape, which the batch
+#: guard's quote scanner (``dialect.unquoted_text``) would misread: a session that reads
+#: grants or sends a batch first takes the default quoting (:func:`_default_quoting`),
+#: whatever the server's sql_mode.
+_DEFAULT_QUOTING = f"SET SESSION sql_mode = {_without_modes(_ANSI_QUOTES_MODES)}"
 #: The attribute that marks a session already given the default quoting.
 _QUOTING_SET = "_secrets_rotation_default_quoting"
 #: MariaDB's max_password_errors when no limit is set (the default).
@@ -692,6 +704,15 @@ def _default_quoting(connection: MySQLConnection) -> None:
     ``MAX_QUERIES_PER_HOUR`` pays nothing for a login)."""
     if not getattr(connection, _QUOTING_SET, False):
         _execute(connection, _DEFAULT_QUOTING, (), "set the session's sql_mode")
+        # Checked, not assumed: a mode this list does not know (a later server's) may set
+        # ANSI_QUOTES again, and the grant parser would then fail on a line it cannot read.
+        ((mode,),) = _rows(connection, "SELECT @@SESSION.sql_mode", (), "read the session's sql_mode")
+        if "ANSI_QUOTES" in _text(mode).upper().split(","):
+            raise DatabaseOperationError(
+                "the session's sql_mode still has ANSI_QUOTES after removing "
+                f"{', '.join(_ANSI_QUOTES_MODES)}: set the server's sql_mode without the "
+                "mode that sets ANSI_QUOTES"
+            )
         setattr(connection, _QUOTING_SET, True)
 
 

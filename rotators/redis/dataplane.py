@@ -191,7 +191,8 @@ def _probe_self_service(client: Redis, user: str, what: str, fix: str) -> Capabi
     server checks ACL rights when it queues; nothing runs). A user that may not run
     ``MULTI`` either is not checked for the writes (running them would write: ``CONFIG
     REWRITE`` would also persist any setting changed at run time): setSecret's own
-    ``NOPERM`` names what is missing."""
+    ``NOPERM`` names what is missing. Nor is a user that may run ``MULTI`` but not
+    ``DISCARD`` (its session is reopened: ``_queued_then_discarded``)."""
     refused = (
         f"; Redis lets only a user that may change every user set its own passwords: {fix} "
         "(ACL SETUSER, ACL GETUSER, INFO and ACL SAVE or CONFIG REWRITE, as the server persists)"
@@ -206,40 +207,67 @@ def _probe_self_service(client: Redis, user: str, what: str, fix: str) -> Capabi
         queued = _queued_then_discarded(client, "ACL SETUSER", user)
     except PermissionDeniedError as error:
         return Capability(what, False, f"{error}{refused}")
-    if queued and how is not None:
+    if queued == _QUEUED and how is not None:
         try:
-            _queued_then_discarded(client, how)
+            queued = _queued_then_discarded(client, how)
         except PermissionDeniedError as error:
             return Capability(what, False, f"{error}: {_persisted_with(how)}: {fix}")
-    if not queued:
+    writes = f"ACL SETUSER or {how or 'persisting'}"
+    if queued == _NO_MULTI:
         return Capability(
             what,
             None,
             "not checked: the session may run neither ACL DRYRUN nor MULTI (the preflight and "
-            f"createSecret write nothing); setSecret says if ACL SETUSER or {how or 'persisting'} is refused",
+            f"createSecret write nothing); setSecret says if {writes} is refused",
+        )
+    if queued == _NO_DISCARD:
+        return Capability(
+            what,
+            None,
+            "not checked: the session may run MULTI but not DISCARD, so the writes are not probed "
+            "(the preflight and createSecret write nothing; the session left in MULTI was closed); "
+            f"setSecret says if {writes} is refused. Grant DISCARD to have them checked",
         )
     return Capability(
         what, True, f"ACL SETUSER, ACL GETUSER, INFO and {how or 'no persistence'} are allowed (probed)"
     )
 
 
-def _queued_then_discarded(client: Redis, *command: str) -> bool:
+#: What ``_queued_then_discarded`` found: the command queued (the session may run it),
+#: the session may not run MULTI, or it may not run DISCARD.
+_QUEUED, _NO_MULTI, _NO_DISCARD = "queued", "no MULTI", "no DISCARD"
+
+
+def _queued_then_discarded(client: Redis, *command: str) -> str:
     """Whether the session may run ``command``, asked by queueing it after ``MULTI`` and
     sending ``DISCARD``: it never runs (``ACL SETUSER`` with no rules would change
-    nothing anyway, but is never sent outside the transaction). False, having sent
-    nothing else, when the session may not run ``MULTI``; raises PermissionDeniedError
-    when it may not run ``command``."""
+    nothing anyway, but is never sent outside the transaction). ``_QUEUED`` when it may;
+    ``_NO_MULTI``, having sent nothing else, when the session may not run ``MULTI``;
+    raises PermissionDeniedError when it may not run ``command``.
+
+    A session whose ``DISCARD`` fails (refused: ``_NO_DISCARD``, unless ``command`` was
+    refused too) is still in the transaction: it is closed, never reused (a later command
+    would only be queued, never run), and the client's next command opens a new one,
+    authenticated as before."""
     import redis
 
     try:
         client.execute_command("MULTI")  # type: ignore[no-untyped-call]  # untyped in redis-py
     except redis.exceptions.NoPermissionError:
-        return False
+        return _NO_MULTI
+    discarded = False
     try:
         _command(client, command[0], *command)
     finally:
-        client.execute_command("DISCARD")  # type: ignore[no-untyped-call]
-    return True
+        try:
+            _command(client, "leave the probe's transaction (DISCARD)", "DISCARD")
+            discarded = True
+        except PermissionDeniedError:
+            pass  # the command's own refusal, if any, goes on out
+        finally:
+            if not discarded:
+                client.connection_pool.disconnect()
+    return _QUEUED if discarded else _NO_DISCARD
 
 
 def _persistence(client: Redis) -> str | None:

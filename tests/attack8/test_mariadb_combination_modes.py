@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from devtools.service import RotationService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding A8-2: ORACLE/POSTGRESQL/MSSQL/DB2/MAXDB stay in the session and set ANSI_QUOTES again",
-)
 @pytest.mark.parametrize("mode", ["ORACLE", "POSTGRESQL", "MSSQL", "DB2", "MAXDB"])
 def test_alternating_users_rotate_under_combination_modes(
     mariadb: MariaDBServer,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from devtools.redis_server import RedisServer
 from rotators.redis.engine import RedisEngine
 from tests.conftest import new_password, unique
@@ -30,9 +28,6 @@ def _user_without_discard(
     return user, store_secret(sm, service, unique("secret"), redis_secret(server, user, password))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="finding A8-1: a refused DISCARD escapes the probe as an unexpected error"
-)
 def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, service: RotationService) -> None:
     """Severity: low/medium (the preflight, the operator's first tool, crashes instead of
     reporting; nothing is changed).
@@ -50,9 +45,6 @@ def test_preflight_names_a_refused_discard(sm_client: SecretsManagerClient, serv
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="finding A8-1: createSecret fails with an unexpected error, not one naming DISCARD"
-)
 def test_rotation_of_a_user_without_discard(
     sm_client: SecretsManagerClient, service: RotationService
 ) -> None:
@@ -81,5 +73,31 @@ def test_rotation_of_a_user_without_discard(
             assert labels(sm_client, arn)["AWSCURRENT"] == before["AWSCURRENT"]
         current = value(sm_client, arn, "AWSCURRENT")
         server.connect_as(user, current["password"]).close()
+    finally:
+        server.stop()
+
+
+def test_a_session_left_in_multi_is_never_reused(
+    sm_client: SecretsManagerClient, service: RotationService
+) -> None:
+    """Fix of A8-1: after the probe's refused DISCARD, the session still in MULTI is
+    closed; the next command runs on a new session (authenticated as before), not queued
+    in a transaction that never runs (``PING`` would answer QUEUED there), and the
+    capability is "not checked", naming DISCARD."""
+    from rotators.redis.dataplane import may_change, ping
+
+    server = RedisServer("config").start()
+    try:
+        user, arn = _user_without_discard(server, sm_client, service)
+        password = value(sm_client, arn, "AWSCURRENT")["password"]
+        client = server.connect_as(user, password)
+        try:
+            capability = may_change(client, user, user, "set its own passwords")
+            assert capability.held is None, capability
+            assert "DISCARD" in capability.detail and capability.detail.startswith("not checked"), capability
+            assert ping(client) is True  # a new session: PONG, not QUEUED
+            assert isinstance(client.execute_command("ACL GETUSER", user), dict)  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
     finally:
         server.stop()

@@ -70,11 +70,12 @@ def peer() -> Iterator[MongoPeer]:
         ),
         # PyMongo would read it as a Unix socket file.
         ("host", "mongodb-27017.sock", SecretFormatError, "key 'host' is a path or URI"),
+        # PyMongo would take what follows ':' for a port (refused by the host rule).
         (
             "host",
             "127.0.0.1:evil",
-            ConfigurationError,
-            "cannot use the AWSCURRENT settings for 127.0.0.1:evil:.* non-digit",
+            SecretFormatError,
+            "key 'host' has a ':' but is not an IPv6 address",
         ),
         (
             "dbname",

@@ -124,3 +124,13 @@ def test_connection_options(host: str, tls: bool, documentdb: bool, tmp_path: An
     assert options["tls"] is tls and (options.get("tlsCAFile") == str(bundle)) is tls
     assert (options["serverSelectionTimeoutMS"], options["socketTimeoutMS"]) == (5000, 30000)
     assert options["authSource"] == "admin"
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "fe80::1%eth0", "fe80::1%25eth0", "mongo.internal"])
+def test_the_client_connects_to_the_address_the_secret_names(host: str) -> None:
+    """PyMongo's own reading of the host option (no server): an IPv6 address is
+    bracketed, its zone kept as written (PyMongo decodes '%25' in brackets)."""
+    from pymongo.uri_parser import split_hosts
+
+    login = Login(host, 27017, "admin", "app", "pw-123456", TlsPolicy(False, None), 5, 30, "AWSCURRENT")
+    assert split_hosts(client_options(login)["host"], 27017) == [(host.strip("[]").lower(), 27017)]

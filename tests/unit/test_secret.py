@@ -104,12 +104,41 @@ def test_a_host_that_a_driver_reads_as_a_local_socket_is_refused_for_every_engin
     assert "s3cret-value-1" not in str(raised.value)
 
 
-HOSTS = ["db.example.internal", " db.example.internal. ", "10.0.0.7", "::1", "[::1]", "DB-1"]
+HOSTS = ["db.example.internal", " db.example.internal. ", "10.0.0.7", "::1", "fe80::1%eth0", "DB-1"]
 
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_dns_names_and_addresses_are_hosts_and_are_stripped(host: str) -> None:
     assert parse(host=host).host == host.strip()
+
+
+@pytest.mark.parametrize(("host", "address"), [("[::1]", "::1"), (" [fe80::1%eth0] ", "fe80::1%eth0")])
+def test_a_bracketed_ipv6_address_is_the_bare_address_stored_as_written(host: str, address: str) -> None:
+    """libpq, PyMySQL and redis-py resolve '[::1]' as a name: every engine gets the bare
+    address (MongoDB brackets it again); the stored JSON keeps what the owner wrote."""
+    secret = parse(host=host)
+    assert secret.host == address
+    assert json.loads(secret.to_json())["host"] == host
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("db.example.internal:5432", "has a ':' but is not an IPv6 address .*key 'port'"),
+        ("10.0.0.5:3306", "has a ':' but is not an IPv6 address .*key 'port'"),
+        ("[::1]:5432", "has a ':' but is not an IPv6 address .*key 'port'"),
+        ("fe80::1%", "has a ':' but is not an IPv6 address"),
+        ("fe80::1%eth0%1", "has a ':' but is not an IPv6 address"),
+        ("[db.example.internal]", "has brackets but is not an IPv6 address"),
+        ("[::1", "has a ':' but is not an IPv6 address"),
+    ],
+)
+def test_a_colon_or_brackets_outside_an_ipv6_address_are_refused(host: str, message: str) -> None:
+    """A port in 'host' is a name no resolver finds (libpq, PyMySQL, redis-py) or
+    silently overrides 'port' (PyMongo). The error names the keys, never the value."""
+    with pytest.raises(SecretFormatError, match=f"key 'host' {message}") as raised:
+        parse(host=host)
+    assert host.strip("[]") not in str(raised.value)
 
 
 @pytest.mark.parametrize("engine", ["postgres", "aurora-mysql", "mongo", "redshift"])
