@@ -35,7 +35,7 @@ setup: system-deps $(STAMP) $(SAM)
 
 ## The tests: unit tests and real-database tests (servers started by the suite).
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

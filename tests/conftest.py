@@ -6,7 +6,6 @@ import gc
 import os
 import secrets
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -140,18 +139,6 @@ def _thaw_frozen_containers() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.collect()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: ``--dist loadgroup``) each test file runs in one
-    worker, so its module-scoped servers start once; the deployment checks all share one
-    worker, which builds the functions (``sam build``) once."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    deploy = Path(__file__).parent / "deploy"
-    for item in items:
-        group = "deploy" if deploy in item.path.parents else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _tally() -> dict[tuple[str, str], Counter[str]]:
