@@ -163,7 +163,7 @@ build-RedisRotationFunction:
 # side's own resolution); never the rotation core (rotation.py, secretsmanager.py,
 # handler.py, observability.py) and no driver. tests/deploy checks both layers' contents
 # and imports every module of this one from the layer alone.
-APP_COMMON := __init__ awserrors clients engine errors passwords rds redaction secret settings tls
+APP_COMMON := __init__ awserrors clients deadline engine errors passwords rds redaction secret settings tls
 build-ApplicationLayer:
 	mkdir -p $(ARTIFACTS_DIR)/python/common $(ARTIFACTS_DIR)/certs
 	cp -r appkit $(ARTIFACTS_DIR)/python/
